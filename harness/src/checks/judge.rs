@@ -1,0 +1,448 @@
+//! The checks themselves.
+
+use super::{Context, Measurement, Outcome, Verdict, Window};
+use crate::suite::Check;
+use crate::timeline::{Entry, Event, LoadSecond, XdsKind};
+use std::collections::{BTreeMap, BTreeSet};
+
+pub(super) fn judge(check: &Check, ctx: &Context, entries: &[Entry]) -> Verdict {
+    let name = check.name();
+    let result = match check {
+        Check::OutpostTrafficFlows {
+            phase,
+            min_success_ratio,
+        } => traffic_flows(entries, phase, *min_success_ratio),
+        Check::ConfigFrozen { phase } => config_frozen(ctx, entries, phase),
+        Check::ChangeAppliedAfterHeal {
+            phase,
+            within,
+            min_share,
+        } => change_applied(
+            ctx,
+            entries,
+            phase,
+            within.0.as_millis() as u64,
+            min_share.unwrap_or(0.95),
+        ),
+        Check::Reconvergence { phase, within } => {
+            reconvergence(ctx, entries, phase, within.0.as_millis() as u64)
+        }
+    };
+    let mut verdict = result.unwrap_or_else(|detail| Verdict {
+        name: String::new(),
+        outcome: Outcome::Unknown,
+        detail,
+        measurements: Vec::new(),
+        failed_at_ms: None,
+    });
+    verdict.name = name.to_string();
+    verdict
+}
+
+/// A verdict under construction; `Err` is an unknown verdict's detail.
+type Judged = Result<Verdict, String>;
+
+fn verdict(
+    passed: bool,
+    detail: String,
+    measurements: Vec<Measurement>,
+    failed_at_ms: Option<u64>,
+) -> Verdict {
+    Verdict {
+        name: String::new(),
+        outcome: if passed {
+            Outcome::Passed
+        } else {
+            Outcome::Failed
+        },
+        detail,
+        measurements,
+        failed_at_ms: if passed { None } else { failed_at_ms },
+    }
+}
+
+fn measure(name: impl Into<String>, value: f64, unit: &str, bound: Option<f64>) -> Measurement {
+    Measurement {
+        name: name.into(),
+        value,
+        unit: unit.into(),
+        bound,
+    }
+}
+
+fn phase_window(entries: &[Entry], phase: &str) -> Result<Window, String> {
+    Window::of_phase(entries, phase)
+        .ok_or_else(|| format!("phase `{phase}` never started in this run"))
+}
+
+fn load_seconds(entries: &[Entry]) -> impl Iterator<Item = (u64, &LoadSecond)> {
+    entries.iter().filter_map(|e| match &e.event {
+        Event::LoadSecond(s) => Some((e.t_ms, s)),
+        _ => None,
+    })
+}
+
+/// (t_ms, HTTP/2 keepalive timeouts on the xDS connection so far) samples of one node.
+fn keepalive_timeouts<'a>(
+    entries: &'a [Entry],
+    node: &'a str,
+) -> impl Iterator<Item = (u64, u64)> + 'a {
+    entries.iter().filter_map(move |e| match &e.event {
+        Event::EnvoySample {
+            node: n,
+            xds_keepalive_timeouts: Some(count),
+            ..
+        } if n == node => Some((e.t_ms, *count)),
+        _ => None,
+    })
+}
+
+/// (t_ms, connected, route version, cluster version) samples of one node.
+fn samples<'a>(
+    entries: &'a [Entry],
+    node: &'a str,
+) -> impl Iterator<Item = (u64, Option<bool>, Option<&'a str>, Option<&'a str>)> + 'a {
+    entries.iter().filter_map(move |e| match &e.event {
+        Event::EnvoySample {
+            node: n,
+            connected,
+            route_version,
+            cluster_version,
+            ..
+        } if n == node => Some((
+            e.t_ms,
+            *connected,
+            route_version.as_deref(),
+            cluster_version.as_deref(),
+        )),
+        _ => None,
+    })
+}
+
+fn secs(ms: u64) -> String {
+    format!("{:.1} s", ms as f64 / 1000.0)
+}
+
+/// Outpost traffic keeps flowing: the share of successful requests in the phase.
+fn traffic_flows(entries: &[Entry], phase: &str, min: f64) -> Judged {
+    let w = phase_window(entries, phase)?;
+    let (mut sent, mut ok, mut first_failure) = (0u64, 0u64, None);
+    let mut errors: BTreeMap<&str, u64> = BTreeMap::new();
+    for (t, s) in load_seconds(entries).filter(|(t, _)| w.contains(*t)) {
+        sent += s.sent;
+        ok += s.ok;
+        for (kind, n) in &s.errors {
+            *errors.entry(kind).or_default() += n;
+        }
+        if s.ok < s.sent && first_failure.is_none() {
+            first_failure = Some(t);
+        }
+    }
+    if sent == 0 {
+        return Err(format!("no requests were recorded during `{phase}`"));
+    }
+    let ratio = ok as f64 / sent as f64;
+    let mut detail = format!(
+        "{:.2}% of {sent} requests succeeded during `{phase}` (bound >= {:.2}%)",
+        ratio * 100.0,
+        min * 100.0
+    );
+    if !errors.is_empty() {
+        let e: Vec<String> = errors.iter().map(|(k, n)| format!("{k} {n}")).collect();
+        detail.push_str(&format!("; errors: {}", e.join(", ")));
+    }
+    Ok(verdict(
+        ratio >= min,
+        detail,
+        vec![
+            measure("success_ratio", ratio, "ratio", Some(min)),
+            measure("requests", sent as f64, "requests", None),
+        ],
+        first_failure,
+    ))
+}
+
+/// No outpost sidecar's served config changes during the phase.
+fn config_frozen(ctx: &Context, entries: &[Entry], phase: &str) -> Judged {
+    let w = phase_window(entries, phase)?;
+    let mut measurements = Vec::new();
+    let mut changed = Vec::new();
+    let mut failed_at = None;
+    for node in &ctx.outpost_nodes {
+        let before = samples(entries, node)
+            .filter(|(t, _, r, c)| *t < w.start_ms && (r.is_some() || c.is_some()))
+            .last()
+            .map(|(_, _, r, c)| (r, c))
+            .ok_or_else(|| format!("no config sample of `{node}` before `{phase}`"))?;
+        let during: Vec<_> = samples(entries, node)
+            .filter(|(t, ..)| w.contains(*t))
+            .collect();
+        if during.is_empty() {
+            return Err(format!("no samples of `{node}` during `{phase}`"));
+        }
+        if let Some((t, _, r, c)) = during
+            .iter()
+            .find(|(_, _, r, c)| (r.is_some() || c.is_some()) && (*r, *c) != before)
+        {
+            changed.push(format!(
+                "`{node}` went from routes {:?}/clusters {:?} to {:?}/{:?} at {}",
+                before.0.unwrap_or("-"),
+                before.1.unwrap_or("-"),
+                r.unwrap_or("-"),
+                c.unwrap_or("-"),
+                secs(*t)
+            ));
+            failed_at = failed_at.or(Some(*t));
+        }
+        // The sidecar noticed the lost link when it reported itself disconnected or counted
+        // a keepalive timeout on its xDS connection, whichever came first.
+        let timeouts_before = keepalive_timeouts(entries, node)
+            .filter(|(t, _)| *t < w.start_ms)
+            .map(|(_, n)| n)
+            .last();
+        let by_timeout = keepalive_timeouts(entries, node)
+            .find(|(t, n)| {
+                w.contains(*t) && Some(*n) > timeouts_before && timeouts_before.is_some()
+            })
+            .map(|(t, _)| t);
+        let by_state = during
+            .iter()
+            .find(|(_, connected, ..)| *connected == Some(false))
+            .map(|(t, ..)| *t);
+        if let Some(t) = by_timeout.into_iter().chain(by_state).min() {
+            measurements.push(measure(
+                format!("disconnect_noticed_ms.{node}"),
+                (t - w.start_ms) as f64,
+                "ms",
+                None,
+            ));
+        }
+    }
+    let passed = changed.is_empty();
+    let detail = if passed {
+        format!(
+            "the config of all {} outpost sidecars stayed as it was during `{phase}`",
+            ctx.outpost_nodes.len()
+        )
+    } else {
+        format!("config changed during `{phase}`: {}", changed.join("; "))
+    };
+    Ok(verdict(passed, detail, measurements, failed_at))
+}
+
+/// The last mesh change before `t_ms`: (time, version, target node).
+fn last_change_before(entries: &[Entry], t_ms: u64) -> Option<(u64, &str, Option<&str>)> {
+    entries
+        .iter()
+        .rev()
+        .filter(|e| e.t_ms < t_ms)
+        .find_map(|e| match &e.event {
+            Event::MeshChange {
+                version, target, ..
+            } => Some((e.t_ms, version.as_str(), target.as_deref())),
+            _ => None,
+        })
+}
+
+/// A change made before the heal is not applied before it (in no outpost sidecar's config,
+/// nor in traffic), and is applied after it, in the config of the sidecar the load enters
+/// and in which version serves the traffic.
+fn change_applied(
+    ctx: &Context,
+    entries: &[Entry],
+    phase: &str,
+    within_ms: u64,
+    min_share: f64,
+) -> Judged {
+    let heal = phase_window(entries, phase)?;
+    let (changed_at, version, target) = last_change_before(entries, heal.start_ms)
+        .ok_or_else(|| format!("no mesh change was made before `{phase}`"))?;
+    let target = target.ok_or("the mesh change before the heal routes no traffic")?;
+    let share = |s: &LoadSecond| {
+        if s.sent == 0 {
+            0.0
+        } else {
+            *s.served_by.get(target).unwrap_or(&0) as f64 / s.sent as f64
+        }
+    };
+
+    // Not applied while partitioned.
+    let early_config = ctx.outpost_nodes.iter().find_map(|node| {
+        samples(entries, node)
+            .find(|(t, _, r, _)| (changed_at..heal.start_ms).contains(t) && *r == Some(version))
+            .map(|(t, ..)| (node, t))
+    });
+    if let Some((node, t)) = early_config {
+        let detail = format!(
+            "version {version} reached `{node}` at {} before the heal at {}",
+            secs(t),
+            secs(heal.start_ms)
+        );
+        return Ok(verdict(false, detail, Vec::new(), Some(t)));
+    }
+    let early_traffic = load_seconds(entries)
+        .find(|(t, s)| *t >= changed_at + 1000 && *t < heal.start_ms && share(s) >= min_share);
+    if let Some((t, _)) = early_traffic {
+        let detail = format!(
+            "`{target}` already served the traffic at {}, before the heal at {}",
+            secs(t),
+            secs(heal.start_ms)
+        );
+        return Ok(verdict(false, detail, Vec::new(), Some(t)));
+    }
+
+    // Applied after the heal: in the config of the sidecar the traffic enters, then in traffic.
+    let node = &ctx.load_through;
+    let Some((config_t, ..)) =
+        samples(entries, node).find(|(t, _, r, _)| *t >= heal.start_ms && *r == Some(version))
+    else {
+        let detail = format!("`{node}` never served version {version} after the heal");
+        return Ok(verdict(false, detail, Vec::new(), Some(heal.end_ms)));
+    };
+    let config_ms = config_t - heal.start_ms;
+    let Some((switch_t, _)) =
+        load_seconds(entries).find(|(t, s)| *t >= heal.start_ms && share(s) >= min_share)
+    else {
+        let detail = format!(
+            "`{target}` never served {:.0}% of the traffic after the heal",
+            min_share * 100.0
+        );
+        return Ok(verdict(false, detail, Vec::new(), Some(heal.end_ms)));
+    };
+    // A second's traffic counts from the end of that second: the switch is done by then.
+    let traffic_ms = (switch_t + 1000).saturating_sub(heal.start_ms);
+    let passed = config_ms <= within_ms && traffic_ms <= within_ms;
+    let detail = format!(
+        "version {version} was not applied while partitioned; after the heal `{node}` served it within {} and `{target}` served >= {:.0}% of traffic within {} (bound {})",
+        secs(config_ms),
+        min_share * 100.0,
+        secs(traffic_ms),
+        secs(within_ms)
+    );
+    Ok(verdict(
+        passed,
+        detail,
+        vec![
+            measure(
+                "config_applied_ms",
+                config_ms as f64,
+                "ms",
+                Some(within_ms as f64),
+            ),
+            measure(
+                "traffic_switched_ms",
+                traffic_ms as f64,
+                "ms",
+                Some(within_ms as f64),
+            ),
+        ],
+        Some(heal.start_ms + within_ms),
+    ))
+}
+
+/// Every outpost sidecar ACKs the latest config, for every type it subscribes, within the
+/// bound after the heal.
+fn reconvergence(ctx: &Context, entries: &[Entry], phase: &str, within_ms: u64) -> Judged {
+    let heal = phase_window(entries, phase)?;
+    let latest = last_change_before(entries, heal.start_ms)
+        .map(|(_, v, _)| v.to_string())
+        .unwrap_or_else(|| "1".into());
+    let mut measurements = Vec::new();
+    let mut slow = Vec::new();
+    let mut worst = 0;
+    for node in &ctx.outpost_nodes {
+        let suffix = format!("/virtualNode/{node}");
+        let xds: Vec<(u64, &str, XdsKind, &str)> = entries
+            .iter()
+            .filter_map(|e| match &e.event {
+                Event::Xds {
+                    node: n,
+                    type_name,
+                    xds,
+                    version,
+                    ..
+                } if n.ends_with(&suffix) => {
+                    Some((e.t_ms, type_name.as_str(), *xds, version.as_str()))
+                }
+                _ => None,
+            })
+            .collect();
+        let types: BTreeSet<&str> = xds
+            .iter()
+            .filter(|x| x.2 == XdsKind::Push)
+            .map(|x| x.1)
+            .collect();
+        if types.is_empty() {
+            return Err(format!("the control plane never pushed to `{node}`"));
+        }
+        let mut ready_at = Some(heal.start_ms);
+        for ty in types {
+            let acks = || xds.iter().filter(move |x| x.1 == ty && x.2 == XdsKind::Ack);
+            let current_at_heal = acks()
+                .rfind(|x| x.0 < heal.start_ms)
+                .is_some_and(|x| x.3 == latest);
+            let at = if current_at_heal {
+                Some(heal.start_ms)
+            } else {
+                acks()
+                    .find(|x| x.0 >= heal.start_ms && x.3 == latest)
+                    .map(|x| x.0)
+            };
+            ready_at = match (ready_at, at) {
+                (Some(a), Some(b)) => Some(a.max(b)),
+                _ => None,
+            };
+        }
+        match ready_at {
+            Some(t) => {
+                let ms = t - heal.start_ms;
+                worst = worst.max(ms);
+                measurements.push(measure(
+                    format!("reconvergence_ms.{node}"),
+                    ms as f64,
+                    "ms",
+                    Some(within_ms as f64),
+                ));
+                if ms > within_ms {
+                    slow.push(format!("`{node}` took {}", secs(ms)));
+                }
+            }
+            None => slow.push(format!("`{node}` never ACKed version {latest}")),
+        }
+    }
+    let passed = slow.is_empty();
+    let per_node: Vec<String> = measurements
+        .iter()
+        .map(|m| {
+            format!(
+                "{} {}",
+                m.name.trim_start_matches("reconvergence_ms."),
+                secs(m.value as u64)
+            )
+        })
+        .collect();
+    let detail = if passed {
+        format!(
+            "all {} outpost sidecars ACKed version {latest} within {} of the heal (bound {}): {}",
+            ctx.outpost_nodes.len(),
+            secs(worst),
+            secs(within_ms),
+            per_node.join(", ")
+        )
+    } else {
+        format!(
+            "not reconverged within {} of the heal: {}",
+            secs(within_ms),
+            slow.join("; ")
+        )
+    };
+    Ok(verdict(
+        passed,
+        detail,
+        measurements,
+        Some(heal.start_ms + within_ms),
+    ))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,306 @@
+//! Each check against a timeline where its property holds and one where it is broken
+//! (the negative control), built by hand.
+
+use super::super::{Context, Outcome, evaluate};
+use crate::suite::Check;
+use crate::suite::source::Duration;
+use crate::timeline::{Entry, Event, LoadSecond, XdsKind};
+use marked_yaml::{Span, Spanned};
+
+fn s(text: &str) -> Spanned<String> {
+    Spanned::new(Span::new_blank(), text.to_string())
+}
+
+fn secs(n: u64) -> Duration {
+    Duration(std::time::Duration::from_secs(n))
+}
+
+fn ctx() -> Context {
+    Context {
+        outpost_nodes: vec!["client".into()],
+        load_through: "client".into(),
+    }
+}
+
+/// A partition from 10 s to 20 s, a change to version 2 (to `v2`) at 15 s, heal at 20 s.
+struct Run {
+    entries: Vec<Entry>,
+}
+
+impl Run {
+    fn new() -> Self {
+        let mut run = Run {
+            entries: Vec::new(),
+        };
+        run.at(
+            0,
+            Event::PhaseStarted {
+                phase: "baseline".into(),
+                duration_ms: 10_000,
+            },
+        );
+        run.at(
+            10_000,
+            Event::PhaseStarted {
+                phase: "partition".into(),
+                duration_ms: 10_000,
+            },
+        );
+        run.at(
+            20_000,
+            Event::PhaseStarted {
+                phase: "heal".into(),
+                duration_ms: 10_000,
+            },
+        );
+        run.at(
+            15_000,
+            Event::MeshChange {
+                description: "v2".into(),
+                version: "2".into(),
+                target: Some("v2".into()),
+            },
+        );
+        for ty in ["cds", "rds"] {
+            run.xds(1_000, ty, XdsKind::Push, "1");
+            run.xds(1_010, ty, XdsKind::Ack, "1");
+        }
+        run
+    }
+
+    fn at(&mut self, t_ms: u64, event: Event) -> &mut Self {
+        self.entries.push(Entry { t_ms, event });
+        self.entries.sort_by_key(|e| e.t_ms);
+        self
+    }
+
+    fn xds(&mut self, t: u64, ty: &str, xds: XdsKind, version: &str) -> &mut Self {
+        let node = "mesh/m/virtualNode/client".to_string();
+        self.at(
+            t,
+            Event::Xds {
+                node,
+                type_name: ty.into(),
+                xds,
+                version: version.into(),
+                error: None,
+            },
+        )
+    }
+
+    /// One load second with `ok` of 50 requests answered, all by `by`.
+    fn load(&mut self, t: u64, ok: u64, by: &str) -> &mut Self {
+        let mut second = LoadSecond {
+            sent: 50,
+            ok,
+            ..Default::default()
+        };
+        second.served_by.insert(by.into(), ok);
+        if ok < 50 {
+            second.errors.insert("timeout".into(), 50 - ok);
+        }
+        self.at(t, Event::LoadSecond(second))
+    }
+
+    fn sample(&mut self, t: u64, connected: bool, version: &str) -> &mut Self {
+        self.sample_with(t, connected, version, None)
+    }
+
+    fn sample_with(
+        &mut self,
+        t: u64,
+        connected: bool,
+        version: &str,
+        timeouts: Option<u64>,
+    ) -> &mut Self {
+        let (node, route_version, cluster_version) =
+            ("client".into(), Some(version.into()), Some(version.into()));
+        self.at(
+            t,
+            Event::EnvoySample {
+                node,
+                connected: Some(connected),
+                route_version,
+                cluster_version,
+                xds_keepalive_timeouts: timeouts,
+            },
+        )
+    }
+
+    /// The healthy story: traffic flows on v1 through the partition, the change lands at 22 s.
+    fn healthy() -> Self {
+        let mut run = Run::new();
+        for sec in 0..30 {
+            let t = sec * 1000;
+            let switched = t >= 22_000;
+            run.load(t, 50, if switched { "v2" } else { "v1" });
+            run.sample(
+                t,
+                !(12_000..21_000).contains(&t),
+                if switched { "2" } else { "1" },
+            );
+        }
+        for ty in ["cds", "rds"] {
+            run.xds(21_500, ty, XdsKind::Push, "2");
+            run.xds(21_600, ty, XdsKind::Ack, "2");
+        }
+        run
+    }
+
+    fn judge(&self, check: Check) -> super::super::Verdict {
+        evaluate(&[check], &ctx(), &self.entries).remove(0)
+    }
+}
+
+fn traffic() -> Check {
+    Check::OutpostTrafficFlows {
+        phase: s("partition"),
+        min_success_ratio: 0.99,
+    }
+}
+fn frozen() -> Check {
+    Check::ConfigFrozen {
+        phase: s("partition"),
+    }
+}
+fn applied() -> Check {
+    Check::ChangeAppliedAfterHeal {
+        phase: s("heal"),
+        within: secs(5),
+        min_share: Some(0.95),
+    }
+}
+fn reconverged() -> Check {
+    Check::Reconvergence {
+        phase: s("heal"),
+        within: secs(5),
+    }
+}
+
+#[test]
+fn every_check_passes_on_the_healthy_story() {
+    let run = Run::healthy();
+    for check in [traffic(), frozen(), applied(), reconverged()] {
+        let v = run.judge(check);
+        assert_eq!(v.outcome, Outcome::Passed, "{}: {}", v.name, v.detail);
+    }
+    let r = run.judge(reconverged());
+    assert_eq!(r.measurements[0].name, "reconvergence_ms.client");
+    assert_eq!(r.measurements[0].value, 1_600.0);
+}
+
+#[test]
+fn traffic_check_fails_when_partition_traffic_fails() {
+    let mut run = Run::healthy();
+    run.load(13_000, 0, "v1");
+    let v = run.judge(traffic());
+    assert_eq!(v.outcome, Outcome::Failed, "{}", v.detail);
+    assert_eq!(v.failed_at_ms, Some(13_000));
+    assert!(v.detail.contains("timeout 50"), "{}", v.detail);
+}
+
+#[test]
+fn traffic_check_is_unknown_without_load() {
+    let run = Run::new();
+    assert_eq!(run.judge(traffic()).outcome, Outcome::Unknown);
+}
+
+#[test]
+fn frozen_check_fails_when_config_changes_during_partition() {
+    let mut run = Run::healthy();
+    run.sample(16_500, true, "2");
+    let v = run.judge(frozen());
+    assert_eq!(v.outcome, Outcome::Failed, "{}", v.detail);
+    assert_eq!(v.failed_at_ms, Some(16_500));
+}
+
+#[test]
+fn applied_check_fails_when_change_lands_during_partition() {
+    let mut run = Run::healthy();
+    run.sample(16_500, true, "2");
+    assert_eq!(run.judge(applied()).outcome, Outcome::Failed);
+
+    let mut run = Run::healthy();
+    run.load(17_000, 50, "v2");
+    let v = run.judge(applied());
+    assert_eq!(v.outcome, Outcome::Failed, "{}", v.detail);
+    assert!(v.detail.contains("before the heal"), "{}", v.detail);
+}
+
+#[test]
+fn applied_check_fails_when_change_lands_late_or_never() {
+    // Traffic stays on v1 after the heal.
+    let mut run = Run::new();
+    for sec in 0..30 {
+        run.load(sec * 1000, 50, "v1");
+        run.sample(sec * 1000, true, if sec >= 22 { "2" } else { "1" });
+    }
+    let v = run.judge(applied());
+    assert_eq!(v.outcome, Outcome::Failed, "{}", v.detail);
+    assert!(v.detail.contains("never served"), "{}", v.detail);
+
+    // Config lands 8 s after the heal, past the 5 s bound.
+    let mut run = Run::new();
+    for sec in 0..30 {
+        let late = sec >= 28;
+        run.load(sec * 1000, 50, if late { "v2" } else { "v1" });
+        run.sample(sec * 1000, true, if late { "2" } else { "1" });
+    }
+    assert_eq!(run.judge(applied()).outcome, Outcome::Failed);
+}
+
+#[test]
+fn reconvergence_fails_when_a_proxy_never_acks_or_acks_late() {
+    let mut run = Run::healthy();
+    run.entries.retain(|e| !matches!(&e.event, Event::Xds { xds: XdsKind::Ack, version, type_name, .. } if version == "2" && type_name == "rds"));
+    let v = run.judge(reconverged());
+    assert_eq!(v.outcome, Outcome::Failed, "{}", v.detail);
+    assert!(v.detail.contains("never ACKed"), "{}", v.detail);
+
+    let mut run = Run::healthy();
+    run.entries
+        .retain(|e| !matches!(&e.event, Event::Xds { version, .. } if version == "2"));
+    run.xds(27_000, "cds", XdsKind::Ack, "2")
+        .xds(27_000, "rds", XdsKind::Ack, "2");
+    let v = run.judge(reconverged());
+    assert_eq!(v.outcome, Outcome::Failed, "{}", v.detail);
+    assert_eq!(v.measurements[0].value, 7_000.0);
+}
+
+#[test]
+fn a_missing_phase_gives_unknown_not_a_pass() {
+    let run = Run::healthy();
+    let v = run.judge(Check::ConfigFrozen { phase: s("nope") });
+    assert_eq!(v.outcome, Outcome::Unknown);
+}
+
+#[test]
+fn detection_is_seen_in_keepalive_timeouts_even_when_connected_state_flaps_back() {
+    // Through a TCP-terminating proxy Envoy reports itself connected again at once; the
+    // keepalive timeout counter still shows when it noticed the silent link.
+    let mut run = Run::new();
+    for sec in 0..30 {
+        let t = sec * 1000;
+        run.load(t, 50, "v1");
+        let timeouts = if t >= 12_500 { 1 } else { 0 };
+        run.sample_with(t, true, "1", Some(timeouts));
+        run.sample_with(
+            t + 500,
+            true,
+            "1",
+            Some(if t + 500 >= 12_500 { 1 } else { 0 }),
+        );
+    }
+    let v = run.judge(frozen());
+    assert_eq!(v.outcome, Outcome::Passed, "{}", v.detail);
+    let noticed = v
+        .measurements
+        .iter()
+        .find(|m| m.name == "disconnect_noticed_ms.client");
+    assert_eq!(
+        noticed.map(|m| m.value),
+        Some(2_500.0),
+        "{:?}",
+        v.measurements
+    );
+}

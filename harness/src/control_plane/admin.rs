@@ -1,0 +1,65 @@
+//! The control plane's HTTP admin API, which the harness uses to change the mesh.
+//!
+//! - `GET /healthz`: 200 once the control plane serves.
+//! - `POST /changes` with a JSON [`Change`]: applies it, answers `{"version": N}`; 400 with
+//!   `{"error": ...}` when the change does not fit the mesh.
+
+use super::{Change, ControlPlane};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::{Method, Request, Response, StatusCode};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// Serve the admin API on `listener` until `shutdown`.
+pub async fn serve(cp: ControlPlane, listener: TcpListener, shutdown: CancellationToken) {
+    loop {
+        let stream = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(_) => continue,
+            },
+        };
+        let cp = cp.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req| handle(cp.clone(), req));
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+async fn handle(
+    cp: ControlPlane,
+    req: Request<hyper::body::Incoming>,
+) -> Result<Response<Full<Bytes>>, hyper::Error> {
+    let reply = |status: StatusCode, body: serde_json::Value| {
+        let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
+        *response.status_mut() = status;
+        response
+    };
+    Ok(match (req.method(), req.uri().path()) {
+        (&Method::GET, "/healthz") => {
+            reply(StatusCode::OK, serde_json::json!({"version": cp.version()}))
+        }
+        (&Method::POST, "/changes") => {
+            let body = req.into_body().collect().await?.to_bytes();
+            match serde_json::from_slice::<Change>(&body) {
+                Err(e) => reply(
+                    StatusCode::BAD_REQUEST,
+                    serde_json::json!({"error": e.to_string()}),
+                ),
+                Ok(change) => match cp.apply(&change) {
+                    Ok(version) => reply(StatusCode::OK, serde_json::json!({"version": version})),
+                    Err(e) => reply(StatusCode::BAD_REQUEST, serde_json::json!({"error": e})),
+                },
+            }
+        }
+        _ => reply(
+            StatusCode::NOT_FOUND,
+            serde_json::json!({"error": "not found"}),
+        ),
+    })
+}

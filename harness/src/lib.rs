@@ -1,0 +1,36 @@
+//! tether: proves an Envoy service mesh keeps working when the link between an edge rack
+//! and its control plane breaks, and measures its proxies while it happens.
+//!
+//! Data flows one way through the modules, in this order:
+//!
+//! - [`suite`]: the YAML suite language, parsed and validated into a [`suite::Plan`].
+//! - [`mesh`]: the App Mesh-shaped resource model and its translation to Envoy resources.
+//! - [`control_plane`]: the reference ADS server Envoys fetch their config from.
+//! - [`envoy`]: finding or installing Envoy, its bootstrap, its admin endpoint.
+//! - [`faults`]: the Toxiproxy-compatible fault proxy (server and client) on the links.
+//! - [`service`]: the sample HTTP service that answers with its own name.
+//! - [`backend`]: brings a plan up as a running [`topology`] (local processes for now).
+//! - [`load`]: the load generator that drives requests through the sidecars.
+//! - [`observe`]: samples each Envoy's admin endpoint onto the timeline.
+//! - [`timeline`]: the one append-only record of a run, streamed to disk.
+//! - [`run`]: carries out a plan's phases, faults and mesh changes against a topology.
+//! - [`checks`]: judge the timeline and give verdicts; they never talk to processes.
+//! - [`report`]: render verdicts (console, `result.json`, `junit.xml`, `report.html`).
+//! - [`cli`]: the `tether` command line, including the roles the binary plays as a child
+//!   process (control plane, fault proxy, sample service).
+
+pub mod backend;
+pub mod checks;
+pub mod cli;
+pub mod control_plane;
+pub mod envoy;
+pub mod faults;
+pub mod load;
+pub mod mesh;
+pub mod observe;
+pub mod report;
+pub mod run;
+pub mod service;
+pub mod suite;
+pub mod timeline;
+pub mod topology;

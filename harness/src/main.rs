@@ -1,0 +1,5 @@
+//! The `tether` binary: see [`tether::cli`].
+
+fn main() {
+    std::process::exit(tether::cli::main());
+}

@@ -1,0 +1,293 @@
+//! Translation of the mesh model into the Envoy resources one node's sidecar gets.
+//!
+//! A pure function: the same mesh, node and placement always give the same resources,
+//! named as App Mesh names them.
+
+use super::model::{Mesh, Provider};
+use crate::topology::Placement;
+use envoy_types::pb::envoy::config::cluster::v3::{Cluster, cluster};
+use envoy_types::pb::envoy::config::core::v3::{
+    Address, AggregatedConfigSource, ApiVersion, ConfigSource, SocketAddress, config_source,
+    socket_address,
+};
+use envoy_types::pb::envoy::config::endpoint::v3::{
+    ClusterLoadAssignment, Endpoint, LbEndpoint, LocalityLbEndpoints, lb_endpoint,
+};
+use envoy_types::pb::envoy::config::listener::v3::{Filter, FilterChain, Listener, filter};
+use envoy_types::pb::envoy::config::route::v3::{
+    Route, RouteAction, RouteConfiguration, RouteMatch, VirtualHost, WeightedCluster, route,
+    route_action, route_match, weighted_cluster,
+};
+use envoy_types::pb::envoy::extensions::filters::http::router::v3::Router;
+use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
+    HttpConnectionManager, HttpFilter, Rds, http_connection_manager, http_filter,
+};
+use envoy_types::pb::google::protobuf::{Duration, UInt32Value};
+use envoy_types::util::pack_any;
+use std::net::SocketAddr;
+
+/// The resources of one node, by xDS type.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Resources {
+    /// CDS.
+    pub clusters: Vec<Cluster>,
+    /// EDS.
+    pub endpoints: Vec<ClusterLoadAssignment>,
+    /// LDS.
+    pub listeners: Vec<Listener>,
+    /// RDS.
+    pub routes: Vec<RouteConfiguration>,
+}
+
+/// The resources App Mesh would give the sidecar of virtual node `node`.
+pub fn translate(mesh: &Mesh, node: &str, placement: &Placement) -> Resources {
+    let mut out = Resources::default();
+    let Some(vn) = mesh.node(node) else {
+        return out;
+    };
+    let Some(here) = placement.nodes.get(node) else {
+        return out;
+    };
+    let mesh_name = mesh.mesh.name.as_str();
+
+    // Ingress: each listener of the node forwards to the local app (a static cluster).
+    if let (Some(ingress), Some(app)) = (here.ingress, here.app) {
+        for l in &vn.listeners {
+            let cluster = format!("cds_ingress_{mesh_name}_{node}_http_{}", l.port);
+            out.clusters.push(Cluster {
+                name: cluster.clone(),
+                connect_timeout: Some(seconds(1)),
+                cluster_discovery_type: Some(cluster::ClusterDiscoveryType::Type(
+                    cluster::DiscoveryType::Static as i32,
+                )),
+                load_assignment: Some(load_assignment(&cluster, &[app])),
+                ..Default::default()
+            });
+            let route_name = format!("rds_ingress_http_{}", l.port);
+            out.routes.push(RouteConfiguration {
+                name: route_name.clone(),
+                virtual_hosts: vec![VirtualHost {
+                    name: format!("{node}_ingress"),
+                    domains: vec!["*".into()],
+                    routes: vec![prefix_route("/", single_cluster(&cluster))],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            });
+            out.listeners.push(http_listener(
+                &format!("lds_ingress_0.0.0.0_{}", ingress.port()),
+                ingress,
+                &route_name,
+            ));
+        }
+    }
+
+    // Egress: one route configuration with a virtual host per backend virtual service.
+    let mut virtual_hosts = Vec::new();
+    let mut targets = std::collections::BTreeSet::new();
+    for backend in &vn.backends {
+        let Some(service) = mesh.virtual_services.iter().find(|s| *s.name == **backend) else {
+            continue;
+        };
+        let (routes, port) = match &service.provider {
+            Provider::VirtualNode(target) => {
+                let port = mesh
+                    .node(target)
+                    .and_then(|n| n.listeners.first())
+                    .map(|l| l.port)
+                    .unwrap_or(80);
+                let cluster = egress_cluster(mesh_name, target, port);
+                targets.insert((target.to_string(), port));
+                (vec![prefix_route("/", single_cluster(&cluster))], port)
+            }
+            Provider::VirtualRouter(router) => {
+                let Some(router) = mesh.router(router) else {
+                    continue;
+                };
+                let port = router.listeners.first().map(|l| l.port).unwrap_or(80);
+                let routes = router
+                    .routes
+                    .iter()
+                    .map(|r| {
+                        let clusters = r
+                            .http_route
+                            .action
+                            .weighted_targets
+                            .iter()
+                            .map(|t| {
+                                let tport = mesh
+                                    .node(&t.virtual_node)
+                                    .and_then(|n| n.listeners.first())
+                                    .map(|l| l.port)
+                                    .unwrap_or(port);
+                                targets.insert((t.virtual_node.to_string(), tport));
+                                weighted_cluster::ClusterWeight {
+                                    name: egress_cluster(mesh_name, &t.virtual_node, tport),
+                                    weight: Some(UInt32Value { value: *t.weight }),
+                                    ..Default::default()
+                                }
+                            })
+                            .collect();
+                        let action =
+                            route_action::ClusterSpecifier::WeightedClusters(WeightedCluster {
+                                clusters,
+                                ..Default::default()
+                            });
+                        prefix_route(&r.http_route.matcher.prefix, action)
+                    })
+                    .collect();
+                (routes, port)
+            }
+        };
+        virtual_hosts.push(VirtualHost {
+            name: format!("{}:{port}", *service.name),
+            domains: vec![
+                service.name.to_string(),
+                format!("{}:{port}", *service.name),
+            ],
+            routes,
+            ..Default::default()
+        });
+    }
+    for (target, port) in &targets {
+        let name = egress_cluster(mesh_name, target, *port);
+        out.clusters.push(Cluster {
+            name: name.clone(),
+            connect_timeout: Some(seconds(1)),
+            cluster_discovery_type: Some(cluster::ClusterDiscoveryType::Type(
+                cluster::DiscoveryType::Eds as i32,
+            )),
+            eds_cluster_config: Some(cluster::EdsClusterConfig {
+                eds_config: Some(ads_source()),
+                service_name: name.clone(),
+            }),
+            ..Default::default()
+        });
+        let endpoint = placement.endpoint_from(node, target);
+        out.endpoints
+            .push(load_assignment(&name, endpoint.as_slice()));
+    }
+    if !virtual_hosts.is_empty() {
+        let route_name = format!("rds_egress_http_{}", here.egress.port());
+        out.routes.push(RouteConfiguration {
+            name: route_name.clone(),
+            virtual_hosts,
+            ..Default::default()
+        });
+        out.listeners.push(http_listener(
+            &format!("lds_egress_0.0.0.0_{}", here.egress.port()),
+            here.egress,
+            &route_name,
+        ));
+    }
+    out
+}
+
+fn egress_cluster(mesh: &str, node: &str, port: u16) -> String {
+    format!("cds_egress_{mesh}_{node}_http_{port}")
+}
+
+fn seconds(s: i64) -> Duration {
+    Duration {
+        seconds: s,
+        nanos: 0,
+    }
+}
+
+fn ads_source() -> ConfigSource {
+    ConfigSource {
+        resource_api_version: ApiVersion::V3 as i32,
+        config_source_specifier: Some(config_source::ConfigSourceSpecifier::Ads(
+            AggregatedConfigSource {},
+        )),
+        ..Default::default()
+    }
+}
+
+fn socket_address(addr: SocketAddr) -> Address {
+    Address {
+        address: Some(
+            envoy_types::pb::envoy::config::core::v3::address::Address::SocketAddress(
+                SocketAddress {
+                    address: addr.ip().to_string(),
+                    port_specifier: Some(socket_address::PortSpecifier::PortValue(
+                        addr.port() as u32
+                    )),
+                    ..Default::default()
+                },
+            ),
+        ),
+    }
+}
+
+fn load_assignment(cluster: &str, addrs: &[SocketAddr]) -> ClusterLoadAssignment {
+    ClusterLoadAssignment {
+        cluster_name: cluster.to_string(),
+        endpoints: vec![LocalityLbEndpoints {
+            lb_endpoints: addrs
+                .iter()
+                .map(|a| LbEndpoint {
+                    host_identifier: Some(lb_endpoint::HostIdentifier::Endpoint(Endpoint {
+                        address: Some(socket_address(*a)),
+                        ..Default::default()
+                    })),
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
+}
+
+fn single_cluster(cluster: &str) -> route_action::ClusterSpecifier {
+    route_action::ClusterSpecifier::Cluster(cluster.to_string())
+}
+
+fn prefix_route(prefix: &str, target: route_action::ClusterSpecifier) -> Route {
+    Route {
+        r#match: Some(RouteMatch {
+            path_specifier: Some(route_match::PathSpecifier::Prefix(prefix.to_string())),
+            ..Default::default()
+        }),
+        action: Some(route::Action::Route(RouteAction {
+            cluster_specifier: Some(target),
+            timeout: Some(seconds(15)),
+            ..Default::default()
+        })),
+        ..Default::default()
+    }
+}
+
+fn http_listener(name: &str, addr: SocketAddr, route_config: &str) -> Listener {
+    let hcm = HttpConnectionManager {
+        stat_prefix: name.to_string(),
+        route_specifier: Some(http_connection_manager::RouteSpecifier::Rds(Rds {
+            config_source: Some(ads_source()),
+            route_config_name: route_config.to_string(),
+        })),
+        http_filters: vec![HttpFilter {
+            name: "envoy.filters.http.router".into(),
+            config_type: Some(http_filter::ConfigType::TypedConfig(pack_any(
+                Router::default(),
+            ))),
+            ..Default::default()
+        }],
+        strip_port_mode: Some(http_connection_manager::StripPortMode::StripAnyHostPort(
+            true,
+        )),
+        ..Default::default()
+    };
+    Listener {
+        name: name.to_string(),
+        address: Some(socket_address(addr)),
+        filter_chains: vec![FilterChain {
+            filters: vec![Filter {
+                name: "envoy.filters.network.http_connection_manager".into(),
+                config_type: Some(filter::ConfigType::TypedConfig(pack_any(hcm))),
+            }],
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
+}

@@ -1,0 +1,28 @@
+//! The verdict table printed at the end of `tether run`.
+
+use crate::checks::{Outcome, Verdict};
+use std::fmt::Write;
+
+/// The verdict table as text.
+pub fn table(suite: &str, verdicts: &[Verdict]) -> String {
+    let width = verdicts
+        .iter()
+        .map(|v| v.name.len())
+        .max()
+        .unwrap_or(5)
+        .max(5);
+    let mut out = String::new();
+    let _ = writeln!(out, "\nsuite {suite}");
+    let _ = writeln!(out, "  {:<7} {:<width$}  detail", "verdict", "check");
+    for v in verdicts {
+        let mark = match v.outcome {
+            Outcome::Passed => "PASS",
+            Outcome::Failed => "FAIL",
+            Outcome::Unknown => "UNKNOWN",
+        };
+        let _ = writeln!(out, "  {mark:<7} {:<width$}  {}", v.name, v.detail);
+    }
+    let passed = verdicts.iter().filter(|v| v.passed()).count();
+    let _ = writeln!(out, "{passed} passed, {} failed", verdicts.len() - passed);
+    out
+}

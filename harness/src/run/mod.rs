@@ -1,0 +1,433 @@
+//! Carrying out a plan: bring the topology up, drive load and sample Envoys for the whole
+//! run, step through the phases (faults on and off, mesh changes at their times), take
+//! everything down, judge the timeline and write the reports.
+//!
+//! This is the only place that knows the order of a run; each step lives in its module.
+
+use crate::backend::{BackendOptions, RunningTopology};
+use crate::checks::{self, Verdict};
+use crate::control_plane::Change;
+use crate::envoy::provision;
+use crate::faults::client::Toxic;
+use crate::report::{self, RunInfo};
+use crate::suite::{Fault, Plan};
+use crate::timeline::{Event, Timeline};
+use crate::topology::Site;
+use crate::{load, observe};
+use anyhow::{Context, Result, anyhow};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+/// Exit codes of `tether run`, also what [`Outcome::exit_code`] gives.
+pub mod exit {
+    /// Every check passed.
+    pub const PASSED: i32 = 0;
+    /// A check failed (or could not judge).
+    pub const FAILED: i32 = 1;
+    /// Bad input or usage.
+    pub const BAD_INPUT: i32 = 2;
+    /// The environment could not bring the topology up.
+    pub const ENVIRONMENT: i32 = 3;
+    /// The run was interrupted (Ctrl-C).
+    pub const INTERRUPTED: i32 = 130;
+}
+
+/// How to run a plan.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Where the reports go.
+    pub report_dir: PathBuf,
+    /// Envoy binary to use (else found or installed, see [`provision`]).
+    pub envoy_bin: Option<PathBuf>,
+    /// The `tether` binary that plays control plane, fault proxy and service (default:
+    /// this executable).
+    pub tether_bin: Option<PathBuf>,
+    /// Seed for anything random (recorded in reports).
+    pub seed: u64,
+    /// Print progress to stderr.
+    pub progress: bool,
+    /// Cancelled to stop the run early (Ctrl-C); everything is still taken down.
+    pub interrupt: CancellationToken,
+}
+
+/// What a run ended with.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// One verdict per check, in suite order.
+    pub verdicts: Vec<Verdict>,
+    /// The folder holding the reports.
+    pub report_dir: PathBuf,
+    /// Set when the run was interrupted before all phases ran.
+    pub interrupted: bool,
+}
+
+impl Outcome {
+    /// Did every check pass (and the run complete)?
+    pub fn passed(&self) -> bool {
+        !self.interrupted && self.verdicts.iter().all(Verdict::passed)
+    }
+
+    /// The process exit code for this outcome.
+    pub fn exit_code(&self) -> i32 {
+        if self.interrupted {
+            exit::INTERRUPTED
+        } else if self.passed() {
+            exit::PASSED
+        } else {
+            exit::FAILED
+        }
+    }
+
+    /// The verdict of the check called `name`.
+    pub fn verdict(&self, name: &str) -> Option<&Verdict> {
+        self.verdicts.iter().find(|v| v.name == name)
+    }
+}
+
+/// Why a run could not produce verdicts: the topology could not be brought up.
+#[derive(Debug, thiserror::Error)]
+#[error("{0:#}")]
+pub struct EnvironmentError(pub anyhow::Error);
+
+fn progress(opts: &RunOptions, timeline: &Timeline, msg: &str) {
+    if opts.progress {
+        eprintln!("[{:>6.1}s] {msg}", timeline.elapsed_ms() as f64 / 1000.0);
+    }
+}
+
+/// Run `plan` end to end and write its reports.
+pub async fn run(plan: &Plan, opts: &RunOptions) -> Result<Outcome, EnvironmentError> {
+    let started = chrono::Utc::now();
+    let wall = Instant::now();
+    std::fs::create_dir_all(&opts.report_dir)
+        .with_context(|| format!("cannot create report folder {}", opts.report_dir.display()))
+        .map_err(EnvironmentError)?;
+    let timeline = Timeline::new();
+    timeline
+        .stream_to(&opts.report_dir.join("timeline.jsonl"))
+        .context("cannot write the timeline")
+        .map_err(EnvironmentError)?;
+
+    let envoy = provision::find_or_install(opts.envoy_bin.as_deref()).map_err(EnvironmentError)?;
+    let envoy_version = envoy.version().unwrap_or_else(|e| format!("unknown ({e})"));
+    let tether_bin = match &opts.tether_bin {
+        Some(p) => p.clone(),
+        None => std::env::current_exe()
+            .context("cannot find the tether executable")
+            .map_err(EnvironmentError)?,
+    };
+    progress(
+        opts,
+        &timeline,
+        &format!(
+            "suite {}: bringing up {} virtual nodes with Envoy {envoy_version}",
+            plan.name(),
+            plan.sites.len()
+        ),
+    );
+    let backend = BackendOptions {
+        tether_bin,
+        envoy,
+        work_dir: opts.report_dir.join("work"),
+        ready_timeout: Duration::from_secs(60),
+    };
+    let up = tokio::select! {
+        up = RunningTopology::up(plan, &backend, &timeline) => up,
+        _ = opts.interrupt.cancelled() => Err(anyhow!("interrupted during bring-up")),
+    };
+    let topo = up.map_err(EnvironmentError)?;
+    progress(
+        opts,
+        &timeline,
+        &format!("topology up in {:.1}s", wall.elapsed().as_secs_f64()),
+    );
+
+    let result = drive(plan, opts, &topo, &timeline).await;
+    topo.shutdown().await;
+    let interrupted = opts.interrupt.is_cancelled();
+    timeline.record(Event::RunEnded {
+        reason: match (&result, interrupted) {
+            (_, true) => "interrupted".into(),
+            (Err(e), _) => format!("error: {e:#}"),
+            _ => "completed".into(),
+        },
+    });
+    let entries = timeline.entries();
+    let ctx = checks::Context {
+        outpost_nodes: plan
+            .sites
+            .iter()
+            .filter(|(_, s)| **s == Site::Outpost)
+            .map(|(n, _)| n.clone())
+            .collect(),
+        load_through: plan.suite.load.through.to_string(),
+    };
+    let verdicts = checks::evaluate(&plan.suite.checks, &ctx, &entries);
+    let info = RunInfo {
+        suite: plan.name().to_string(),
+        suite_path: plan.suite_path.display().to_string(),
+        suite_text: plan.suite_text.clone(),
+        started_at: started.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        duration_s: wall.elapsed().as_secs_f64(),
+        seed: opts.seed,
+        envoy_version,
+        backend: "process".into(),
+        interrupted,
+    };
+    report::write_all(&opts.report_dir, &info, &verdicts, &entries)
+        .context("cannot write the reports")
+        .map_err(EnvironmentError)?;
+    result.map_err(EnvironmentError)?;
+    Ok(Outcome {
+        verdicts,
+        report_dir: opts.report_dir.clone(),
+        interrupted,
+    })
+}
+
+/// Load and observers for the whole run, phases one after another.
+async fn drive(
+    plan: &Plan,
+    opts: &RunOptions,
+    topo: &RunningTopology,
+    timeline: &Timeline,
+) -> Result<()> {
+    let stop = opts.interrupt.child_token();
+    let load_timeout = plan
+        .suite
+        .load
+        .timeout
+        .map(|t| t.0)
+        .unwrap_or(Duration::from_secs(1));
+    let load_spec = load::LoadSpec {
+        target: topo
+            .egress_of(&plan.suite.load.through)
+            .context("load node has no sidecar")?,
+        host: plan.suite.load.service.to_string(),
+        rate: *plan.suite.load.rate,
+        duration: plan.total_duration(),
+        timeout: load_timeout,
+    };
+    let observer = tokio::spawn(observe::sample_envoys(
+        topo.envoys.clone(),
+        Duration::from_millis(250),
+        timeline.clone(),
+        stop.clone(),
+    ));
+    let load = tokio::spawn(load::run(load_spec, timeline.clone(), stop.clone()));
+    let mut result = Ok(());
+    let mut summaries = Vec::new();
+    let run_start = tokio::time::Instant::now();
+    for phase in &plan.phases {
+        tokio::select! {
+            _ = tokio::time::sleep_until(run_start + phase.start) => {}
+            _ = stop.cancelled() => break,
+        }
+        timeline.record(Event::PhaseStarted {
+            phase: phase.name.clone(),
+            duration_ms: phase.duration.as_millis() as u64,
+        });
+        progress(
+            opts,
+            timeline,
+            &format!(
+                "phase {} ({}s){}",
+                phase.name,
+                phase.duration.as_secs_f64(),
+                describe_faults(&phase.faults)
+            ),
+        );
+        if let Err(e) = run_phase(phase, run_start, topo, timeline, opts, &stop).await {
+            result = Err(e);
+            break;
+        }
+        // A phase's last requests are on the timeline once they are answered or time out.
+        let (opts, timeline, phase) = (opts.clone(), timeline.clone(), phase.clone());
+        summaries.push(tokio::spawn(async move {
+            tokio::time::sleep(load_timeout + Duration::from_millis(1500)).await;
+            summarize_phase(&opts, &timeline, &phase);
+        }));
+    }
+    let _ = load.await;
+    stop.cancel();
+    let _ = observer.await;
+    for s in summaries {
+        let _ = s.await;
+    }
+    result
+}
+
+fn describe_faults(faults: &[(String, Fault)]) -> String {
+    faults
+        .iter()
+        .map(|(l, f)| format!(", {f} on link {l}"))
+        .collect()
+}
+
+/// Faults on for the phase, changes at their times, faults off at its end.
+async fn run_phase(
+    phase: &crate::suite::PlannedPhase,
+    run_start: tokio::time::Instant,
+    topo: &RunningTopology,
+    timeline: &Timeline,
+    opts: &RunOptions,
+    stop: &CancellationToken,
+) -> Result<()> {
+    for (link, fault) in &phase.faults {
+        apply_fault(topo, link, fault, true).await?;
+        timeline.record(Event::FaultApplied {
+            link: link.clone(),
+            fault: fault.to_string(),
+        });
+    }
+    let phase_start = run_start + phase.start;
+    for (at, change) in &phase.changes {
+        tokio::select! {
+            _ = tokio::time::sleep_until(phase_start + *at) => {}
+            _ = stop.cancelled() => break,
+        }
+        let version = push_change(topo, change).await?;
+        timeline.record(Event::MeshChange {
+            description: change.describe(),
+            version: version.clone(),
+            target: dominant_target(change),
+        });
+        progress(
+            opts,
+            timeline,
+            &format!("mesh change: {} (version {version})", change.describe()),
+        );
+    }
+    tokio::select! {
+        _ = tokio::time::sleep_until(phase_start + phase.duration) => {}
+        _ = stop.cancelled() => {}
+    }
+    for (link, fault) in &phase.faults {
+        apply_fault(topo, link, fault, false).await?;
+        timeline.record(Event::FaultRemoved {
+            link: link.clone(),
+            fault: fault.to_string(),
+        });
+    }
+    Ok(())
+}
+
+fn summarize_phase(opts: &RunOptions, timeline: &Timeline, phase: &crate::suite::PlannedPhase) {
+    if !opts.progress {
+        return;
+    }
+    let entries = timeline.entries();
+    let Some(w) = checks::Window::of_phase(&entries, &phase.name) else {
+        return;
+    };
+    let (mut sent, mut ok) = (0, 0);
+    let mut served = std::collections::BTreeMap::<String, u64>::new();
+    for e in entries.iter().filter(|e| w.contains(e.t_ms)) {
+        if let Event::LoadSecond(s) = &e.event {
+            sent += s.sent;
+            ok += s.ok;
+            for (k, v) in &s.served_by {
+                *served.entry(k.clone()).or_default() += v;
+            }
+        }
+    }
+    let served: Vec<String> = served.iter().map(|(k, v)| format!("{k} {v}")).collect();
+    let ratio = if sent == 0 {
+        0.0
+    } else {
+        ok as f64 * 100.0 / sent as f64
+    };
+    progress(
+        opts,
+        timeline,
+        &format!(
+            "  phase {} done: {ok}/{sent} requests ok ({ratio:.1}%); served by: {}",
+            phase.name,
+            served.join(", ")
+        ),
+    );
+}
+
+/// The node a change sends the most traffic to.
+fn dominant_target(change: &Change) -> Option<String> {
+    match change {
+        Change::SetRouteWeights { weights, .. } => weights
+            .iter()
+            .max_by_key(|(_, w)| **w)
+            .map(|(n, _)| n.clone()),
+    }
+}
+
+async fn push_change(topo: &RunningTopology, change: &Change) -> Result<String> {
+    let url = format!("http://{}/changes", topo.control_plane_admin);
+    let response = reqwest::Client::new()
+        .post(url)
+        .json(change)
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await
+        .context("cannot reach the control plane's admin API")?;
+    let status = response.status();
+    let body: serde_json::Value = response
+        .json()
+        .await
+        .context("bad answer from the control plane")?;
+    if !status.is_success() {
+        return Err(anyhow!(
+            "the control plane refused the change: {}",
+            body["error"]
+        ));
+    }
+    Ok(body["version"].to_string())
+}
+
+/// Put `fault` on (or take it off) every proxy of `link`.
+async fn apply_fault(topo: &RunningTopology, link: &str, fault: &Fault, on: bool) -> Result<()> {
+    let proxies = topo.links.get(link).cloned().unwrap_or_default();
+    for proxy in proxies {
+        let c = &topo.faults;
+        let r = match (fault, on) {
+            (Fault::Down, on) => c.set_enabled(&proxy, !on).await.map(|_| ()),
+            (Fault::Blackhole, true) => {
+                for stream in ["upstream", "downstream"] {
+                    c.add_toxic(
+                        &proxy,
+                        &Toxic::blackhole(&format!("blackhole_{stream}"), stream),
+                    )
+                    .await?;
+                }
+                Ok(())
+            }
+            (Fault::Latency { delay, jitter }, true) => {
+                let jitter = jitter.map(|j| j.0.as_millis() as u64).unwrap_or(0);
+                c.add_toxic(
+                    &proxy,
+                    &Toxic::latency(
+                        "latency_downstream",
+                        "downstream",
+                        delay.0.as_millis() as u64,
+                        jitter,
+                    ),
+                )
+                .await
+                .map(|_| ())
+            }
+            (Fault::Blackhole, false) => {
+                for stream in ["upstream", "downstream"] {
+                    c.remove_toxic(&proxy, &format!("blackhole_{stream}"))
+                        .await?;
+                }
+                Ok(())
+            }
+            (Fault::Latency { .. }, false) => c.remove_toxic(&proxy, "latency_downstream").await,
+        };
+        r.map_err(|e| {
+            anyhow!(
+                "fault proxy: cannot {} {fault} on {proxy}: {e}",
+                if on { "apply" } else { "remove" }
+            )
+        })?;
+    }
+    Ok(())
+}

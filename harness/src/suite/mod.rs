@@ -1,0 +1,649 @@
+//! The suite language: what to bring up, what load to drive, which faults and mesh
+//! changes to make in which phase, and which checks judge the run.
+//!
+//! [`load`] parses and validates a suite file (and the mesh it names) into a [`Plan`];
+//! every error names file, line and column.
+
+pub mod source;
+
+use crate::control_plane::Change;
+use crate::envoy::XdsSettings;
+use crate::mesh::Mesh;
+use crate::mesh::model::join;
+use crate::topology::Site;
+use marked_yaml::Spanned;
+use serde::Deserialize;
+use source::{Duration, InputError};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+/// A suite file as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Suite {
+    /// Short name, used for the report folder.
+    pub name: Spanned<String>,
+    /// What the suite shows, in a sentence or two.
+    #[serde(default)]
+    pub description: String,
+    /// The mesh fixture, relative to the suite file.
+    pub mesh: Spanned<String>,
+    /// Which virtual nodes run on which site.
+    pub topology: Topology,
+    /// The sidecars' xDS connection settings (App Mesh's by default).
+    #[serde(default)]
+    pub xds: XdsConfig,
+    /// The load driven through the outpost during the whole run.
+    pub load: Load,
+    /// The phases, run in order.
+    pub phases: Vec<Phase>,
+    /// The checks that judge the run.
+    pub checks: Vec<Check>,
+}
+
+/// Virtual nodes per site.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Topology {
+    /// Nodes on the edge rack.
+    #[serde(default)]
+    pub outpost: Vec<Spanned<String>>,
+    /// Nodes in the region.
+    #[serde(default)]
+    pub region: Vec<Spanned<String>>,
+}
+
+/// xDS connection settings, each defaulting to App Mesh's value.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct XdsConfig {
+    /// HTTP/2 keepalive on the xDS connection.
+    pub keepalive: Option<Keepalive>,
+    /// Reconnect backoff.
+    pub backoff: Option<Backoff>,
+}
+
+/// HTTP/2 keepalive.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Keepalive {
+    /// PING interval.
+    pub interval: Duration,
+    /// PING timeout.
+    pub timeout: Duration,
+}
+
+/// Reconnect backoff.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Backoff {
+    /// First wait.
+    pub base: Duration,
+    /// Largest wait.
+    pub max: Duration,
+}
+
+/// Constant-rate load into one sidecar, addressed to one virtual service.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Load {
+    /// The virtual node whose sidecar the load enters (its egress listener).
+    pub through: Spanned<String>,
+    /// The virtual service the requests are for (their Host).
+    pub service: Spanned<String>,
+    /// Requests per second.
+    pub rate: Spanned<u32>,
+    /// Per-request timeout (default 1s).
+    pub timeout: Option<Duration>,
+}
+
+/// One phase of a run.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Phase {
+    /// Name, unique in the suite.
+    pub name: Spanned<String>,
+    /// How long it lasts.
+    pub duration: Duration,
+    /// Faults held on links for the whole phase.
+    #[serde(default)]
+    pub faults: Vec<FaultSpec>,
+    /// Mesh changes made during the phase.
+    #[serde(default)]
+    pub changes: Vec<ChangeSpec>,
+}
+
+/// A fault on a link for a phase.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultSpec {
+    /// `xds` (outpost sidecars to the control plane) or `data` (outpost to region services).
+    pub link: Spanned<String>,
+    /// What happens to the link.
+    pub fault: Fault,
+}
+
+/// What can happen to a link.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Fault {
+    /// Bytes vanish both ways; connections stay open (Toxiproxy `timeout` 0).
+    Blackhole,
+    /// The link is down: open connections close, new ones are refused.
+    Down,
+    /// Every byte is delayed.
+    Latency {
+        /// Added delay.
+        delay: Duration,
+        /// Random variation around it.
+        #[serde(default)]
+        jitter: Option<Duration>,
+    },
+}
+
+impl std::fmt::Display for Fault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Fault::Blackhole => f.write_str("blackhole"),
+            Fault::Down => f.write_str("down"),
+            Fault::Latency { delay, jitter } => {
+                write!(f, "latency {}ms", delay.0.as_millis())?;
+                if let Some(j) = jitter {
+                    write!(f, " ±{}ms", j.0.as_millis())?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// A mesh change at a time within its phase.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChangeSpec {
+    /// When, from the start of the phase.
+    pub at: Spanned<String>,
+    /// Set the weights of a route.
+    pub set_route_weights: RouteWeights,
+}
+
+/// New weights for a route's targets.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteWeights {
+    /// The virtual router.
+    pub router: Spanned<String>,
+    /// The route.
+    pub route: Spanned<String>,
+    /// Weight per virtual node.
+    pub weights: BTreeMap<String, u32>,
+}
+
+/// A check and its bounds.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Check {
+    /// Outpost traffic keeps flowing during a phase.
+    OutpostTrafficFlows {
+        /// The phase judged.
+        phase: Spanned<String>,
+        /// Smallest share of requests that must succeed (0-1).
+        min_success_ratio: f64,
+    },
+    /// No outpost sidecar's served config changes during a phase.
+    ConfigFrozen {
+        /// The phase judged (usually the partition).
+        phase: Spanned<String>,
+    },
+    /// A change made before a phase is applied, in config and in traffic, within a bound
+    /// after the phase starts (and not before).
+    ChangeAppliedAfterHeal {
+        /// The heal phase.
+        phase: Spanned<String>,
+        /// Bound from the heal.
+        within: Duration,
+        /// Share of traffic the new target must serve once applied (default 0.95).
+        #[serde(default)]
+        min_share: Option<f64>,
+    },
+    /// Every outpost sidecar reconnects and ACKs the latest config within a bound of the heal.
+    Reconvergence {
+        /// The heal phase.
+        phase: Spanned<String>,
+        /// Bound from the heal.
+        within: Duration,
+    },
+}
+
+impl Check {
+    /// The name a check has in reports.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Check::OutpostTrafficFlows { .. } => "outpost_traffic_flows",
+            Check::ConfigFrozen { .. } => "config_frozen",
+            Check::ChangeAppliedAfterHeal { .. } => "change_applied_after_heal",
+            Check::Reconvergence { .. } => "reconvergence",
+        }
+    }
+
+    fn phase(&self) -> &Spanned<String> {
+        match self {
+            Check::OutpostTrafficFlows { phase, .. }
+            | Check::ConfigFrozen { phase }
+            | Check::ChangeAppliedAfterHeal { phase, .. }
+            | Check::Reconvergence { phase, .. } => phase,
+        }
+    }
+}
+
+/// The two link kinds a suite names.
+pub const LINKS: [&str; 2] = ["xds", "data"];
+
+/// A validated suite with its mesh: everything a backend and a run need.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// The suite file.
+    pub suite_path: PathBuf,
+    /// Its text, as run (for reports).
+    pub suite_text: String,
+    /// The suite.
+    pub suite: Suite,
+    /// The mesh file.
+    pub mesh_path: PathBuf,
+    /// The mesh.
+    pub mesh: Mesh,
+    /// Site of each virtual node that runs.
+    pub sites: BTreeMap<String, Site>,
+    /// The sidecars' xDS settings.
+    pub xds: XdsSettings,
+    /// Phases with their start offsets, in order.
+    pub phases: Vec<PlannedPhase>,
+}
+
+/// A phase placed on the run's clock.
+#[derive(Debug, Clone)]
+pub struct PlannedPhase {
+    /// Name.
+    pub name: String,
+    /// Start, from the beginning of the first phase.
+    pub start: std::time::Duration,
+    /// Length.
+    pub duration: std::time::Duration,
+    /// Faults held for the whole phase: (link, fault).
+    pub faults: Vec<(String, Fault)>,
+    /// Changes: (offset within the phase, change).
+    pub changes: Vec<(std::time::Duration, Change)>,
+}
+
+impl Plan {
+    /// The length of all phases together.
+    pub fn total_duration(&self) -> std::time::Duration {
+        self.phases.iter().map(|p| p.duration).sum()
+    }
+
+    /// The phase called `name`.
+    pub fn phase(&self, name: &str) -> Option<&PlannedPhase> {
+        self.phases.iter().find(|p| p.name == name)
+    }
+
+    /// The suite's name.
+    pub fn name(&self) -> &str {
+        &self.suite.name
+    }
+}
+
+/// Parse and validate the suite at `path` and the mesh it names.
+pub fn load(path: &Path) -> Result<Plan, InputError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| InputError::file(path, format!("cannot read suite: {e}")))?;
+    let suite: Suite = source::parse(path, &text)?;
+    let mesh_path = path
+        .parent()
+        .unwrap_or(Path::new("."))
+        .join(suite.mesh.as_str());
+    if !mesh_path.is_file() {
+        return Err(InputError::spanned(
+            path,
+            &suite.mesh,
+            format!("mesh file `{}` not found", mesh_path.display()),
+        ));
+    }
+    let mesh = Mesh::load(&mesh_path)?;
+    validate(path, &suite, &mesh)?;
+
+    let mut sites = BTreeMap::new();
+    for n in &suite.topology.outpost {
+        sites.insert(n.to_string(), Site::Outpost);
+    }
+    for n in &suite.topology.region {
+        sites.insert(n.to_string(), Site::Region);
+    }
+    let defaults = XdsSettings::default();
+    let xds = XdsSettings {
+        keepalive_interval: suite
+            .xds
+            .keepalive
+            .as_ref()
+            .map(|k| k.interval.0)
+            .unwrap_or(defaults.keepalive_interval),
+        keepalive_timeout: suite
+            .xds
+            .keepalive
+            .as_ref()
+            .map(|k| k.timeout.0)
+            .unwrap_or(defaults.keepalive_timeout),
+        backoff_base: suite
+            .xds
+            .backoff
+            .as_ref()
+            .map(|b| b.base.0)
+            .unwrap_or(defaults.backoff_base),
+        backoff_max: suite
+            .xds
+            .backoff
+            .as_ref()
+            .map(|b| b.max.0)
+            .unwrap_or(defaults.backoff_max),
+    };
+    let mut start = std::time::Duration::ZERO;
+    let mut phases = Vec::new();
+    for p in &suite.phases {
+        let changes = p
+            .changes
+            .iter()
+            .map(|c| {
+                let at = parse_at(path, &c.at)?;
+                let w = &c.set_route_weights;
+                Ok((
+                    at,
+                    Change::SetRouteWeights {
+                        router: w.router.to_string(),
+                        route: w.route.to_string(),
+                        weights: w.weights.clone(),
+                    },
+                ))
+            })
+            .collect::<Result<Vec<_>, InputError>>()?;
+        phases.push(PlannedPhase {
+            name: p.name.to_string(),
+            start,
+            duration: p.duration.0,
+            faults: p
+                .faults
+                .iter()
+                .map(|f| (f.link.to_string(), f.fault.clone()))
+                .collect(),
+            changes,
+        });
+        start += p.duration.0;
+    }
+    Ok(Plan {
+        suite_path: path.to_path_buf(),
+        suite_text: text,
+        suite,
+        mesh_path,
+        mesh,
+        sites,
+        xds,
+        phases,
+    })
+}
+
+fn parse_at(path: &Path, at: &Spanned<String>) -> Result<std::time::Duration, InputError> {
+    humantime::parse_duration(at.trim()).map_err(|e| {
+        InputError::spanned(
+            path,
+            at,
+            format!("expected a duration such as `5s`, found `{}` ({e})", **at),
+        )
+    })
+}
+
+fn validate(path: &Path, suite: &Suite, mesh: &Mesh) -> Result<(), InputError> {
+    let err = |at: &Spanned<String>, msg: String| Err(InputError::spanned(path, at, msg));
+    let nodes: BTreeSet<&str> = mesh.virtual_nodes.iter().map(|n| n.name.as_str()).collect();
+    let mut placed = BTreeSet::new();
+    for n in suite.topology.outpost.iter().chain(&suite.topology.region) {
+        if !nodes.contains(n.as_str()) {
+            return err(
+                n,
+                format!(
+                    "unknown virtual node `{}`; expected one of: {}",
+                    **n,
+                    join(&nodes)
+                ),
+            );
+        }
+        if !placed.insert(n.as_str()) {
+            return err(n, format!("virtual node `{}` is placed twice", **n));
+        }
+    }
+    if !suite.topology.outpost.contains(&suite.load.through) {
+        return err(
+            &suite.load.through,
+            format!(
+                "load must enter through an outpost node; `{}` is not in topology.outpost",
+                *suite.load.through
+            ),
+        );
+    }
+    let through = mesh.node(&suite.load.through).map(|n| &n.backends);
+    if !through.is_some_and(|b| b.iter().any(|s| **s == *suite.load.service)) {
+        return err(
+            &suite.load.service,
+            format!(
+                "`{}` is not a backend of `{}`",
+                *suite.load.service, *suite.load.through
+            ),
+        );
+    }
+    if *suite.load.rate == 0 || *suite.load.rate > 10_000 {
+        return Err(InputError::spanned(
+            path,
+            &suite.load.rate,
+            "expected a rate from 1 to 10000 requests per second",
+        ));
+    }
+    if suite.phases.is_empty() {
+        return Err(InputError::spanned(
+            path,
+            &suite.name,
+            "expected at least one phase",
+        ));
+    }
+    let mut phase_names = BTreeSet::new();
+    for p in &suite.phases {
+        if !phase_names.insert(p.name.as_str()) {
+            return err(&p.name, format!("duplicate phase `{}`", *p.name));
+        }
+        if p.duration.0.is_zero() {
+            return err(&p.name, format!("phase `{}` has no duration", *p.name));
+        }
+        for f in &p.faults {
+            if !LINKS.contains(&f.link.as_str()) {
+                return err(
+                    &f.link,
+                    format!("unknown link `{}`; expected one of: xds, data", *f.link),
+                );
+            }
+        }
+        for c in &p.changes {
+            let at = parse_at(path, &c.at)?;
+            if at >= p.duration.0 {
+                return err(
+                    &c.at,
+                    format!(
+                        "change at {} is not within phase `{}` ({}s)",
+                        *c.at,
+                        *p.name,
+                        p.duration.0.as_secs_f64()
+                    ),
+                );
+            }
+            let w = &c.set_route_weights;
+            let Some(router) = mesh.router(&w.router) else {
+                let routers: BTreeSet<&str> = mesh
+                    .virtual_routers
+                    .iter()
+                    .map(|r| r.name.as_str())
+                    .collect();
+                return err(
+                    &w.router,
+                    format!(
+                        "unknown virtual router `{}`; expected one of: {}",
+                        *w.router,
+                        join(&routers)
+                    ),
+                );
+            };
+            let Some(route) = router.routes.iter().find(|r| *r.name == *w.route) else {
+                return err(
+                    &w.route,
+                    format!("unknown route `{}` in `{}`", *w.route, *w.router),
+                );
+            };
+            let mut trial = mesh.clone();
+            let change = Change::SetRouteWeights {
+                router: w.router.to_string(),
+                route: route.name.to_string(),
+                weights: w.weights.clone(),
+            };
+            if let Err(e) = change.apply(&mut trial) {
+                return err(&w.route, e);
+            }
+        }
+    }
+    if suite.checks.is_empty() {
+        return Err(InputError::spanned(
+            path,
+            &suite.name,
+            "expected at least one check",
+        ));
+    }
+    for c in &suite.checks {
+        let phase = c.phase();
+        if !phase_names.contains(phase.as_str()) {
+            return err(
+                phase,
+                format!(
+                    "unknown phase `{}`; expected one of: {}",
+                    **phase,
+                    join(&phase_names)
+                ),
+            );
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn repo(path: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(path)
+    }
+
+    #[test]
+    fn bundled_suites_are_valid() {
+        for suite in [
+            "suites/outpost-partition.yaml",
+            "suites/negative/data-path-partition.yaml",
+        ] {
+            let plan = load(&repo(suite)).unwrap_or_else(|e| panic!("{e}"));
+            assert!(!plan.phases.is_empty());
+        }
+        let plan = load(&repo("suites/outpost-partition.yaml")).unwrap();
+        assert_eq!(plan.sites.len(), 3);
+        assert_eq!(
+            plan.phase("heal").unwrap().start,
+            std::time::Duration::from_secs(17)
+        );
+        assert_eq!(
+            plan.xds.keepalive_interval,
+            std::time::Duration::from_secs(1)
+        );
+    }
+
+    /// The bundled suite with `from` replaced by `to`, written next to it so the mesh
+    /// path still resolves; returns the error text.
+    fn broken(from: &str, to: &str) -> String {
+        let text = std::fs::read_to_string(repo("suites/outpost-partition.yaml")).unwrap();
+        assert!(text.contains(from), "the suite no longer contains {from:?}");
+        let dir = tempfile::tempdir_in(repo("suites")).unwrap();
+        let path = dir.path().join("broken.yaml");
+        let text = text
+            .replacen(from, to, 1)
+            .replace("mesh: ../fixtures", "mesh: ../../fixtures");
+        std::fs::write(&path, text).unwrap();
+        let err = load(&path).unwrap_err();
+        err.to_string()
+            .replace(&format!("{}/", dir.path().display()), "")
+    }
+
+    #[test]
+    fn bad_suites_name_file_line_column_and_what_was_expected() {
+        let cases = [
+            (
+                "phase: partition, min",
+                "phase: partiton, min",
+                "broken.yaml:40:37: unknown phase `partiton`; expected one of: baseline, heal, partition",
+            ),
+            (
+                "- link: xds",
+                "- link: xdz",
+                "broken.yaml:29:15: unknown link `xdz`; expected one of: xds, data",
+            ),
+            (
+                "outpost: [client, svc-v1, svc-v2]",
+                "outpost: [client, svc-v9, svc-v2]",
+                "broken.yaml:11:21: unknown virtual node `svc-v9`; expected one of: client, svc-v1, svc-v2",
+            ),
+            (
+                "duration: 5s",
+                "duration: 5 parsecs",
+                "broken.yaml:25:15: phases[0].duration: expected a duration such as `5s` or `500ms`, found `5 parsecs`",
+            ),
+            (
+                "rate: 50",
+                "rat: 50",
+                "broken.yaml:21:3: load.rat: Unknown field `rat`, expected one of `through`, `service`, `rate`, or `timeout`",
+            ),
+            (
+                "      - at: 5s",
+                "      - at: 50s",
+                "broken.yaml:32:13: change at 50s is not within phase `partition` (12s)",
+            ),
+            (
+                "svc-v1: 0, svc-v2: 100",
+                "svc-v1: 10, svc-v2: 100",
+                "broken.yaml:35:18: weights add up to 110; expected 100",
+            ),
+            (
+                "name: heal",
+                "name: [heal",
+                "broken.yaml:39:7: invalid YAML",
+            ),
+        ];
+        let mut wrong = Vec::new();
+        for (from, to, expected) in cases {
+            let err = broken(from, to);
+            if !err.starts_with(expected) {
+                wrong.push(format!(
+                    "{from:?} -> {to:?}\n  got: {err}\n want: {expected}"
+                ));
+            }
+        }
+        assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    }
+
+    #[test]
+    fn a_missing_file_is_an_input_error() {
+        let err = load(Path::new("no/such/suite.yaml")).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("no/such/suite.yaml:1:1: cannot read suite"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,277 @@
+//! The timeline: one clock, an append-only list of everything that happened in a run.
+//!
+//! Every part of a run writes here (faults, mesh changes, xDS pushes and ACKs, per-second
+//! load results, Envoy samples) and checks read only from here. Entries are streamed to
+//! `timeline.jsonl` as they are recorded, so a killed run still leaves what it saw.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Milliseconds since the UNIX epoch: the one clock every process of a run shares.
+pub fn now_unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// One entry: when it happened (ms since the run started) and what.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Entry {
+    /// Milliseconds since the start of the run.
+    pub t_ms: u64,
+    /// What happened.
+    #[serde(flatten)]
+    pub event: Event,
+}
+
+/// Whether an xDS message was a push from the control plane or Envoy's answer to one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum XdsKind {
+    /// The control plane sent a response.
+    Push,
+    /// Envoy accepted a response.
+    Ack,
+    /// Envoy rejected a response.
+    Nack,
+}
+
+/// Everything that can happen in a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Event {
+    /// A phase of the suite began.
+    PhaseStarted {
+        /// The phase name from the suite.
+        phase: String,
+        /// How long the phase lasts, in ms.
+        duration_ms: u64,
+    },
+    /// A fault was put on a link.
+    FaultApplied {
+        /// The link name from the suite (`xds`, `data`).
+        link: String,
+        /// The fault, as the suite named it.
+        fault: String,
+    },
+    /// A fault was taken off a link.
+    FaultRemoved {
+        /// The link name.
+        link: String,
+        /// The fault, as the suite named it.
+        fault: String,
+    },
+    /// The suite asked the control plane for a mesh change.
+    MeshChange {
+        /// What changed, in words.
+        description: String,
+        /// The config version the change produced.
+        version: String,
+        /// The virtual node the change sends most traffic to, if it routes traffic.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        target: Option<String>,
+    },
+    /// An xDS push, ACK or NACK, as the control plane recorded it.
+    Xds {
+        /// Envoy node id.
+        node: String,
+        /// Short resource type (`cds`, `eds`, `lds`, `rds`).
+        type_name: String,
+        /// Push, ACK or NACK.
+        xds: XdsKind,
+        /// The version pushed or acknowledged.
+        version: String,
+        /// Envoy's error text for a NACK.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
+    /// What an Envoy's admin endpoint reported at one moment.
+    EnvoySample {
+        /// The virtual node the Envoy serves.
+        node: String,
+        /// `control_plane.connected_state` (None when the admin endpoint did not answer).
+        connected: Option<bool>,
+        /// The version of the route configuration it serves.
+        route_version: Option<String>,
+        /// The version of the clusters it serves.
+        cluster_version: Option<String>,
+        /// HTTP/2 keepalive timeouts on its xDS connection so far.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        xds_keepalive_timeouts: Option<u64>,
+    },
+    /// One second of load results.
+    LoadSecond(LoadSecond),
+    /// The run ended (normally or not); a timeline without it is incomplete.
+    RunEnded {
+        /// Why it ended.
+        reason: String,
+    },
+}
+
+/// Results of the requests whose intended send time fell in one second.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LoadSecond {
+    /// Requests sent.
+    pub sent: u64,
+    /// Requests answered with a 2xx status.
+    pub ok: u64,
+    /// Failed requests by kind (`timeout`, `connect`, `reset`, `status_5xx`, ...).
+    pub errors: BTreeMap<String, u64>,
+    /// Successful answers by the service version that served them.
+    pub served_by: BTreeMap<String, u64>,
+    /// Latency percentiles in microseconds, measured from the intended send time.
+    pub p50_us: u64,
+    /// 99th percentile latency in microseconds.
+    pub p99_us: u64,
+    /// Largest latency in microseconds.
+    pub max_us: u64,
+}
+
+/// An append-only timeline shared by every part of a run, streamed to disk as it grows.
+#[derive(Clone)]
+pub struct Timeline {
+    inner: Arc<Mutex<Inner>>,
+}
+
+struct Inner {
+    start_unix_ms: u64,
+    entries: Vec<Entry>,
+    sink: Option<BufWriter<File>>,
+}
+
+impl std::fmt::Debug for Timeline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Timeline").finish_non_exhaustive()
+    }
+}
+
+impl Timeline {
+    /// A timeline whose clock starts now, kept in memory only.
+    pub fn new() -> Self {
+        Self::starting_at(now_unix_ms())
+    }
+
+    /// A timeline whose clock started at `start_unix_ms`.
+    pub fn starting_at(start_unix_ms: u64) -> Self {
+        Timeline {
+            inner: Arc::new(Mutex::new(Inner {
+                start_unix_ms,
+                entries: Vec::new(),
+                sink: None,
+            })),
+        }
+    }
+
+    /// Also write every entry, as it is recorded, to a JSONL file at `path`.
+    pub fn stream_to(&self, path: &Path) -> std::io::Result<()> {
+        let file = BufWriter::new(File::create(path)?);
+        self.lock().sink = Some(file);
+        Ok(())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        // A panic while holding the lock cannot leave an entry half-written, so keep going.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The UNIX time (ms) the clock started at.
+    pub fn start_unix_ms(&self) -> u64 {
+        self.lock().start_unix_ms
+    }
+
+    /// Milliseconds since the start of the run.
+    pub fn elapsed_ms(&self) -> u64 {
+        now_unix_ms().saturating_sub(self.start_unix_ms())
+    }
+
+    /// Record an event that happens now.
+    pub fn record(&self, event: Event) {
+        let t_ms = self.elapsed_ms();
+        self.record_at(t_ms, event);
+    }
+
+    /// Record an event that happened at a UNIX time (ms), as other processes report it.
+    pub fn record_at_unix(&self, unix_ms: u64, event: Event) {
+        let t_ms = unix_ms.saturating_sub(self.start_unix_ms());
+        self.record_at(t_ms, event);
+    }
+
+    /// Record an event at `t_ms` since the start.
+    pub fn record_at(&self, t_ms: u64, event: Event) {
+        let entry = Entry { t_ms, event };
+        let mut inner = self.lock();
+        if let Some(sink) = inner.sink.as_mut() {
+            // Losing the disk copy must not stop the run; the in-memory copy still holds it.
+            let _ = serde_json::to_writer(&mut *sink, &entry);
+            let _ = sink.write_all(b"\n");
+            let _ = sink.flush();
+        }
+        inner.entries.push(entry);
+    }
+
+    /// A copy of every entry so far, in time order.
+    pub fn entries(&self) -> Vec<Entry> {
+        let mut entries = self.lock().entries.clone();
+        entries.sort_by_key(|e| e.t_ms);
+        entries
+    }
+
+    /// Read a timeline back from a JSONL file written by [`Timeline::stream_to`].
+    pub fn read_jsonl(path: &Path) -> anyhow::Result<Vec<Entry>> {
+        let text = std::fs::read_to_string(path)?;
+        let mut entries = Vec::new();
+        for (i, line) in text.lines().enumerate() {
+            if line.trim().is_empty() {
+                continue;
+            }
+            let entry: Entry = serde_json::from_str(line)
+                .map_err(|e| anyhow::anyhow!("{}:{}: {e}", path.display(), i + 1))?;
+            entries.push(entry);
+        }
+        entries.sort_by_key(|e| e.t_ms);
+        Ok(entries)
+    }
+}
+
+impl Default for Timeline {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn streams_entries_to_jsonl_and_reads_them_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("timeline.jsonl");
+        let timeline = Timeline::starting_at(1_000);
+        timeline.stream_to(&path).unwrap();
+        timeline.record_at_unix(
+            3_500,
+            Event::FaultApplied {
+                link: "xds".into(),
+                fault: "blackhole".into(),
+            },
+        );
+        timeline.record_at(
+            1_000,
+            Event::PhaseStarted {
+                phase: "baseline".into(),
+                duration_ms: 5_000,
+            },
+        );
+        let back = Timeline::read_jsonl(&path).unwrap();
+        assert_eq!(back, timeline.entries());
+        assert_eq!(back[0].t_ms, 1_000);
+        assert_eq!(back[1].t_ms, 2_500);
+    }
+}

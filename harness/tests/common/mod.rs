@@ -1,0 +1,78 @@
+//! Shared pieces of the end-to-end tests.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use tether::envoy::{EnvoyBinary, provision};
+
+/// The repository root.
+pub fn repo(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(path)
+}
+
+/// The `tether` binary cargo built for these tests.
+pub fn tether_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_tether"))
+}
+
+/// Envoy, found or installed as `tether run` would. `None` (after a loud SKIPPED line)
+/// when it cannot be had outside CI; under `CI=true` that is a failure instead.
+pub fn envoy() -> Option<EnvoyBinary> {
+    match provision::find_or_install(None) {
+        Ok(envoy) => Some(envoy),
+        Err(e) => {
+            if std::env::var("CI").is_ok_and(|v| v == "true") {
+                panic!("CI=true and no Envoy could be found or installed: {e:#}");
+            }
+            eprintln!(
+                "\n\n*** SKIPPED: this end-to-end test needs Envoy and none could be found or installed: {e:#} ***\n\n"
+            );
+            None
+        }
+    }
+}
+
+/// Processes whose parent is this test process (the run's children, if any leaked).
+pub fn live_children() -> Vec<String> {
+    let me = std::process::id().to_string();
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // Fields after the command name (which is in parentheses): state, ppid, ...
+        let Some(rest) = stat.rsplit_once(") ").map(|(_, r)| r) else {
+            continue;
+        };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        if fields.get(1) == Some(&me.as_str()) && fields.first() != Some(&"Z") {
+            let cmdline = std::fs::read_to_string(entry.path().join("cmdline")).unwrap_or_default();
+            found.push(cmdline.replace('\0', " "));
+        }
+    }
+    found
+}
+
+/// Processes anywhere started by the run whose report folder is `report_dir` (every
+/// child of a run carries its work folder in `TETHER_RUN_DIR`).
+pub fn processes_of_run(report_dir: &Path) -> Vec<String> {
+    let marker = format!(
+        "{}={}",
+        tether::backend::process::RUN_MARKER,
+        report_dir.join("work").display()
+    );
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(environ) = std::fs::read(entry.path().join("environ")) else {
+            continue;
+        };
+        if environ
+            .split(|b| *b == 0)
+            .any(|var| var == marker.as_bytes())
+        {
+            let cmdline = std::fs::read_to_string(entry.path().join("cmdline")).unwrap_or_default();
+            found.push(cmdline.replace('\0', " "));
+        }
+    }
+    found
+}

@@ -1,0 +1,92 @@
+//! The outpost link partition, end to end against real Envoy, and its negative control.
+//!
+//! Both runs bring up real Envoys, the control plane, the fault proxy and the sample
+//! services as child processes; they run one after the other so that neither's timing is
+//! disturbed by the other on a small machine.
+
+mod common;
+
+use tether::checks::Outcome as CheckOutcome;
+use tether::run::{self, RunOptions};
+use tokio_util::sync::CancellationToken;
+
+static ONE_RUN_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+async fn run_suite(suite: &str, dir: &std::path::Path) -> Option<run::Outcome> {
+    let envoy = common::envoy()?;
+    let plan = tether::suite::load(&common::repo(suite)).unwrap_or_else(|e| panic!("{e}"));
+    let opts = RunOptions {
+        report_dir: dir.to_path_buf(),
+        envoy_bin: Some(envoy.path),
+        tether_bin: Some(common::tether_bin()),
+        seed: 1,
+        progress: true,
+        interrupt: CancellationToken::new(),
+    };
+    let outcome = run::run(&plan, &opts)
+        .await
+        .unwrap_or_else(|e| panic!("environment: {e}"));
+    assert_eq!(
+        common::live_children(),
+        Vec::<String>::new(),
+        "processes outlived the run"
+    );
+    assert_eq!(
+        common::processes_of_run(dir),
+        Vec::<String>::new(),
+        "processes outlived the run"
+    );
+    Some(outcome)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partition_keeps_outpost_serving_and_change_lands_after_heal() {
+    let _serial = ONE_RUN_AT_A_TIME.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let Some(outcome) = run_suite("suites/outpost-partition.yaml", dir.path()).await else {
+        return;
+    };
+    for v in &outcome.verdicts {
+        eprintln!("{:?} {}: {}", v.outcome, v.name, v.detail);
+    }
+    assert!(outcome.passed(), "{:#?}", outcome.verdicts);
+    assert_eq!(outcome.exit_code(), 0);
+    for file in ["result.json", "junit.xml", "report.html", "timeline.jsonl"] {
+        assert!(dir.path().join(file).is_file(), "{file} missing");
+    }
+    // The measured reconvergence reaches result.json, per outpost sidecar.
+    let result: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("result.json")).unwrap()).unwrap();
+    assert_eq!(result["passed"], true);
+    for node in ["client", "svc-v1", "svc-v2"] {
+        assert!(
+            result["reconvergence_ms"][node].is_number(),
+            "no reconvergence figure for {node}: {result}"
+        );
+    }
+    // The partition was real: the client's sidecar lost the control plane.
+    let frozen = outcome.verdict("config_frozen").unwrap();
+    assert!(
+        frozen
+            .measurements
+            .iter()
+            .any(|m| m.name == "disconnect_noticed_ms.client"),
+        "{frozen:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn negative_control_cutting_the_data_path_fails_the_traffic_check() {
+    let _serial = ONE_RUN_AT_A_TIME.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let Some(outcome) = run_suite("suites/negative/data-path-partition.yaml", dir.path()).await
+    else {
+        return;
+    };
+    assert_eq!(outcome.exit_code(), 1);
+    let traffic = outcome.verdict("outpost_traffic_flows").unwrap();
+    assert_eq!(traffic.outcome, CheckOutcome::Failed, "{traffic:?}");
+    assert!(traffic.detail.contains("timeout"), "{}", traffic.detail);
+    let junit = std::fs::read_to_string(dir.path().join("junit.xml")).unwrap();
+    assert!(junit.contains("<failure"), "{junit}");
+}
