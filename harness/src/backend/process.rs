@@ -51,6 +51,8 @@ pub struct RunningTopology {
     /// Admin clients of the Envoys, by virtual node.
     pub envoys: BTreeMap<String, AdminClient>,
     children: Vec<Managed>,
+    /// Copies the control plane's log onto the timeline; ends when the control plane exits.
+    log_reader: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for RunningTopology {
@@ -62,15 +64,33 @@ impl std::fmt::Debug for RunningTopology {
 }
 
 /// Free loopback ports, reserved together so they differ from each other.
+///
+/// They are taken below the kernel's ephemeral range (`ip_local_port_range`), so that no
+/// outgoing connection on the machine can be given one as its source port between now and
+/// the moment the child that owns it binds it.
 fn free_ports(n: usize) -> Result<Vec<u16>> {
-    let listeners = (0..n)
-        .map(|_| TcpListener::bind("127.0.0.1:0"))
-        .collect::<std::io::Result<Vec<_>>>()
-        .context("cannot reserve loopback ports")?;
-    listeners
-        .iter()
-        .map(|l| Ok(l.local_addr()?.port()))
-        .collect()
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    let (low, high) = (10_000u16, ephemeral_low.max(10_000 + 2 * n as u16));
+    let span = (high - low) as u64;
+    // Start somewhere different for every run so parallel runs rarely probe the same ports.
+    let seed = std::process::id() as u64 * 7919 + crate::timeline::now_unix_ms();
+    let mut held = Vec::with_capacity(n);
+    for i in 0..span {
+        if held.len() == n {
+            break;
+        }
+        let port = low + ((seed + i * 13) % span) as u16;
+        if let Ok(l) = TcpListener::bind(("127.0.0.1", port)) {
+            held.push(l);
+        }
+    }
+    if held.len() < n {
+        bail!("cannot find {n} free loopback ports between {low} and {high}");
+    }
+    held.iter().map(|l| Ok(l.local_addr()?.port())).collect()
 }
 
 fn loopback(port: u16) -> SocketAddr {
@@ -191,6 +211,7 @@ impl RunningTopology {
             control_plane_admin: cp_admin,
             envoys: BTreeMap::new(),
             children: Vec::new(),
+            log_reader: None,
         };
         // On any error below, `topo` drops and kills what already started.
         for (i, (name, site)) in plan.sites.iter().enumerate() {
@@ -266,7 +287,7 @@ impl RunningTopology {
         let mut cp = spawn("control plane", &opts.tether_bin, &args, &log, true)?;
         if let Some(stdout) = cp.child.stdout.take() {
             let timeline = timeline.clone();
-            tokio::spawn(async move {
+            topo.log_reader = Some(tokio::spawn(async move {
                 let mut lines = tokio::io::BufReader::new(stdout).lines();
                 while let Ok(Some(line)) = lines.next_line().await {
                     if let Ok(l) = serde_json::from_str::<XdsLogLine>(&line) {
@@ -282,7 +303,7 @@ impl RunningTopology {
                         );
                     }
                 }
-            });
+            }));
         }
         let health = format!("http://{cp_admin}/healthz");
         wait_until("control plane", &mut cp, deadline, &log, || {
@@ -386,5 +407,9 @@ impl RunningTopology {
             }
         }
         self.children.clear();
+        // Every line the control plane wrote is on the timeline before anyone reads it.
+        if let Some(reader) = self.log_reader.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(5), reader).await;
+        }
     }
 }

@@ -11,7 +11,7 @@ pub(super) fn judge(check: &Check, ctx: &Context, entries: &[Entry]) -> Verdict 
         Check::OutpostTrafficFlows {
             phase,
             min_success_ratio,
-        } => traffic_flows(entries, phase, *min_success_ratio),
+        } => traffic_flows(entries, phase, **min_success_ratio),
         Check::ConfigFrozen { phase } => config_frozen(ctx, entries, phase),
         Check::ChangeAppliedAfterHeal {
             phase,
@@ -22,7 +22,7 @@ pub(super) fn judge(check: &Check, ctx: &Context, entries: &[Entry]) -> Verdict 
             entries,
             phase,
             within.0.as_millis() as u64,
-            min_share.unwrap_or(0.95),
+            min_share.as_ref().map(|s| **s).unwrap_or(0.95),
         ),
         Check::Reconvergence { phase, within } => {
             reconvergence(ctx, entries, phase, within.0.as_millis() as u64)
@@ -82,40 +82,72 @@ fn load_seconds(entries: &[Entry]) -> impl Iterator<Item = (u64, &LoadSecond)> {
     })
 }
 
-/// (t_ms, HTTP/2 keepalive timeouts on the xDS connection so far) samples of one node.
-fn keepalive_timeouts<'a>(
-    entries: &'a [Entry],
-    node: &'a str,
-) -> impl Iterator<Item = (u64, u64)> + 'a {
-    entries.iter().filter_map(move |e| match &e.event {
-        Event::EnvoySample {
-            node: n,
-            xds_keepalive_timeouts: Some(count),
-            ..
-        } if n == node => Some((e.t_ms, *count)),
-        _ => None,
-    })
+/// One look at one Envoy's admin endpoint, as the timeline holds it.
+#[derive(Debug, Clone, Copy)]
+struct Sample<'a> {
+    t: u64,
+    connected: Option<bool>,
+    route: Option<&'a str>,
+    cluster: Option<&'a str>,
+    listener: Option<&'a str>,
+    keepalive_timeouts: Option<u64>,
 }
 
-/// (t_ms, connected, route version, cluster version) samples of one node.
-fn samples<'a>(
-    entries: &'a [Entry],
-    node: &'a str,
-) -> impl Iterator<Item = (u64, Option<bool>, Option<&'a str>, Option<&'a str>)> + 'a {
+impl<'a> Sample<'a> {
+    /// The versions of the config it served (routes, clusters, listeners).
+    fn config(&self) -> [Option<&'a str>; 3] {
+        [self.route, self.cluster, self.listener]
+    }
+
+    fn has_config(&self) -> bool {
+        self.config().iter().any(Option::is_some)
+    }
+}
+
+/// The samples of one node, in time order.
+fn samples<'a>(entries: &'a [Entry], node: &'a str) -> impl Iterator<Item = Sample<'a>> + 'a {
     entries.iter().filter_map(move |e| match &e.event {
         Event::EnvoySample {
             node: n,
             connected,
             route_version,
             cluster_version,
-            ..
-        } if n == node => Some((
-            e.t_ms,
-            *connected,
-            route_version.as_deref(),
-            cluster_version.as_deref(),
-        )),
+            listener_version,
+            xds_keepalive_timeouts,
+        } if n == node => Some(Sample {
+            t: e.t_ms,
+            connected: *connected,
+            route: route_version.as_deref(),
+            cluster: cluster_version.as_deref(),
+            listener: listener_version.as_deref(),
+            keepalive_timeouts: *xds_keepalive_timeouts,
+        }),
         _ => None,
+    })
+}
+
+/// Is config version `v` the version `want` or a newer one? (Versions are counters.)
+fn at_least(v: &str, want: &str) -> bool {
+    match (v.parse::<u64>(), want.parse::<u64>()) {
+        (Ok(v), Ok(want)) => v >= want,
+        _ => v == want,
+    }
+}
+
+/// Did `node` lose its control plane before `t_ms`: a sample says disconnected, or its
+/// keepalive timeout count grew?
+fn lost_control_plane_before(entries: &[Entry], node: &str, t_ms: u64) -> bool {
+    let mut first_timeouts = None;
+    samples(entries, node).take_while(|s| s.t < t_ms).any(|s| {
+        let grew = match (first_timeouts, s.keepalive_timeouts) {
+            (None, n) => {
+                first_timeouts = n;
+                false
+            }
+            (Some(first), Some(n)) => n > first,
+            (Some(_), None) => false,
+        };
+        grew || s.connected == Some(false)
     })
 }
 
@@ -170,45 +202,41 @@ fn config_frozen(ctx: &Context, entries: &[Entry], phase: &str) -> Judged {
     let mut failed_at = None;
     for node in &ctx.outpost_nodes {
         let before = samples(entries, node)
-            .filter(|(t, _, r, c)| *t < w.start_ms && (r.is_some() || c.is_some()))
+            .filter(|s| s.t < w.start_ms && s.has_config())
             .last()
-            .map(|(_, _, r, c)| (r, c))
+            .map(|s| s.config())
             .ok_or_else(|| format!("no config sample of `{node}` before `{phase}`"))?;
-        let during: Vec<_> = samples(entries, node)
-            .filter(|(t, ..)| w.contains(*t))
-            .collect();
-        if during.is_empty() {
-            return Err(format!("no samples of `{node}` during `{phase}`"));
+        let during: Vec<Sample> = samples(entries, node).filter(|s| w.contains(s.t)).collect();
+        if !during.iter().any(Sample::has_config) {
+            return Err(format!("`{node}` reported no config during `{phase}`"));
         }
-        if let Some((t, _, r, c)) = during
+        if let Some(s) = during
             .iter()
-            .find(|(_, _, r, c)| (r.is_some() || c.is_some()) && (*r, *c) != before)
+            .find(|s| s.has_config() && s.config() != before)
         {
+            let show = |c: [Option<&str>; 3]| c.map(|v| v.unwrap_or("-")).join("/");
             changed.push(format!(
-                "`{node}` went from routes {:?}/clusters {:?} to {:?}/{:?} at {}",
-                before.0.unwrap_or("-"),
-                before.1.unwrap_or("-"),
-                r.unwrap_or("-"),
-                c.unwrap_or("-"),
-                secs(*t)
+                "`{node}` went from routes/clusters/listeners {} to {} at {}",
+                show(before),
+                show(s.config()),
+                secs(s.t)
             ));
-            failed_at = failed_at.or(Some(*t));
+            failed_at = failed_at.or(Some(s.t));
         }
         // The sidecar noticed the lost link when it reported itself disconnected or counted
         // a keepalive timeout on its xDS connection, whichever came first.
-        let timeouts_before = keepalive_timeouts(entries, node)
-            .filter(|(t, _)| *t < w.start_ms)
-            .map(|(_, n)| n)
+        let timeouts_before = samples(entries, node)
+            .filter(|s| s.t < w.start_ms)
+            .filter_map(|s| s.keepalive_timeouts)
             .last();
-        let by_timeout = keepalive_timeouts(entries, node)
-            .find(|(t, n)| {
-                w.contains(*t) && Some(*n) > timeouts_before && timeouts_before.is_some()
-            })
-            .map(|(t, _)| t);
+        let by_timeout = during
+            .iter()
+            .find(|s| timeouts_before.is_some() && s.keepalive_timeouts > timeouts_before)
+            .map(|s| s.t);
         let by_state = during
             .iter()
-            .find(|(_, connected, ..)| *connected == Some(false))
-            .map(|(t, ..)| *t);
+            .find(|s| s.connected == Some(false))
+            .map(|s| s.t);
         if let Some(t) = by_timeout.into_iter().chain(by_state).min() {
             measurements.push(measure(
                 format!("disconnect_noticed_ms.{node}"),
@@ -269,8 +297,11 @@ fn change_applied(
     // Not applied while partitioned.
     let early_config = ctx.outpost_nodes.iter().find_map(|node| {
         samples(entries, node)
-            .find(|(t, _, r, _)| (changed_at..heal.start_ms).contains(t) && *r == Some(version))
-            .map(|(t, ..)| (node, t))
+            .find(|s| {
+                (changed_at..heal.start_ms).contains(&s.t)
+                    && s.route.is_some_and(|r| at_least(r, version))
+            })
+            .map(|s| (node, s.t))
     });
     if let Some((node, t)) = early_config {
         let detail = format!(
@@ -281,7 +312,7 @@ fn change_applied(
         return Ok(verdict(false, detail, Vec::new(), Some(t)));
     }
     let early_traffic = load_seconds(entries)
-        .find(|(t, s)| *t >= changed_at + 1000 && *t < heal.start_ms && share(s) >= min_share);
+        .find(|(t, s)| *t >= changed_at && *t < heal.start_ms && share(s) >= min_share);
     if let Some((t, _)) = early_traffic {
         let detail = format!(
             "`{target}` already served the traffic at {}, before the heal at {}",
@@ -293,8 +324,9 @@ fn change_applied(
 
     // Applied after the heal: in the config of the sidecar the traffic enters, then in traffic.
     let node = &ctx.load_through;
-    let Some((config_t, ..)) =
-        samples(entries, node).find(|(t, _, r, _)| *t >= heal.start_ms && *r == Some(version))
+    let Some(config_t) = samples(entries, node)
+        .find(|s| s.t >= heal.start_ms && s.route.is_some_and(|r| at_least(r, version)))
+        .map(|s| s.t)
     else {
         let detail = format!("`{node}` never served version {version} after the heal");
         return Ok(verdict(false, detail, Vec::new(), Some(heal.end_ms)));
@@ -375,17 +407,21 @@ fn reconvergence(ctx: &Context, entries: &[Entry], phase: &str, within_ms: u64) 
         if types.is_empty() {
             return Err(format!("the control plane never pushed to `{node}`"));
         }
+        // A sidecar that lost the control plane must show it is back: an ACK after the heal.
+        // One that never lost it is current at the heal if it had ACKed the latest version.
+        let lost = lost_control_plane_before(entries, node, heal.start_ms);
         let mut ready_at = Some(heal.start_ms);
         for ty in types {
             let acks = || xds.iter().filter(move |x| x.1 == ty && x.2 == XdsKind::Ack);
-            let current_at_heal = acks()
-                .rfind(|x| x.0 < heal.start_ms)
-                .is_some_and(|x| x.3 == latest);
+            let current_at_heal = !lost
+                && acks()
+                    .rfind(|x| x.0 < heal.start_ms)
+                    .is_some_and(|x| at_least(x.3, &latest));
             let at = if current_at_heal {
                 Some(heal.start_ms)
             } else {
                 acks()
-                    .find(|x| x.0 >= heal.start_ms && x.3 == latest)
+                    .find(|x| x.0 >= heal.start_ms && at_least(x.3, &latest))
                     .map(|x| x.0)
             };
             ready_at = match (ready_at, at) {
@@ -407,7 +443,9 @@ fn reconvergence(ctx: &Context, entries: &[Entry], phase: &str, within_ms: u64) 
                     slow.push(format!("`{node}` took {}", secs(ms)));
                 }
             }
-            None => slow.push(format!("`{node}` never ACKed version {latest}")),
+            None => slow.push(format!(
+                "`{node}` never ACKed version {latest} after the heal"
+            )),
         }
     }
     let passed = slow.is_empty();

@@ -60,10 +60,11 @@ struct Subscription {
     last_nonce: String,
 }
 
-/// The resources of `type_url` in `resources`, as `Any`, limited to `names` where the
-/// type is named by the client (endpoints and routes).
+/// The resources of `type_url` in `resources`, as `Any`: all clusters and listeners
+/// (wildcard types), and the endpoints and routes the client named.
 fn resources_of(resources: &Resources, type_url: &str, names: &[String]) -> Vec<Any> {
-    let wanted = |name: &str| names.is_empty() || names.iter().any(|n| n == name);
+    // Endpoints and routes are only ever sent by name: an empty list asks for none.
+    let wanted = |name: &str| names.iter().any(|n| n == name);
     match type_url {
         CDS => resources.clusters.iter().cloned().map(pack_any).collect(),
         LDS => resources.listeners.iter().cloned().map(pack_any).collect(),
@@ -129,19 +130,30 @@ async fn serve_stream(
                 let Some(Ok(request)) = request else { return };
                 if let (true, Some(n)) = (node.is_empty(), &request.node) {
                     node = n.id.clone();
+                    // An empty state-of-the-world answer would delete everything a node has:
+                    // a node the mesh does not know is refused instead.
+                    if !cp.knows(&node) {
+                        let _ = tx.send(Err(Status::not_found(format!("no virtual node for node id `{node}`")))).await;
+                        return;
+                    }
                 }
                 let Some(type_url) = ORDER.iter().copied().find(|t| *t == request.type_url) else {
                     continue;
                 };
                 let sub = subs.entry(type_url).or_default();
-                if !request.response_nonce.is_empty() && request.response_nonce == sub.last_nonce {
-                    match &request.error_detail {
-                        Some(status) => {
-                            let sent = sub.sent_version.map(|v| v.to_string()).unwrap_or_default();
-                            cp.log(&node, short_type(type_url), XdsKind::Nack, &sent, Some(status.message.clone()));
-                        }
-                        None => cp.log(&node, short_type(type_url), XdsKind::Ack, &request.version_info, None),
-                    }
+                let short = short_type(type_url);
+                if request.response_nonce.is_empty() {
+                    // A new subscription (or a reconnect): not an answer to any push.
+                    cp.log(&node, short, XdsKind::Request, &request.version_info, None);
+                } else if request.response_nonce != sub.last_nonce {
+                    // Answers a push that a newer one has replaced: the xDS protocol says to
+                    // ignore it; Envoy will answer the newer push too.
+                    continue;
+                } else if let Some(status) = &request.error_detail {
+                    let sent = sub.sent_version.map(|v| v.to_string()).unwrap_or_default();
+                    cp.log(&node, short, XdsKind::Nack, &sent, Some(status.message.clone()));
+                } else {
+                    cp.log(&node, short, XdsKind::Ack, &request.version_info, None);
                 }
                 sub.names = request.resource_names.clone();
                 if !send_if_stale(&cp, &node, type_url, sub, &mut nonce, &tx).await {

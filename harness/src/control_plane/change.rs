@@ -43,11 +43,12 @@ impl Change {
                 route,
                 weights,
             } => {
-                if weights.values().sum::<u32>() != 100 {
-                    return Err(format!(
-                        "weights add up to {}; expected 100",
-                        weights.values().sum::<u32>()
-                    ));
+                if let Some((node, w)) = weights.iter().find(|(_, w)| **w > 100) {
+                    return Err(format!("weight of `{node}` is {w}; expected 0 to 100"));
+                }
+                let sum: u32 = weights.values().sum();
+                if sum != 100 {
+                    return Err(format!("weights add up to {sum}; expected 100"));
                 }
                 let r = mesh
                     .virtual_routers

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, watch};
 
-/// One line of the control plane's log: an xDS push, ACK or NACK.
+/// One line of the control plane's log: an xDS request, push, ACK or NACK.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct XdsLogLine {
     /// UNIX time in ms.
@@ -27,7 +27,7 @@ pub struct XdsLogLine {
     pub node: String,
     /// Short type (`cds`, `eds`, `lds`, `rds`).
     pub type_name: String,
-    /// Push, ACK or NACK.
+    /// Request, push, ACK or NACK.
     pub xds: XdsKind,
     /// Version pushed or acknowledged.
     pub version: String,
@@ -85,6 +85,15 @@ impl ControlPlane {
         self.version_tx.subscribe()
     }
 
+    /// Is `node_id` a placed virtual node of this mesh (`mesh/<mesh>/virtualNode/<name>`)?
+    pub fn knows(&self, node_id: &str) -> bool {
+        let state = self.lock();
+        let prefix = format!("mesh/{}/virtualNode/", *state.mesh.mesh.name);
+        node_id
+            .strip_prefix(&prefix)
+            .is_some_and(|n| state.mesh.node(n).is_some() && state.placement.nodes.contains_key(n))
+    }
+
     /// The resources for the Envoy with this node id, and the version they belong to.
     pub fn snapshot(&self, node_id: &str) -> (u64, Resources) {
         let state = self.lock();
@@ -108,7 +117,7 @@ impl ControlPlane {
         Ok(version)
     }
 
-    /// Record a push, ACK or NACK.
+    /// Record a request, push, ACK or NACK.
     pub fn log(
         &self,
         node: &str,

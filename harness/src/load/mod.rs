@@ -54,7 +54,7 @@ pub async fn run(spec: LoadSpec, timeline: Timeline, stop: CancellationToken) {
         .pool_idle_timeout(Duration::from_secs(30))
         .build(connector);
     let (tx, rx) = mpsc::unbounded_channel();
-    let aggregator = tokio::spawn(aggregate(rx, timeline.clone(), spec.timeout));
+    let aggregator = tokio::spawn(aggregate(rx, timeline.clone()));
 
     let interval = Duration::from_secs_f64(1.0 / spec.rate.max(1) as f64);
     let total = (spec.duration.as_secs_f64() * spec.rate as f64).ceil() as u64;
@@ -68,6 +68,7 @@ pub async fn run(spec: LoadSpec, timeline: Timeline, stop: CancellationToken) {
             _ = tokio::time::sleep_until(intended) => {}
         }
         let intended_ms = start_ms + (intended - start).as_millis() as u64;
+        let _ = tx.send(Msg::Dispatched(intended_ms / 1000));
         let request = hyper::Request::get(uri.as_str())
             .header(hyper::header::HOST, spec.host.as_str())
             .body(Empty::new());
@@ -78,11 +79,11 @@ pub async fn run(spec: LoadSpec, timeline: Timeline, stop: CancellationToken) {
                 Ok(request) => send(&client, request, timeout).await,
             };
             let latency_us = intended.elapsed().as_micros() as u64;
-            let _ = tx.send(Outcome {
+            let _ = tx.send(Msg::Done(Outcome {
                 intended_ms,
                 latency_us,
                 result,
-            });
+            }));
         });
     }
     drop(tx);
@@ -119,54 +120,70 @@ async fn send(
         .unwrap_or(Err("timeout"))
 }
 
-/// Group outcomes by the second of their intended send time; record each second once no
-/// more of its requests can still be in flight (all were sent and answered or timed out).
-async fn aggregate(
-    mut rx: mpsc::UnboundedReceiver<Outcome>,
-    timeline: Timeline,
-    timeout: Duration,
-) {
-    let mut seconds: BTreeMap<u64, (LoadSecond, Histogram<u64>)> = BTreeMap::new();
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    loop {
-        tokio::select! {
-            outcome = rx.recv() => {
-                let Some(o) = outcome else { break };
-                let (s, h) = seconds.entry(o.intended_ms / 1000).or_insert_with(|| {
-                    (LoadSecond::default(), Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid histogram bounds"))
-                });
-                s.sent += 1;
-                let _ = h.record(o.latency_us.max(1));
+/// What the sender tells the aggregator.
+enum Msg {
+    /// A request intended in this second (ms since the timeline start / 1000) was sent.
+    Dispatched(u64),
+    /// A request finished.
+    Done(Outcome),
+}
+
+/// Results of one second so far, and how many of its requests were sent.
+struct Pending {
+    second: LoadSecond,
+    latency: Histogram<u64>,
+    dispatched: u64,
+}
+
+/// Group outcomes by the second of their intended send time; record each second as soon
+/// as every request sent in it has finished and the sender has moved past it.
+async fn aggregate(mut rx: mpsc::UnboundedReceiver<Msg>, timeline: Timeline) {
+    let mut seconds: BTreeMap<u64, Pending> = BTreeMap::new();
+    let mut sending = 0;
+    let pending = || Pending {
+        second: LoadSecond::default(),
+        latency: Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid histogram bounds"),
+        dispatched: 0,
+    };
+    while let Some(msg) = rx.recv().await {
+        match msg {
+            Msg::Dispatched(sec) => {
+                sending = sending.max(sec);
+                seconds.entry(sec).or_insert_with(pending).dispatched += 1;
+            }
+            Msg::Done(o) => {
+                let p = seconds.entry(o.intended_ms / 1000).or_insert_with(pending);
+                p.second.sent += 1;
+                let _ = p.latency.record(o.latency_us.max(1));
                 match o.result {
                     Ok(served_by) => {
-                        s.ok += 1;
-                        *s.served_by.entry(served_by.unwrap_or_else(|| "unknown".into())).or_default() += 1;
+                        p.second.ok += 1;
+                        let by = served_by.unwrap_or_else(|| "unknown".into());
+                        *p.second.served_by.entry(by).or_default() += 1;
                     }
-                    Err(kind) => *s.errors.entry(kind.to_string()).or_default() += 1,
-                }
-            }
-            _ = tick.tick() => {
-                // A request intended before `complete_ms` has finished: it was sent on time or
-                // late, and then answered or timed out.
-                let complete_ms = timeline.elapsed_ms().saturating_sub(timeout.as_millis() as u64 + 1_000);
-                while let Some(entry) = seconds.first_entry() {
-                    if (*entry.key() + 1) * 1000 > complete_ms {
-                        break;
-                    }
-                    let (sec, second) = entry.remove_entry();
-                    flush(&timeline, sec, second);
+                    Err(kind) => *p.second.errors.entry(kind.to_string()).or_default() += 1,
                 }
             }
         }
+        while let Some(entry) = seconds.first_entry() {
+            let done = *entry.key() < sending && entry.get().dispatched == entry.get().second.sent;
+            if !done {
+                break;
+            }
+            let (sec, p) = entry.remove_entry();
+            flush(&timeline, sec, p);
+        }
     }
-    for (sec, second) in seconds {
-        flush(&timeline, sec, second);
+    // The sender and every request are done: what is left is complete.
+    for (sec, p) in seconds {
+        flush(&timeline, sec, p);
     }
 }
 
-fn flush(timeline: &Timeline, sec: u64, (mut s, h): (LoadSecond, Histogram<u64>)) {
-    s.p50_us = h.value_at_quantile(0.5);
-    s.p99_us = h.value_at_quantile(0.99);
-    s.max_us = h.max();
+fn flush(timeline: &Timeline, sec: u64, p: Pending) {
+    let mut s = p.second;
+    s.p50_us = p.latency.value_at_quantile(0.5);
+    s.p99_us = p.latency.value_at_quantile(0.99);
+    s.max_us = p.latency.max();
     timeline.record_at(sec * 1000, Event::LoadSecond(s));
 }

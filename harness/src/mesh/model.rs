@@ -158,6 +158,17 @@ impl Mesh {
                     format!("duplicate virtual node `{}`", *node.name),
                 ));
             }
+            if node.listeners.len() > 1 {
+                return Err(InputError::spanned(
+                    path,
+                    &node.name,
+                    format!(
+                        "virtual node `{}` has {} listeners; expected at most one",
+                        *node.name,
+                        node.listeners.len()
+                    ),
+                ));
+            }
             let mut ports = BTreeSet::new();
             for l in &node.listeners {
                 if l.protocol.as_str() != "http" {
@@ -241,6 +252,13 @@ impl Mesh {
                                 *target.virtual_node,
                                 join(&nodes)
                             ),
+                        ));
+                    }
+                    if *target.weight > 100 {
+                        return Err(InputError::spanned(
+                            path,
+                            &target.weight,
+                            format!("expected a weight from 0 to 100, found {}", *target.weight),
                         ));
                     }
                     sum += *target.weight;

@@ -35,6 +35,7 @@ pub async fn sample_envoys(
                     connected: s.connected,
                     route_version: s.route_version,
                     cluster_version: s.cluster_version,
+                    listener_version: s.listener_version,
                     xds_keepalive_timeouts: s.xds_keepalive_timeouts,
                 },
             );

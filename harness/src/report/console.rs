@@ -22,7 +22,13 @@ pub fn table(suite: &str, verdicts: &[Verdict]) -> String {
         };
         let _ = writeln!(out, "  {mark:<7} {:<width$}  {}", v.name, v.detail);
     }
-    let passed = verdicts.iter().filter(|v| v.passed()).count();
-    let _ = writeln!(out, "{passed} passed, {} failed", verdicts.len() - passed);
+    let count = |o: Outcome| verdicts.iter().filter(|v| v.outcome == o).count();
+    let _ = writeln!(
+        out,
+        "checks: {} passed, {} failed, {} unknown",
+        count(Outcome::Passed),
+        count(Outcome::Failed),
+        count(Outcome::Unknown)
+    );
     out
 }

@@ -109,7 +109,11 @@ pub async fn run(plan: &Plan, opts: &RunOptions) -> Result<Outcome, EnvironmentE
         .context("cannot write the timeline")
         .map_err(EnvironmentError)?;
 
-    let envoy = provision::find_or_install(opts.envoy_bin.as_deref()).map_err(EnvironmentError)?;
+    let flag = opts.envoy_bin.clone();
+    let envoy = tokio::task::spawn_blocking(move || provision::find_or_install(flag.as_deref()))
+        .await
+        .map_err(|e| EnvironmentError(anyhow!("Envoy provisioning crashed: {e}")))?
+        .map_err(EnvironmentError)?;
     let envoy_version = envoy.version().unwrap_or_else(|e| format!("unknown ({e})"));
     let tether_bin = match &opts.tether_bin {
         Some(p) => p.clone(),
@@ -136,15 +140,26 @@ pub async fn run(plan: &Plan, opts: &RunOptions) -> Result<Outcome, EnvironmentE
         up = RunningTopology::up(plan, &backend, &timeline) => up,
         _ = opts.interrupt.cancelled() => Err(anyhow!("interrupted during bring-up")),
     };
-    let topo = up.map_err(EnvironmentError)?;
-    progress(
-        opts,
-        &timeline,
-        &format!("topology up in {:.1}s", wall.elapsed().as_secs_f64()),
-    );
-
-    let result = drive(plan, opts, &topo, &timeline).await;
-    topo.shutdown().await;
+    // Interrupted during bring-up: what started is already stopped; still report.
+    let topo = match up {
+        Ok(topo) => Some(topo),
+        Err(_) if opts.interrupt.is_cancelled() => None,
+        Err(e) => return Err(EnvironmentError(e)),
+    };
+    let result = match &topo {
+        Some(topo) => {
+            progress(
+                opts,
+                &timeline,
+                &format!("topology up in {:.1}s", wall.elapsed().as_secs_f64()),
+            );
+            drive(plan, opts, topo, &timeline).await
+        }
+        None => Ok(()),
+    };
+    if let Some(topo) = topo {
+        topo.shutdown().await;
+    }
     let interrupted = opts.interrupt.is_cancelled();
     timeline.record(Event::RunEnded {
         reason: match (&result, interrupted) {
@@ -245,9 +260,13 @@ async fn drive(
         // A phase's last requests are on the timeline once they are answered or time out.
         let (opts, timeline, phase) = (opts.clone(), timeline.clone(), phase.clone());
         summaries.push(tokio::spawn(async move {
-            tokio::time::sleep(load_timeout + Duration::from_millis(1500)).await;
+            tokio::time::sleep(load_timeout + Duration::from_millis(3000)).await;
             summarize_phase(&opts, &timeline, &phase);
         }));
+    }
+    if result.is_err() {
+        // A phase could not be carried out: stop the load now rather than at its end.
+        stop.cancel();
     }
     let _ = load.await;
     stop.cancel();

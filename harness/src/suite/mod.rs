@@ -188,7 +188,7 @@ pub enum Check {
         /// The phase judged.
         phase: Spanned<String>,
         /// Smallest share of requests that must succeed (0-1).
-        min_success_ratio: f64,
+        min_success_ratio: Spanned<f64>,
     },
     /// No outpost sidecar's served config changes during a phase.
     ConfigFrozen {
@@ -204,7 +204,7 @@ pub enum Check {
         within: Duration,
         /// Share of traffic the new target must serve once applied (default 0.95).
         #[serde(default)]
-        min_share: Option<f64>,
+        min_share: Option<Spanned<f64>>,
     },
     /// Every outpost sidecar reconnects and ACKs the latest config within a bound of the heal.
     Reconvergence {
@@ -444,6 +444,33 @@ fn validate(path: &Path, suite: &Suite, mesh: &Mesh) -> Result<(), InputError> {
             "expected a rate from 1 to 10000 requests per second",
         ));
     }
+    if let Some(timeout) = &suite.load.timeout
+        && (timeout.0.is_zero() || timeout.0 > std::time::Duration::from_secs(60))
+    {
+        return Err(InputError::spanned(
+            path,
+            &suite.load.rate,
+            "expected a load timeout from 1ms to 60s",
+        ));
+    }
+    if let Some(k) = &suite.xds.keepalive
+        && (k.interval.0.is_zero() || k.timeout.0.is_zero())
+    {
+        return Err(InputError::spanned(
+            path,
+            &suite.name,
+            "expected xds.keepalive interval and timeout above zero",
+        ));
+    }
+    if let Some(b) = &suite.xds.backoff
+        && (b.base.0.is_zero() || b.max.0 < b.base.0)
+    {
+        return Err(InputError::spanned(
+            path,
+            &suite.name,
+            "expected xds.backoff with base above zero and max at least base",
+        ));
+    }
     if suite.phases.is_empty() {
         return Err(InputError::spanned(
             path,
@@ -521,6 +548,20 @@ fn validate(path: &Path, suite: &Suite, mesh: &Mesh) -> Result<(), InputError> {
         ));
     }
     for c in &suite.checks {
+        let share = match c {
+            Check::OutpostTrafficFlows {
+                min_success_ratio, ..
+            } => Some(min_success_ratio),
+            Check::ChangeAppliedAfterHeal { min_share, .. } => min_share.as_ref(),
+            _ => None,
+        };
+        if let Some(share) = share.filter(|s| !(0.0..=1.0).contains(&***s)) {
+            return Err(InputError::spanned(
+                path,
+                share,
+                format!("expected a share from 0 to 1, found {}", **share),
+            ));
+        }
         let phase = c.phase();
         if !phase_names.contains(phase.as_str()) {
             return err(

@@ -30,10 +30,12 @@ pub struct Entry {
     pub event: Event,
 }
 
-/// Whether an xDS message was a push from the control plane or Envoy's answer to one.
+/// What an xDS message on the timeline was.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum XdsKind {
+    /// Envoy subscribed to a type (first request on a stream, e.g. after a reconnect).
+    Request,
     /// The control plane sent a response.
     Push,
     /// Envoy accepted a response.
@@ -83,7 +85,7 @@ pub enum Event {
         node: String,
         /// Short resource type (`cds`, `eds`, `lds`, `rds`).
         type_name: String,
-        /// Push, ACK or NACK.
+        /// Request, push, ACK or NACK.
         xds: XdsKind,
         /// The version pushed or acknowledged.
         version: String,
@@ -101,6 +103,9 @@ pub enum Event {
         route_version: Option<String>,
         /// The version of the clusters it serves.
         cluster_version: Option<String>,
+        /// The version of the listeners it serves.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        listener_version: Option<String>,
         /// HTTP/2 keepalive timeouts on its xDS connection so far.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         xds_keepalive_timeouts: Option<u64>,

@@ -122,6 +122,7 @@ impl Run {
                 connected: Some(connected),
                 route_version,
                 cluster_version,
+                listener_version: None,
                 xds_keepalive_timeouts: timeouts,
             },
         )
@@ -155,7 +156,7 @@ impl Run {
 fn traffic() -> Check {
     Check::OutpostTrafficFlows {
         phase: s("partition"),
-        min_success_ratio: 0.99,
+        min_success_ratio: Spanned::new(Span::new_blank(), 0.99),
     }
 }
 fn frozen() -> Check {
@@ -167,7 +168,7 @@ fn applied() -> Check {
     Check::ChangeAppliedAfterHeal {
         phase: s("heal"),
         within: secs(5),
-        min_share: Some(0.95),
+        min_share: Some(Spanned::new(Span::new_blank(), 0.95)),
     }
 }
 fn reconverged() -> Check {
@@ -303,4 +304,61 @@ fn detection_is_seen_in_keepalive_timeouts_even_when_connected_state_flaps_back(
         "{:?}",
         v.measurements
     );
+}
+
+#[test]
+fn reconvergence_needs_an_ack_after_the_heal_from_a_sidecar_that_lost_the_link() {
+    // No change during the partition; the sidecar lost the control plane and never came back.
+    let mut run = Run::new();
+    run.entries
+        .retain(|e| !matches!(&e.event, Event::MeshChange { .. }));
+    for sec in 0..30 {
+        let t = sec * 1000;
+        run.sample(t, t < 12_000, "1");
+    }
+    let v = run.judge(reconverged());
+    assert_eq!(v.outcome, Outcome::Failed, "{}", v.detail);
+    // Once it ACKs after the heal, it has reconverged.
+    run.xds(23_000, "cds", XdsKind::Ack, "1")
+        .xds(23_100, "rds", XdsKind::Ack, "1");
+    let v = run.judge(reconverged());
+    assert_eq!(v.outcome, Outcome::Passed, "{}", v.detail);
+    assert_eq!(v.measurements[0].value, 3_100.0);
+}
+
+#[test]
+fn a_newer_version_than_the_change_counts_as_applied() {
+    let mut run = Run::healthy();
+    for e in run.entries.iter_mut() {
+        match &mut e.event {
+            Event::Xds { version, .. }
+            | Event::EnvoySample {
+                route_version: Some(version),
+                ..
+            } if version == "2" => *version = "3".into(),
+            _ => {}
+        }
+    }
+    for check in [applied(), reconverged()] {
+        let v = run.judge(check);
+        assert_eq!(v.outcome, Outcome::Passed, "{}: {}", v.name, v.detail);
+    }
+}
+
+#[test]
+fn frozen_check_is_unknown_when_no_config_was_seen_during_the_phase() {
+    let mut run = Run::new();
+    run.sample(5_000, true, "1");
+    run.at(
+        12_000,
+        Event::EnvoySample {
+            node: "client".into(),
+            connected: None,
+            route_version: None,
+            cluster_version: None,
+            listener_version: None,
+            xds_keepalive_timeouts: None,
+        },
+    );
+    assert_eq!(run.judge(frozen()).outcome, Outcome::Unknown);
 }
