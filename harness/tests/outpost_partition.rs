@@ -76,6 +76,21 @@ async fn partition_keeps_outpost_serving_and_change_lands_after_heal() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_partition_passes_with_delta_xds() {
+    let _serial = ONE_RUN_AT_A_TIME.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let Some(outcome) = run_suite("suites/outpost-partition-delta.yaml", dir.path()).await else {
+        return;
+    };
+    assert!(outcome.passed(), "{:#?}", outcome.verdicts);
+    let bootstrap = std::fs::read_to_string(dir.path().join("work/envoy-client.json")).unwrap();
+    assert!(
+        bootstrap.contains("DELTA_GRPC"),
+        "the sidecars were not on delta xDS"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn negative_control_cutting_the_data_path_fails_the_traffic_check() {
     let _serial = ONE_RUN_AT_A_TIME.lock().await;
     let dir = tempfile::tempdir().unwrap();

@@ -372,8 +372,8 @@ fn change_applied(
     ))
 }
 
-/// Every outpost sidecar ACKs the latest config, for every type it subscribes, within the
-/// bound after the heal.
+/// Every outpost sidecar ACKs the newest config sent to it, for every type it subscribes,
+/// within the bound after the heal.
 fn reconvergence(ctx: &Context, entries: &[Entry], phase: &str, within_ms: u64) -> Judged {
     let heal = phase_window(entries, phase)?;
     let latest = last_change_before(entries, heal.start_ms)
@@ -412,16 +412,26 @@ fn reconvergence(ctx: &Context, entries: &[Entry], phase: &str, within_ms: u64) 
         let lost = lost_control_plane_before(entries, node, heal.start_ms);
         let mut ready_at = Some(heal.start_ms);
         for ty in types {
+            // The newest config of this type the control plane sent this sidecar (with
+            // delta xDS an unchanged type is not sent again, so this can be older than
+            // the newest mesh version).
+            let target = xds
+                .iter()
+                .filter(|x| x.1 == ty && x.2 == XdsKind::Push && x.0 < heal.end_ms)
+                .filter_map(|x| x.3.parse::<u64>().ok())
+                .max()
+                .map(|v| v.to_string())
+                .unwrap_or_else(|| latest.clone());
             let acks = || xds.iter().filter(move |x| x.1 == ty && x.2 == XdsKind::Ack);
             let current_at_heal = !lost
                 && acks()
                     .rfind(|x| x.0 < heal.start_ms)
-                    .is_some_and(|x| at_least(x.3, &latest));
+                    .is_some_and(|x| at_least(x.3, &target));
             let at = if current_at_heal {
                 Some(heal.start_ms)
             } else {
                 acks()
-                    .find(|x| x.0 >= heal.start_ms && at_least(x.3, &latest))
+                    .find(|x| x.0 >= heal.start_ms && at_least(x.3, &target))
                     .map(|x| x.0)
             };
             ready_at = match (ready_at, at) {

@@ -1,4 +1,5 @@
-//! The ADS gRPC service, state-of-the-world variant.
+//! The ADS gRPC service. This file serves the state-of-the-world variant; the delta
+//! (incremental) variant is in [`super::delta`].
 //!
 //! One task per Envoy stream. It answers each request for a type it has not yet sent at
 //! the current version (or with other resource names), records ACKs and NACKs by the
@@ -33,7 +34,7 @@ pub const LDS: &str = "type.googleapis.com/envoy.config.listener.v3.Listener";
 pub const RDS: &str = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration";
 
 /// The push order: clusters before endpoints before listeners before routes.
-const ORDER: [&str; 4] = [CDS, EDS, LDS, RDS];
+pub(super) const ORDER: [&str; 4] = [CDS, EDS, LDS, RDS];
 
 /// `cds` for the cluster type URL, and so on.
 pub fn short_type(type_url: &str) -> &'static str {
@@ -60,30 +61,47 @@ struct Subscription {
     last_nonce: String,
 }
 
-/// The resources of `type_url` in `resources`, as `Any`: all clusters and listeners
-/// (wildcard types), and the endpoints and routes the client named.
-fn resources_of(resources: &Resources, type_url: &str, names: &[String]) -> Vec<Any> {
-    // Endpoints and routes are only ever sent by name: an empty list asks for none.
-    let wanted = |name: &str| names.iter().any(|n| n == name);
+/// Every resource of `type_url` in `resources`, by name.
+pub(super) fn named(resources: &Resources, type_url: &str) -> Vec<(String, Any)> {
     match type_url {
-        CDS => resources.clusters.iter().cloned().map(pack_any).collect(),
-        LDS => resources.listeners.iter().cloned().map(pack_any).collect(),
+        CDS => resources
+            .clusters
+            .iter()
+            .map(|c| (c.name.clone(), pack_any(c.clone())))
+            .collect(),
         EDS => resources
             .endpoints
             .iter()
-            .filter(|e| wanted(&e.cluster_name))
-            .cloned()
-            .map(pack_any)
+            .map(|e| (e.cluster_name.clone(), pack_any(e.clone())))
+            .collect(),
+        LDS => resources
+            .listeners
+            .iter()
+            .map(|l| (l.name.clone(), pack_any(l.clone())))
             .collect(),
         RDS => resources
             .routes
             .iter()
-            .filter(|r| wanted(&r.name))
-            .cloned()
-            .map(pack_any)
+            .map(|r| (r.name.clone(), pack_any(r.clone())))
             .collect(),
         _ => Vec::new(),
     }
+}
+
+/// Clusters and listeners are wildcard types: a client gets all of them unless it names some.
+pub(super) fn is_wildcard_type(type_url: &str) -> bool {
+    type_url == CDS || type_url == LDS
+}
+
+/// The resources of `type_url` in `resources`, as `Any`: all clusters and listeners
+/// (wildcard types), and the endpoints and routes the client named (an empty list asks
+/// for none).
+fn resources_of(resources: &Resources, type_url: &str, names: &[String]) -> Vec<Any> {
+    named(resources, type_url)
+        .into_iter()
+        .filter(|(name, _)| is_wildcard_type(type_url) || names.contains(name))
+        .map(|(_, any)| any)
+        .collect()
 }
 
 type ResponseStream = Pin<Box<dyn Stream<Item = Result<DiscoveryResponse, Status>> + Send>>;
@@ -106,11 +124,12 @@ impl AggregatedDiscoveryService for ControlPlane {
 
     async fn delta_aggregated_resources(
         &self,
-        _request: Request<Streaming<DeltaDiscoveryRequest>>,
+        request: Request<Streaming<DeltaDiscoveryRequest>>,
     ) -> Result<Response<DeltaStream>, Status> {
-        Err(Status::unimplemented(
-            "delta xDS is not served yet; use state-of-the-world ADS",
-        ))
+        let inbound = request.into_inner();
+        let (tx, rx) = mpsc::channel(16);
+        tokio::spawn(super::delta::serve_stream(self.clone(), inbound, tx));
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 }
 

@@ -8,6 +8,7 @@
 pub mod admin;
 pub mod ads;
 pub mod change;
+pub mod delta;
 
 pub use change::Change;
 

@@ -6,9 +6,22 @@ use serde_json::{Value, json};
 use std::net::SocketAddr;
 use std::time::Duration;
 
+/// Which form of the ADS protocol a sidecar speaks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum XdsVariant {
+    /// State of the world: every response carries the whole set of a type.
+    #[default]
+    Sotw,
+    /// Delta (incremental): responses carry only what changed.
+    Delta,
+}
+
 /// How the sidecar's xDS connection behaves.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct XdsSettings {
+    /// State-of-the-world or delta ADS.
+    pub variant: XdsVariant,
     /// HTTP/2 PING interval on the xDS connection (App Mesh: 10 s).
     pub keepalive_interval: Duration,
     /// How long a PING may go unanswered before the connection is closed (App Mesh: 20 s).
@@ -23,6 +36,7 @@ impl Default for XdsSettings {
     /// App Mesh's values.
     fn default() -> Self {
         XdsSettings {
+            variant: XdsVariant::Sotw,
             keepalive_interval: Duration::from_secs(10),
             keepalive_timeout: Duration::from_secs(20),
             backoff_base: Duration::from_secs(10),
@@ -55,7 +69,10 @@ pub fn bootstrap(
         },
         "dynamic_resources": {
             "ads_config": {
-                "api_type": "GRPC",
+                "api_type": match settings.variant {
+                    XdsVariant::Sotw => "GRPC",
+                    XdsVariant::Delta => "DELTA_GRPC",
+                },
                 "transport_api_version": "V3",
                 "set_node_on_first_message_only": true,
                 "grpc_services": [{

@@ -7,7 +7,7 @@
 pub mod source;
 
 use crate::control_plane::Change;
-use crate::envoy::XdsSettings;
+use crate::envoy::{XdsSettings, XdsVariant};
 use crate::mesh::Mesh;
 use crate::mesh::model::join;
 use crate::topology::Site;
@@ -57,6 +57,9 @@ pub struct Topology {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct XdsConfig {
+    /// `sotw` (state of the world, the default) or `delta`.
+    #[serde(default)]
+    pub variant: XdsVariant,
     /// HTTP/2 keepalive on the xDS connection.
     pub keepalive: Option<Keepalive>,
     /// Reconnect backoff.
@@ -320,6 +323,7 @@ pub fn load(path: &Path) -> Result<Plan, InputError> {
     }
     let defaults = XdsSettings::default();
     let xds = XdsSettings {
+        variant: suite.xds.variant,
         keepalive_interval: suite
             .xds
             .keepalive
@@ -589,6 +593,7 @@ mod tests {
     fn bundled_suites_are_valid() {
         for suite in [
             "suites/outpost-partition.yaml",
+            "suites/outpost-partition-delta.yaml",
             "suites/negative/data-path-partition.yaml",
         ] {
             let plan = load(&repo(suite)).unwrap_or_else(|e| panic!("{e}"));
