@@ -105,3 +105,56 @@ async fn negative_control_cutting_the_data_path_fails_the_traffic_check() {
     let junit = std::fs::read_to_string(dir.path().join("junit.xml")).unwrap();
     assert!(junit.contains("<failure"), "{junit}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn control_plane_crash_keeps_outpost_serving_and_sidecars_reconverge_after_restart() {
+    let _serial = ONE_RUN_AT_A_TIME.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let Some(outcome) = run_suite("suites/control-plane-restart.yaml", dir.path()).await else {
+        return;
+    };
+    assert!(outcome.passed(), "{:#?}", outcome.verdicts);
+    // The restarted control plane resumed its persisted state: traffic stayed on svc-v2
+    // (the mesh file alone would have sent it back to svc-v1).
+    let timeline =
+        tether::timeline::Timeline::read_jsonl(&dir.path().join("timeline.jsonl")).unwrap();
+    let recovered = tether::checks::Window::of_phase(&timeline, "recovered").unwrap();
+    let served_by_v1: u64 = timeline
+        .iter()
+        .filter(|e| recovered.contains(e.t_ms))
+        .filter_map(|e| match &e.event {
+            tether::timeline::Event::LoadSecond(s) => s.served_by.get("svc-v1").copied(),
+            _ => None,
+        })
+        .sum();
+    assert_eq!(
+        served_by_v1, 0,
+        "the restarted control plane forgot the change"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn negative_control_a_control_plane_that_stays_down_fails_reconvergence() {
+    let _serial = ONE_RUN_AT_A_TIME.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let Some(outcome) =
+        run_suite("suites/negative/control-plane-stays-down.yaml", dir.path()).await
+    else {
+        return;
+    };
+    assert_eq!(outcome.exit_code(), 1);
+    let reconvergence = outcome.verdict("reconvergence").unwrap();
+    assert_eq!(
+        reconvergence.outcome,
+        CheckOutcome::Failed,
+        "{reconvergence:?}"
+    );
+    // Only reconvergence fails: the outpost kept serving on its last config.
+    let failed: Vec<&str> = outcome
+        .verdicts
+        .iter()
+        .filter(|v| !v.passed())
+        .map(|v| v.name.as_str())
+        .collect();
+    assert_eq!(failed, ["reconvergence"], "{:#?}", outcome.verdicts);
+}

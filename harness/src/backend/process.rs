@@ -51,9 +51,24 @@ pub struct RunningTopology {
     /// Admin clients of the Envoys, by virtual node.
     pub envoys: BTreeMap<String, AdminClient>,
     children: Vec<Managed>,
-    /// Copies the control plane's log onto the timeline; ends when the control plane exits.
-    log_reader: Option<tokio::task::JoinHandle<()>>,
+    /// Copy the control plane's log onto the timeline; each ends when its process exits.
+    log_readers: Vec<tokio::task::JoinHandle<()>>,
+    /// How to (re)start the control plane.
+    control_plane: ControlPlaneCommand,
+    timeline: Timeline,
 }
+
+/// The command line and log of the control plane, kept to restart it.
+#[derive(Debug, Clone, Default)]
+struct ControlPlaneCommand {
+    program: PathBuf,
+    args: Vec<String>,
+    log: PathBuf,
+    health: String,
+}
+
+/// The name the control plane's process has among the children.
+const CONTROL_PLANE: &str = "control plane";
 
 impl std::fmt::Debug for RunningTopology {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -113,8 +128,12 @@ fn spawn(
         .parent()
         .and_then(Path::parent)
         .unwrap_or(Path::new("."));
-    let log_file =
-        std::fs::File::create(log).with_context(|| format!("cannot create {}", log.display()))?;
+    // Appended to, so a restarted part keeps the log of its earlier life.
+    let log_file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .with_context(|| format!("cannot create {}", log.display()))?;
     let mut cmd = Command::new(program);
     cmd.args(args)
         .env(RUN_MARKER, work_dir)
@@ -211,7 +230,9 @@ impl RunningTopology {
             control_plane_admin: cp_admin,
             envoys: BTreeMap::new(),
             children: Vec::new(),
-            log_reader: None,
+            log_readers: Vec::new(),
+            control_plane: ControlPlaneCommand::default(),
+            timeline: timeline.clone(),
         };
         // On any error below, `topo` drops and kills what already started.
         for (i, (name, site)) in plan.sites.iter().enumerate() {
@@ -272,8 +293,7 @@ impl RunningTopology {
         // The control plane, in the region: its log lines go onto the timeline.
         let placement_file = opts.work_dir.join("placement.json");
         std::fs::write(&placement_file, serde_json::to_vec_pretty(&topo.placement)?)?;
-        let log = logs.join("control-plane.log");
-        let args = vec![
+        let mut args = vec![
             "control-plane".into(),
             "--mesh".into(),
             plan.mesh_path.display().to_string(),
@@ -284,33 +304,20 @@ impl RunningTopology {
             "--admin-listen".into(),
             cp_admin.to_string(),
         ];
-        let mut cp = spawn("control plane", &opts.tether_bin, &args, &log, true)?;
-        if let Some(stdout) = cp.child.stdout.take() {
-            let timeline = timeline.clone();
-            topo.log_reader = Some(tokio::spawn(async move {
-                let mut lines = tokio::io::BufReader::new(stdout).lines();
-                while let Ok(Some(line)) = lines.next_line().await {
-                    if let Ok(l) = serde_json::from_str::<XdsLogLine>(&line) {
-                        timeline.record_at_unix(
-                            l.unix_ms,
-                            Event::Xds {
-                                node: l.node,
-                                type_name: l.type_name,
-                                xds: l.xds,
-                                version: l.version,
-                                error: l.error,
-                            },
-                        );
-                    }
-                }
-            }));
-        }
-        let health = format!("http://{cp_admin}/healthz");
-        wait_until("control plane", &mut cp, deadline, &log, || {
-            http_ok(&health)
-        })
-        .await?;
-        topo.children.push(cp);
+        args.extend([
+            "--state".into(),
+            opts.work_dir
+                .join("control-plane-state.json")
+                .display()
+                .to_string(),
+        ]);
+        topo.control_plane = ControlPlaneCommand {
+            program: opts.tether_bin.clone(),
+            args,
+            log: logs.join("control-plane.log"),
+            health: format!("http://{cp_admin}/healthz"),
+        };
+        topo.start_control_plane(deadline).await?;
 
         // Sample services, then their sidecars.
         for (name, node) in topo.placement.nodes.clone() {
@@ -382,6 +389,60 @@ impl RunningTopology {
         Ok(topo)
     }
 
+    /// Start the control plane (again) and wait until it serves; its log lines go onto
+    /// the timeline.
+    async fn start_control_plane(&mut self, deadline: Instant) -> Result<()> {
+        let cmd = self.control_plane.clone();
+        let mut cp = spawn(CONTROL_PLANE, &cmd.program, &cmd.args, &cmd.log, true)?;
+        if let Some(stdout) = cp.child.stdout.take() {
+            let timeline = self.timeline.clone();
+            self.log_readers.push(tokio::spawn(async move {
+                let mut lines = tokio::io::BufReader::new(stdout).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    if let Ok(l) = serde_json::from_str::<XdsLogLine>(&line) {
+                        timeline.record_at_unix(
+                            l.unix_ms,
+                            Event::Xds {
+                                node: l.node,
+                                type_name: l.type_name,
+                                xds: l.xds,
+                                version: l.version,
+                                error: l.error,
+                            },
+                        );
+                    }
+                }
+            }));
+        }
+        let result = wait_until(CONTROL_PLANE, &mut cp, deadline, &cmd.log, || {
+            http_ok(&cmd.health)
+        })
+        .await;
+        self.children.push(cp);
+        result
+    }
+
+    /// Kill the control plane with SIGKILL, as a crash in the region would.
+    pub async fn kill_control_plane(&mut self) -> Result<()> {
+        let i = self
+            .children
+            .iter()
+            .position(|m| m.name == CONTROL_PLANE)
+            .context("the control plane is not running")?;
+        let mut cp = self.children.remove(i);
+        cp.child
+            .kill()
+            .await
+            .context("cannot kill the control plane")?;
+        Ok(())
+    }
+
+    /// Start the control plane again; it resumes from the state it persisted.
+    pub async fn restart_control_plane(&mut self) -> Result<()> {
+        self.start_control_plane(Instant::now() + Duration::from_secs(30))
+            .await
+    }
+
     /// The outpost sidecar the load enters through: its egress listener.
     pub fn egress_of(&self, node: &str) -> Option<SocketAddr> {
         self.placement.nodes.get(node).map(|n| n.egress)
@@ -408,7 +469,7 @@ impl RunningTopology {
         }
         self.children.clear();
         // Every line the control plane wrote is on the timeline before anyone reads it.
-        if let Some(reader) = self.log_reader.take() {
+        for reader in self.log_readers.drain(..) {
             let _ = tokio::time::timeout(Duration::from_secs(5), reader).await;
         }
     }

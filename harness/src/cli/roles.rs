@@ -28,6 +28,9 @@ pub enum Role {
         /// The admin (change API) address.
         #[arg(long)]
         admin_listen: SocketAddr,
+        /// Persist version and changes here, and resume from it on start (restarts).
+        #[arg(long)]
+        state: Option<PathBuf>,
     },
     /// Run the Toxiproxy-compatible fault proxy API (a drop-in for toxiproxy-server).
     #[command(name = "fault-proxy")]
@@ -79,7 +82,8 @@ pub async fn run(role: Role) -> i32 {
             placement,
             xds_listen,
             admin_listen,
-        } => control_plane_role(mesh, placement, xds_listen, admin_listen, shutdown).await,
+            state,
+        } => control_plane_role(mesh, placement, xds_listen, admin_listen, state, shutdown).await,
         Role::FaultProxy { listen } => match bind(listen).await {
             Ok(listener) => {
                 eprintln!("tether fault proxy: Toxiproxy API on http://{listen}");
@@ -108,6 +112,7 @@ async fn control_plane_role(
     placement: PathBuf,
     xds_listen: SocketAddr,
     admin_listen: SocketAddr,
+    state: Option<PathBuf>,
     shutdown: CancellationToken,
 ) -> Result<(), i32> {
     let mesh = Mesh::load(&mesh).map_err(|e| {
@@ -123,6 +128,12 @@ async fn control_plane_role(
         })?;
     let (log_tx, mut log_rx) = tokio::sync::mpsc::unbounded_channel();
     let cp = ControlPlane::new(mesh, placement, log_tx);
+    if let Some(state) = state {
+        cp.persist_to(&state).map_err(|e| {
+            eprintln!("error: cannot resume the control plane's state: {e}");
+            exit::BAD_INPUT
+        })?;
+    }
     // Log lines go to stdout, one JSON object per line, for the harness to put on its timeline.
     tokio::spawn(async move {
         use std::io::Write;

@@ -16,6 +16,7 @@ use crate::mesh::{Mesh, Resources, translate};
 use crate::timeline::{XdsKind, now_unix_ms};
 use crate::topology::Placement;
 use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, watch};
 
@@ -49,6 +50,20 @@ struct State {
     mesh: Mesh,
     placement: Placement,
     version: u64,
+    /// Every change applied since the mesh file, in order.
+    changes: Vec<Change>,
+    /// Where the version and changes are persisted, so a restarted control plane resumes
+    /// from them instead of serving the mesh file's state at version 1.
+    state_file: Option<PathBuf>,
+}
+
+/// What a control plane persists: enough to serve the same config after a restart.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct PersistedState {
+    /// The config version.
+    pub version: u64,
+    /// Changes applied on top of the mesh file, in order.
+    pub changes: Vec<Change>,
 }
 
 impl std::fmt::Debug for ControlPlane {
@@ -66,10 +81,30 @@ impl ControlPlane {
                 mesh,
                 placement,
                 version: 1,
+                changes: Vec::new(),
+                state_file: None,
             })),
             version_tx: Arc::new(version_tx),
             log,
         }
+    }
+
+    /// Persist state to `path` from now on, first resuming from it if it exists (a restart).
+    pub fn persist_to(&self, path: &Path) -> Result<(), String> {
+        let mut state = self.lock();
+        if path.exists() {
+            let text = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let saved: PersistedState =
+                serde_json::from_slice(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+            for change in &saved.changes {
+                change.apply(&mut state.mesh)?;
+            }
+            state.version = saved.version;
+            state.changes = saved.changes;
+            self.version_tx.send_replace(state.version);
+        }
+        state.state_file = Some(path.to_path_buf());
+        Ok(())
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -112,6 +147,20 @@ impl ControlPlane {
             let mut state = self.lock();
             change.apply(&mut state.mesh)?;
             state.version += 1;
+            state.changes.push(change.clone());
+            if let Some(path) = &state.state_file {
+                let saved = PersistedState {
+                    version: state.version,
+                    changes: state.changes.clone(),
+                };
+                // Written aside and renamed, so a kill mid-write leaves the last good state.
+                let tmp = path.with_extension("tmp");
+                let written = serde_json::to_vec(&saved)
+                    .map_err(|e| e.to_string())
+                    .and_then(|b| std::fs::write(&tmp, b).map_err(|e| e.to_string()))
+                    .and_then(|_| std::fs::rename(&tmp, path).map_err(|e| e.to_string()));
+                written.map_err(|e| format!("cannot persist state to {}: {e}", path.display()))?;
+            }
             state.version
         };
         self.version_tx.send_replace(version);
@@ -135,5 +184,69 @@ impl ControlPlane {
             version: version.to_string(),
             error,
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn control_plane() -> ControlPlane {
+        let mesh =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/meshes/outpost-basic.yaml");
+        let (tx, _rx) = mpsc::unbounded_channel();
+        ControlPlane::new(Mesh::load(&mesh).unwrap(), Placement::default(), tx)
+    }
+
+    fn weights(cp: &ControlPlane) -> Vec<u32> {
+        let state = cp.lock();
+        let route = &state.mesh.router("svc-router").unwrap().routes[0];
+        route
+            .http_route
+            .action
+            .weighted_targets
+            .iter()
+            .map(|t| *t.weight)
+            .collect()
+    }
+
+    #[test]
+    fn a_restarted_control_plane_resumes_version_and_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("state.json");
+        let cp = control_plane();
+        cp.persist_to(&file).unwrap();
+        let change = Change::SetRouteWeights {
+            router: "svc-router".into(),
+            route: "split".into(),
+            weights: BTreeMap::from([("svc-v1".into(), 0), ("svc-v2".into(), 100)]),
+        };
+        assert_eq!(cp.apply(&change), Ok(2));
+        drop(cp);
+
+        let restarted = control_plane();
+        assert_eq!(
+            (restarted.version(), weights(&restarted)),
+            (1, vec![100, 0])
+        );
+        restarted.persist_to(&file).unwrap();
+        assert_eq!(
+            (restarted.version(), weights(&restarted)),
+            (2, vec![0, 100])
+        );
+        assert_eq!(*restarted.subscribe().borrow(), 2);
+    }
+
+    #[test]
+    fn a_refused_change_changes_nothing() {
+        let cp = control_plane();
+        let change = Change::SetRouteWeights {
+            router: "svc-router".into(),
+            route: "split".into(),
+            weights: BTreeMap::from([("svc-v9".into(), 100)]),
+        };
+        assert!(cp.apply(&change).is_err());
+        assert_eq!((cp.version(), weights(&cp)), (1, vec![100, 0]));
     }
 }

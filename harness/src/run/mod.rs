@@ -146,7 +146,8 @@ pub async fn run(plan: &Plan, opts: &RunOptions) -> Result<Outcome, EnvironmentE
         Err(_) if opts.interrupt.is_cancelled() => None,
         Err(e) => return Err(EnvironmentError(e)),
     };
-    let result = match &topo {
+    let mut topo = topo;
+    let result = match &mut topo {
         Some(topo) => {
             progress(
                 opts,
@@ -205,7 +206,7 @@ pub async fn run(plan: &Plan, opts: &RunOptions) -> Result<Outcome, EnvironmentE
 async fn drive(
     plan: &Plan,
     opts: &RunOptions,
-    topo: &RunningTopology,
+    topo: &mut RunningTopology,
     timeline: &Timeline,
 ) -> Result<()> {
     let stop = opts.interrupt.child_token();
@@ -234,6 +235,7 @@ async fn drive(
     let mut result = Ok(());
     let mut summaries = Vec::new();
     let run_start = tokio::time::Instant::now();
+    let mut control_plane_down = false;
     for phase in &plan.phases {
         tokio::select! {
             _ = tokio::time::sleep_until(run_start + phase.start) => {}
@@ -250,9 +252,33 @@ async fn drive(
                 "phase {} ({}s){}",
                 phase.name,
                 phase.duration.as_secs_f64(),
-                describe_faults(&phase.faults)
+                describe_faults(phase)
             ),
         );
+        // The control plane goes down, or comes back, as the phase starts.
+        if phase.control_plane_down != control_plane_down {
+            let changed = if phase.control_plane_down {
+                topo.kill_control_plane().await
+            } else {
+                topo.restart_control_plane()
+                    .await
+                    .context("cannot restart the control plane")
+            };
+            if let Err(e) = changed {
+                result = Err(e);
+                break;
+            }
+            control_plane_down = phase.control_plane_down;
+            let (link, fault) = ("control_plane".to_string(), "killed".to_string());
+            timeline.record(if control_plane_down {
+                Event::FaultApplied { link, fault }
+            } else {
+                Event::FaultRemoved { link, fault }
+            });
+            if !control_plane_down {
+                progress(opts, timeline, "control plane restarted");
+            }
+        }
         if let Err(e) = run_phase(phase, run_start, topo, timeline, opts, &stop).await {
             result = Err(e);
             break;
@@ -277,11 +303,16 @@ async fn drive(
     result
 }
 
-fn describe_faults(faults: &[(String, Fault)]) -> String {
-    faults
+fn describe_faults(phase: &crate::suite::PlannedPhase) -> String {
+    let mut text: String = phase
+        .faults
         .iter()
         .map(|(l, f)| format!(", {f} on link {l}"))
-        .collect()
+        .collect();
+    if phase.control_plane_down {
+        text.push_str(", control plane down");
+    }
+    text
 }
 
 /// Faults on for the phase, changes at their times, faults off at its end.

@@ -114,6 +114,18 @@ pub struct Phase {
     /// Mesh changes made during the phase.
     #[serde(default)]
     pub changes: Vec<ChangeSpec>,
+    /// `down`: the control plane is killed (SIGKILL) as the phase starts, and restarted
+    /// as the next phase without it starts.
+    #[serde(default)]
+    pub control_plane: Option<ControlPlaneState>,
+}
+
+/// What happens to the control plane during a phase.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ControlPlaneState {
+    /// Killed, as a crash in the region; restarted from its persisted state afterwards.
+    Down,
 }
 
 /// A fault on a link for a phase.
@@ -276,6 +288,8 @@ pub struct PlannedPhase {
     pub faults: Vec<(String, Fault)>,
     /// Changes: (offset within the phase, change).
     pub changes: Vec<(std::time::Duration, Change)>,
+    /// The control plane is down for the whole phase.
+    pub control_plane_down: bool,
 }
 
 impl Plan {
@@ -378,6 +392,7 @@ pub fn load(path: &Path) -> Result<Plan, InputError> {
                 .map(|f| (f.link.to_string(), f.fault.clone()))
                 .collect(),
             changes,
+            control_plane_down: p.control_plane == Some(ControlPlaneState::Down),
         });
         start += p.duration.0;
     }
@@ -499,6 +514,15 @@ fn validate(path: &Path, suite: &Suite, mesh: &Mesh) -> Result<(), InputError> {
             }
         }
         for c in &p.changes {
+            if p.control_plane == Some(ControlPlaneState::Down) {
+                return err(
+                    &c.at,
+                    format!(
+                        "phase `{}` has the control plane down: it cannot take mesh changes",
+                        *p.name
+                    ),
+                );
+            }
             let at = parse_at(path, &c.at)?;
             if at >= p.duration.0 {
                 return err(
@@ -595,6 +619,8 @@ mod tests {
             "suites/outpost-partition.yaml",
             "suites/outpost-partition-delta.yaml",
             "suites/negative/data-path-partition.yaml",
+            "suites/control-plane-restart.yaml",
+            "suites/negative/control-plane-stays-down.yaml",
         ] {
             let plan = load(&repo(suite)).unwrap_or_else(|e| panic!("{e}"));
             assert!(!plan.phases.is_empty());
