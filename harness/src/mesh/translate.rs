@@ -291,3 +291,125 @@ fn http_listener(name: &str, addr: SocketAddr, route_config: &str) -> Listener {
         ..Default::default()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::topology::{NodePlacement, Site};
+    use std::path::Path;
+
+    fn mesh() -> Mesh {
+        let path =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/meshes/outpost-basic.yaml");
+        Mesh::load(&path).unwrap()
+    }
+
+    fn addr(port: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], port))
+    }
+
+    /// client and svc-v1 on the outpost, svc-v2 in the region.
+    fn placement() -> Placement {
+        let node = |site, base: u16, serves: bool| NodePlacement {
+            site,
+            admin: addr(base),
+            egress: addr(base + 1),
+            ingress: serves.then(|| addr(base + 2)),
+            app: serves.then(|| addr(base + 3)),
+            remote_ingress: serves.then(|| addr(base + 4)),
+        };
+        Placement {
+            nodes: [
+                ("client".to_string(), node(Site::Outpost, 10_000, false)),
+                ("svc-v1".to_string(), node(Site::Outpost, 11_000, true)),
+                ("svc-v2".to_string(), node(Site::Region, 12_000, true)),
+            ]
+            .into(),
+        }
+    }
+
+    fn endpoint_of(cla: &ClusterLoadAssignment) -> String {
+        let lb = &cla.endpoints[0].lb_endpoints[0];
+        let Some(lb_endpoint::HostIdentifier::Endpoint(e)) = &lb.host_identifier else {
+            panic!()
+        };
+        let Some(envoy_types::pb::envoy::config::core::v3::address::Address::SocketAddress(sa)) =
+            &e.address.as_ref().unwrap().address
+        else {
+            panic!()
+        };
+        let Some(socket_address::PortSpecifier::PortValue(port)) = sa.port_specifier else {
+            panic!()
+        };
+        format!("{}:{port}", sa.address)
+    }
+
+    #[test]
+    fn the_client_gets_app_mesh_named_egress_resources() {
+        let r = translate(&mesh(), "client", &placement());
+        let names = |v: Vec<&str>| v.into_iter().map(String::from).collect::<Vec<_>>();
+        assert_eq!(
+            r.clusters
+                .iter()
+                .map(|c| c.name.clone())
+                .collect::<Vec<_>>(),
+            names(vec![
+                "cds_egress_outpost_svc-v1_http_8080",
+                "cds_egress_outpost_svc-v2_http_8080"
+            ])
+        );
+        assert_eq!(
+            r.listeners
+                .iter()
+                .map(|l| l.name.clone())
+                .collect::<Vec<_>>(),
+            names(vec!["lds_egress_0.0.0.0_10001"])
+        );
+        assert_eq!(r.routes.len(), 1);
+        assert_eq!(r.routes[0].name, "rds_egress_http_10001");
+        let vhost = &r.routes[0].virtual_hosts[0];
+        assert_eq!(
+            vhost.domains,
+            names(vec!["svc.outpost.local", "svc.outpost.local:8080"])
+        );
+        let Some(route::Action::Route(action)) = &vhost.routes[0].action else {
+            panic!()
+        };
+        let Some(route_action::ClusterSpecifier::WeightedClusters(wc)) = &action.cluster_specifier
+        else {
+            panic!()
+        };
+        let weights: Vec<(String, u32)> = wc
+            .clusters
+            .iter()
+            .map(|c| (c.name.clone(), c.weight.unwrap().value))
+            .collect();
+        assert_eq!(
+            weights,
+            vec![
+                ("cds_egress_outpost_svc-v1_http_8080".to_string(), 100),
+                ("cds_egress_outpost_svc-v2_http_8080".to_string(), 0)
+            ]
+        );
+        // Same site: straight to svc-v1's sidecar; across sites: through the data link.
+        let endpoints: Vec<String> = r.endpoints.iter().map(endpoint_of).collect();
+        assert_eq!(endpoints, vec!["127.0.0.1:11002", "127.0.0.1:12004"]);
+    }
+
+    #[test]
+    fn a_service_gets_an_ingress_to_its_app_and_an_unknown_node_nothing() {
+        let r = translate(&mesh(), "svc-v1", &placement());
+        assert_eq!(r.listeners.len(), 1);
+        assert_eq!(r.listeners[0].name, "lds_ingress_0.0.0.0_11002");
+        assert_eq!(r.clusters[0].name, "cds_ingress_outpost_svc-v1_http_8080");
+        assert_eq!(
+            endpoint_of(r.clusters[0].load_assignment.as_ref().unwrap()),
+            "127.0.0.1:11003"
+        );
+        assert!(r.endpoints.is_empty(), "svc-v1 calls nothing");
+        assert_eq!(
+            translate(&mesh(), "nobody", &placement()),
+            Resources::default()
+        );
+    }
+}
