@@ -158,3 +158,42 @@ async fn negative_control_a_control_plane_that_stays_down_fails_reconvergence() 
         .collect();
     assert_eq!(failed, ["reconvergence"], "{:#?}", outcome.verdicts);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_change_reaches_all_fifty_client_sidecars() {
+    let _serial = ONE_RUN_AT_A_TIME.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let Some(outcome) = run_suite("suites/propagation.yaml", dir.path()).await else {
+        return;
+    };
+    assert!(outcome.passed(), "{:#?}", outcome.verdicts);
+    let propagation = outcome.verdict("propagation").unwrap();
+    let acks = propagation
+        .measurements
+        .iter()
+        .find(|m| m.name == "propagation.acks")
+        .unwrap();
+    assert_eq!(acks.value, 8.0 * 50.0, "8 changes x 50 client sidecars");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn negative_control_a_change_behind_a_blackhole_fails_propagation() {
+    let _serial = ONE_RUN_AT_A_TIME.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let Some(outcome) = run_suite("suites/negative/propagation-partitioned.yaml", dir.path()).await
+    else {
+        return;
+    };
+    let propagation = outcome.verdict("propagation").unwrap();
+    assert_eq!(propagation.outcome, CheckOutcome::Failed, "{propagation:?}");
+    // It lands only after the heal: later than the bound, or never.
+    let max = propagation
+        .measurements
+        .iter()
+        .find(|m| m.name == "propagation_ms.max")
+        .unwrap();
+    assert!(
+        max.value > 3000.0 || propagation.detail.contains("never ACKed"),
+        "{propagation:?}"
+    );
+}

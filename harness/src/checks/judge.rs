@@ -24,6 +24,9 @@ pub(super) fn judge(check: &Check, ctx: &Context, entries: &[Entry]) -> Verdict 
             within.0.as_millis() as u64,
             min_share.as_ref().map(|s| **s).unwrap_or(0.95),
         ),
+        Check::Propagation { phase, within } => {
+            propagation(entries, phase, within.0.as_millis() as u64)
+        }
         Check::Reconvergence { phase, within } => {
             reconvergence(ctx, entries, phase, within.0.as_millis() as u64)
         }
@@ -490,6 +493,97 @@ fn reconvergence(ctx: &Context, entries: &[Entry], phase: &str, within_ms: u64) 
         measurements,
         Some(heal.start_ms + within_ms),
     ))
+}
+
+/// The value at quantile `q` of sorted `values` (nearest rank).
+fn quantile(sorted: &[u64], q: f64) -> u64 {
+    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1]
+}
+
+/// Every change made in the phase reaches every sidecar it affects within the bound.
+fn propagation(entries: &[Entry], phase: &str, within_ms: u64) -> Judged {
+    let w = phase_window(entries, phase)?;
+    let changes: Vec<(u64, &str, &[String])> = entries
+        .iter()
+        .filter(|e| w.contains(e.t_ms))
+        .filter_map(|e| match &e.event {
+            Event::MeshChange {
+                version, affects, ..
+            } => Some((e.t_ms, version.as_str(), affects.as_slice())),
+            _ => None,
+        })
+        .collect();
+    if changes.is_empty() {
+        return Err(format!("no mesh change was made during `{phase}`"));
+    }
+    let mut delays = Vec::new();
+    let mut missing = Vec::new();
+    let mut measurements = Vec::new();
+    for (t, version, affects) in &changes {
+        let mut worst = 0;
+        for node in affects.iter() {
+            let suffix = format!("/virtualNode/{node}");
+            let acked = entries.iter().find_map(|e| match &e.event {
+                Event::Xds {
+                    node: n,
+                    type_name,
+                    xds: XdsKind::Ack,
+                    version: v,
+                    ..
+                } if e.t_ms >= *t
+                    && type_name == "rds"
+                    && n.ends_with(&suffix)
+                    && at_least(v, version) =>
+                {
+                    Some(e.t_ms - t)
+                }
+                _ => None,
+            });
+            match acked {
+                Some(d) => {
+                    worst = worst.max(d);
+                    delays.push(d);
+                }
+                None => missing.push(format!("`{node}` never ACKed version {version}")),
+            }
+        }
+        measurements.push(measure(
+            format!("propagation_ms.max.v{version}"),
+            worst as f64,
+            "ms",
+            Some(within_ms as f64),
+        ));
+    }
+    delays.sort_unstable();
+    let (p50, p99, max) = match delays.as_slice() {
+        [] => (0, 0, 0),
+        d => (quantile(d, 0.5), quantile(d, 0.99), *d.last().unwrap_or(&0)),
+    };
+    measurements.splice(
+        0..0,
+        [
+            measure("propagation_ms.p50", p50 as f64, "ms", None),
+            measure("propagation_ms.p99", p99 as f64, "ms", None),
+            measure(
+                "propagation_ms.max",
+                max as f64,
+                "ms",
+                Some(within_ms as f64),
+            ),
+            measure("propagation.acks", delays.len() as f64, "acks", None),
+        ],
+    );
+    let passed = missing.is_empty() && max <= within_ms;
+    let mut detail = format!(
+        "{} changes reached {} sidecar configs: p50 {p50} ms, p99 {p99} ms, max {max} ms (bound {within_ms} ms)",
+        changes.len(),
+        delays.len(),
+    );
+    if !missing.is_empty() {
+        detail = format!("{detail}; {}", missing.join("; "));
+    }
+    Ok(verdict(passed, detail, measurements, Some(w.end_ms)))
 }
 
 #[cfg(test)]

@@ -35,6 +35,26 @@ impl Change {
         }
     }
 
+    /// The virtual nodes whose sidecars' config the change alters: those that call a
+    /// virtual service the changed router provides.
+    pub fn affects(&self, mesh: &Mesh) -> Vec<String> {
+        match self {
+            Change::SetRouteWeights { router, .. } => {
+                let services: Vec<&str> = mesh
+                    .virtual_services
+                    .iter()
+                    .filter(|s| matches!(&s.provider, crate::mesh::model::Provider::VirtualRouter(r) if r.as_str() == router))
+                    .map(|s| s.name.as_str())
+                    .collect();
+                mesh.virtual_nodes
+                    .iter()
+                    .filter(|n| n.backends.iter().any(|b| services.contains(&b.as_str())))
+                    .map(|n| n.name.to_string())
+                    .collect()
+            }
+        }
+    }
+
     /// Apply the change to `mesh`, or say why it cannot be.
     pub fn apply(&self, mesh: &mut Mesh) -> Result<(), String> {
         match self {

@@ -227,7 +227,8 @@ async fn drive(
     };
     let observer = tokio::spawn(observe::sample_envoys(
         topo.envoys.clone(),
-        Duration::from_millis(250),
+        // Each sample reads every Envoy's config dump: sample a large fleet less often.
+        Duration::from_millis((25 * topo.envoys.len() as u64).max(250)),
         timeline.clone(),
         stop.clone(),
     ));
@@ -279,7 +280,7 @@ async fn drive(
                 progress(opts, timeline, "control plane restarted");
             }
         }
-        if let Err(e) = run_phase(phase, run_start, topo, timeline, opts, &stop).await {
+        if let Err(e) = run_phase(plan, phase, run_start, topo, timeline, opts, &stop).await {
             result = Err(e);
             break;
         }
@@ -317,6 +318,7 @@ fn describe_faults(phase: &crate::suite::PlannedPhase) -> String {
 
 /// Faults on for the phase, changes at their times, faults off at its end.
 async fn run_phase(
+    plan: &Plan,
     phase: &crate::suite::PlannedPhase,
     run_start: tokio::time::Instant,
     topo: &RunningTopology,
@@ -342,6 +344,11 @@ async fn run_phase(
             description: change.describe(),
             version: version.clone(),
             target: dominant_target(change),
+            affects: change
+                .affects(&plan.mesh)
+                .into_iter()
+                .filter(|n| plan.sites.contains_key(n))
+                .collect(),
         });
         progress(
             opts,

@@ -221,6 +221,14 @@ pub enum Check {
         #[serde(default)]
         min_share: Option<Spanned<f64>>,
     },
+    /// Every mesh change made during a phase reaches every sidecar it affects (an ACK of
+    /// routes at least that new) within a bound; reports the delay distribution.
+    Propagation {
+        /// The phase whose changes are judged.
+        phase: Spanned<String>,
+        /// Bound from each change to each affected sidecar's ACK.
+        within: Duration,
+    },
     /// Every outpost sidecar reconnects and ACKs the latest config within a bound of the heal.
     Reconvergence {
         /// The heal phase.
@@ -238,6 +246,7 @@ impl Check {
             Check::ConfigFrozen { .. } => "config_frozen",
             Check::ChangeAppliedAfterHeal { .. } => "change_applied_after_heal",
             Check::Reconvergence { .. } => "reconvergence",
+            Check::Propagation { .. } => "propagation",
         }
     }
 
@@ -246,7 +255,8 @@ impl Check {
             Check::OutpostTrafficFlows { phase, .. }
             | Check::ConfigFrozen { phase }
             | Check::ChangeAppliedAfterHeal { phase, .. }
-            | Check::Reconvergence { phase, .. } => phase,
+            | Check::Reconvergence { phase, .. }
+            | Check::Propagation { phase, .. } => phase,
         }
     }
 }
@@ -621,6 +631,8 @@ mod tests {
             "suites/negative/data-path-partition.yaml",
             "suites/control-plane-restart.yaml",
             "suites/negative/control-plane-stays-down.yaml",
+            "suites/propagation.yaml",
+            "suites/negative/propagation-partitioned.yaml",
         ] {
             let plan = load(&repo(suite)).unwrap_or_else(|e| panic!("{e}"));
             assert!(!plan.phases.is_empty());

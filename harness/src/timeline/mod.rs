@@ -78,6 +78,9 @@ pub enum Event {
         /// The virtual node the change sends most traffic to, if it routes traffic.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         target: Option<String>,
+        /// The virtual nodes whose sidecars' config the change alters.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        affects: Vec<String>,
     },
     /// An xDS push, ACK or NACK, as the control plane recorded it.
     Xds {

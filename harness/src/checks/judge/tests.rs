@@ -59,6 +59,7 @@ impl Run {
                 description: "v2".into(),
                 version: "2".into(),
                 target: Some("v2".into()),
+                affects: vec!["client".into()],
             },
         );
         for ty in ["cds", "rds"] {
@@ -361,4 +362,38 @@ fn frozen_check_is_unknown_when_no_config_was_seen_during_the_phase() {
         },
     );
     assert_eq!(run.judge(frozen()).outcome, Outcome::Unknown);
+}
+
+#[test]
+fn propagation_reports_the_delay_to_every_affected_sidecar_and_fails_on_a_straggler() {
+    let propagation = || Check::Propagation {
+        phase: s("partition"),
+        within: secs(1),
+    };
+    let mut run = Run::new();
+    // The change at 15 s reaches the client at 15.2 s.
+    run.xds(15_200, "rds", XdsKind::Ack, "2");
+    let v = run.judge(propagation());
+    assert_eq!(v.outcome, Outcome::Passed, "{}", v.detail);
+    assert_eq!(v.measurements[2].name, "propagation_ms.max");
+    assert_eq!(v.measurements[2].value, 200.0);
+
+    // Too late.
+    let mut run = Run::new();
+    run.xds(17_000, "rds", XdsKind::Ack, "2");
+    assert_eq!(run.judge(propagation()).outcome, Outcome::Failed);
+
+    // Never.
+    let run = Run::new();
+    let v = run.judge(propagation());
+    assert_eq!(v.outcome, Outcome::Failed);
+    assert!(v.detail.contains("never ACKed"), "{}", v.detail);
+}
+
+#[test]
+fn quantiles_use_the_nearest_rank() {
+    let d = [10, 20, 30, 40, 50, 60, 70, 80, 90, 100];
+    assert_eq!(super::quantile(&d, 0.5), 50);
+    assert_eq!(super::quantile(&d, 0.99), 100);
+    assert_eq!(super::quantile(&[7], 0.99), 7);
 }
