@@ -2,7 +2,9 @@
 
 mod common;
 
-use std::process::Command;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
 use std::time::Duration;
 
 fn tether(args: &[&str]) -> std::process::Output {
@@ -110,4 +112,223 @@ fn ctrl_c_stops_everything_and_still_writes_reports() {
     std::thread::sleep(Duration::from_millis(500));
     let left = common::processes_of_run(dir.path());
     assert!(left.is_empty(), "left running after Ctrl-C: {left:?}");
+}
+
+/// A `tether fault-proxy` child process, stopped when dropped.
+struct FaultProxy {
+    child: Child,
+    /// The first line it printed on stderr.
+    line: String,
+}
+
+impl FaultProxy {
+    /// Starts `tether fault-proxy ARGS` and waits (up to 20 s) for its first stderr line.
+    fn start(args: &[&str]) -> FaultProxy {
+        let mut child = Command::new(common::tether_bin())
+            .arg("fault-proxy")
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut reader = BufReader::new(stderr);
+            let mut line = String::new();
+            let _ = reader.read_line(&mut line);
+            let _ = tx.send(line);
+            // Keep draining, so later writes never meet a closed pipe.
+            let _ = std::io::copy(&mut reader, &mut std::io::sink());
+        });
+        let mut proxy = FaultProxy {
+            child,
+            line: String::new(),
+        };
+        proxy.line = rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("tether fault-proxy printed nothing within 20 s");
+        proxy
+    }
+
+    /// The API address from the first line: `... on http://ADDR, ...`.
+    fn api(&self) -> String {
+        let rest = self
+            .line
+            .split("http://")
+            .nth(1)
+            .unwrap_or_else(|| panic!("no http:// address in {:?}", self.line));
+        rest.split([',', ' ', '\n']).next().unwrap().to_owned()
+    }
+
+    /// Sends SIGTERM and waits (up to 10 s) for the exit status.
+    fn stop(mut self) -> Option<i32> {
+        // SAFETY: signalling our own child.
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGTERM);
+        }
+        for _ in 0..100 {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("tether fault-proxy did not stop within 10 s of SIGTERM");
+    }
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `tether ARGS` that must exit by itself; kills it and fails after 20 s.
+fn tether_exits(args: &[&str]) -> (Option<i32>, String) {
+    let mut child = Command::new(common::tether_bin())
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text);
+        text
+    });
+    for _ in 0..200 {
+        if let Some(status) = child.try_wait().unwrap() {
+            return (status.code(), reader.join().unwrap());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("tether {args:?} still ran after 20 s");
+}
+
+/// `GET path` on `addr` over plain HTTP/1.1; returns the whole answer.
+fn http_get(addr: &str, path: &str) -> String {
+    let mut conn = std::net::TcpStream::connect(addr).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        conn,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    conn.read_to_string(&mut answer).unwrap();
+    answer
+}
+
+#[test]
+fn fault_proxy_takes_toxiproxy_server_flags() {
+    let help = tether(&["fault-proxy", "--help"]);
+    let help = String::from_utf8_lossy(&help.stdout);
+    for flag in [
+        "--host <HOST>",
+        "[default: 127.0.0.1]",
+        "--port <PORT>",
+        "[default: 8474]",
+        "--seed <SEED>",
+        "--config <CONFIG>",
+        "--listen <LISTEN>",
+    ] {
+        assert!(help.contains(flag), "{flag} missing from: {help}");
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("proxies.json");
+    std::fs::write(
+        &config,
+        r#"[{"name":"xds","listen":"127.0.0.1:0","upstream":"127.0.0.1:9"},
+            {"name":"spare","listen":"127.0.0.1:0","upstream":"127.0.0.1:9","enabled":false}]"#,
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+
+    // Loopback unless told otherwise; one line says where the API listens.
+    let proxy = FaultProxy::start(&["--port", "0", "--seed", "5", "--config", config]);
+    assert!(
+        proxy
+            .line
+            .starts_with("tether fault proxy: Toxiproxy API on http://127.0.0.1:"),
+        "{}",
+        proxy.line
+    );
+    assert!(proxy.line.contains("2 proxies from"), "{}", proxy.line);
+    assert!(proxy.line.contains("seed 5"), "{}", proxy.line);
+    let answer = http_get(&proxy.api(), "/proxies");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains(r#""name":"xds""#), "{answer}");
+    assert!(answer.contains(r#""name":"spare""#), "{answer}");
+    assert_eq!(proxy.stop(), Some(0), "SIGTERM is a clean stop");
+
+    // --listen overrides --host and --port.
+    let proxy = FaultProxy::start(&[
+        "--host",
+        "0.0.0.0",
+        "--port",
+        "1",
+        "--listen",
+        "127.0.0.1:0",
+    ]);
+    let api = proxy.api();
+    assert!(
+        api.starts_with("127.0.0.1:") && !api.ends_with(":1"),
+        "{api}"
+    );
+    assert!(http_get(&api, "/version").contains("-tether"));
+    assert_eq!(proxy.stop(), Some(0));
+}
+
+#[test]
+fn fault_proxy_rejects_bad_config_files_with_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            r#"[{"name":"xds","listen":"127.0.0.1:0"}]"#,
+            "missing required field: upstream at proxy 1",
+        ),
+        ("[\n  {\"name\": }\n]", "line 2 column"),
+        ("", "bad request body"),
+    ];
+    for (index, (text, expected)) in cases.into_iter().enumerate() {
+        let file = dir.path().join(format!("bad-{index}.json"));
+        std::fs::write(&file, text).unwrap();
+        let file = file.to_str().unwrap();
+        let (code, stderr) = tether_exits(&["fault-proxy", "--port", "0", "--config", file]);
+        assert_eq!(code, Some(2), "{text}: {stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+        assert!(stderr.starts_with(&format!("error: {file}: ")), "{stderr}");
+        assert!(stderr.contains(expected), "{text}: {stderr}");
+    }
+    let (code, stderr) = tether_exits(&["fault-proxy", "--port", "0", "--config", "/no/such.json"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    // A listen address in the file that cannot be bound: the environment, exit 3.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let file = dir.path().join("taken.json");
+    std::fs::write(
+        &file,
+        format!(
+            r#"[{{"name":"xds","listen":"{}","upstream":"127.0.0.1:9"}}]"#,
+            taken.local_addr().unwrap()
+        ),
+    )
+    .unwrap();
+    let (code, stderr) = tether_exits(&[
+        "fault-proxy",
+        "--port",
+        "0",
+        "--config",
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(3), "{stderr}");
+    assert!(
+        stderr.contains("cannot create the configured proxies"),
+        "{stderr}"
+    );
 }

@@ -1,6 +1,8 @@
 //! The parts of a run the `tether` binary plays as child processes.
 
 use crate::control_plane::{self, ControlPlane};
+use crate::faults::populate::parse_proxy_list;
+use crate::faults::server::{ServeOptions, serve_with};
 use crate::mesh::Mesh;
 use crate::run::exit;
 use crate::topology::Placement;
@@ -35,9 +37,21 @@ pub enum Role {
     /// Run the Toxiproxy-compatible fault proxy API (a drop-in for toxiproxy-server).
     #[command(name = "fault-proxy")]
     FaultProxy {
-        /// API address.
-        #[arg(long, default_value = "127.0.0.1:8474")]
-        listen: SocketAddr,
+        /// Host (address or name) for the API to listen on.
+        #[arg(long, default_value = "127.0.0.1")]
+        host: String,
+        /// Port for the API to listen on (0 picks a free one).
+        #[arg(long, default_value_t = 8474)]
+        port: u16,
+        /// API address, like 127.0.0.1:8474; overrides --host and --port.
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+        /// Seed for the toxics' randomness (jitter, toxicity); random when not given.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// JSON file with an array of proxies to create at start, as `POST /populate` takes.
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
     /// Run the sample HTTP service, answering with its name.
     Service {
@@ -84,18 +98,13 @@ pub async fn run(role: Role) -> i32 {
             admin_listen,
             state,
         } => control_plane_role(mesh, placement, xds_listen, admin_listen, state, shutdown).await,
-        Role::FaultProxy { listen } => match bind(listen).await {
-            Ok(listener) => {
-                eprintln!("tether fault proxy: Toxiproxy API on http://{listen}");
-                crate::faults::server::serve(listener, shutdown)
-                    .await
-                    .map_err(|e| {
-                        eprintln!("error: {e:#}");
-                        exit::ENVIRONMENT
-                    })
-            }
-            Err(code) => Err(code),
-        },
+        Role::FaultProxy {
+            host,
+            port,
+            listen,
+            seed,
+            config,
+        } => fault_proxy_role(&host, port, listen, seed, config, shutdown).await,
         Role::Service { name, listen } => match bind(listen).await {
             Ok(listener) => {
                 crate::service::serve(name, listener, shutdown).await;
@@ -105,6 +114,68 @@ pub async fn run(role: Role) -> i32 {
         },
     };
     result.err().unwrap_or(exit::PASSED)
+}
+
+/// Where the fault proxy's API listens: `listen` if given, else `host`:`port`.
+async fn fault_proxy_addr(
+    host: &str,
+    port: u16,
+    listen: Option<SocketAddr>,
+) -> Result<SocketAddr, i32> {
+    if let Some(listen) = listen {
+        return Ok(listen);
+    }
+    if let Ok(ip) = host.parse::<std::net::IpAddr>() {
+        return Ok(SocketAddr::new(ip, port));
+    }
+    let resolved = tokio::net::lookup_host((host, port)).await;
+    match resolved.map(|mut addrs| addrs.next()) {
+        Ok(Some(addr)) => Ok(addr),
+        Ok(None) => {
+            eprintln!("error: --host {host}: no address");
+            Err(exit::BAD_INPUT)
+        }
+        Err(e) => {
+            eprintln!("error: --host {host}: {e}");
+            Err(exit::BAD_INPUT)
+        }
+    }
+}
+
+async fn fault_proxy_role(
+    host: &str,
+    port: u16,
+    listen: Option<SocketAddr>,
+    seed: Option<u64>,
+    config: Option<PathBuf>,
+    shutdown: CancellationToken,
+) -> Result<(), i32> {
+    let proxies = match &config {
+        Some(path) => std::fs::read(path)
+            .map_err(|e| e.to_string())
+            .and_then(|json| parse_proxy_list(&json))
+            .map_err(|e| {
+                eprintln!("error: {}: {e}", path.display());
+                exit::BAD_INPUT
+            })?,
+        None => Vec::new(),
+    };
+    let listener = bind(fault_proxy_addr(host, port, listen).await?).await?;
+    let addr = listener.local_addr().map_err(|e| {
+        eprintln!("error: cannot read the API address: {e}");
+        exit::ENVIRONMENT
+    })?;
+    let from_config = match &config {
+        Some(path) => format!(", {} proxies from {}", proxies.len(), path.display()),
+        None => String::new(),
+    };
+    let seeded = seed.map(|s| format!(", seed {s}")).unwrap_or_default();
+    eprintln!("tether fault proxy: Toxiproxy API on http://{addr}{from_config}{seeded}");
+    let options = ServeOptions { seed, proxies };
+    serve_with(listener, shutdown, options).await.map_err(|e| {
+        eprintln!("error: {e:#}");
+        exit::ENVIRONMENT
+    })
 }
 
 async fn control_plane_role(

@@ -50,7 +50,7 @@ pub struct Proxy {
 /// A toxic as the API shows it: `{"name","type","stream","toxicity","attributes"}`.
 ///
 /// `kind` is Toxiproxy's `type` (`latency`, `timeout`, `bandwidth`,
-/// `slow_close`, `slicer`, `limit_data`, `noop`) and `attributes` its
+/// `slow_close`, `slicer`, `limit_data`, `reset_peer`, `noop`) and `attributes` its
 /// type-specific settings, e.g. `{"latency": 300, "jitter": 0}` (milliseconds).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Toxic {

@@ -6,11 +6,15 @@
 //! async client for that API; it works against a real Toxiproxy as well.
 //!
 //! A proxy forwards TCP from its `listen` address to its `upstream` address.
-//! Toxics (latency, blackhole, bandwidth, ...) change what happens to the bytes,
-//! and apply to connections that are already open as well as to new ones.
-//! Disabling a proxy closes its connections and refuses new ones.
+//! Toxics (latency, blackhole, bandwidth, reset_peer, ...) change what happens
+//! to the bytes, and apply to connections that are already open as well as to
+//! new ones. Disabling a proxy closes its connections and refuses new ones.
+//! [`populate`] reads the proxy lists of `POST /populate` and of
+//! `tether fault-proxy --config FILE`.
 
 pub mod client;
+mod edge;
+pub mod populate;
 pub mod server;
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 //! |----------------|----------------------------------|---------------------------------|
 //! | GET            | `/version`                       | `{"version": "<v>-tether"}`     |
 //! | POST           | `/reset`                         | 204: enable all, drop toxics    |
+//! | POST           | `/populate`                      | 201 `{"proxies": [...]}`        |
 //! | GET / POST     | `/proxies`                       | name → proxy / 201 proxy        |
 //! | GET/POST/DELETE| `/proxies/{proxy}`               | proxy / 200 updated / 204       |
 //! | GET / POST     | `/proxies/{proxy}/toxics`        | list / 200 toxic                |
@@ -15,11 +16,20 @@
 //! (`PATCH` is accepted wherever `POST` updates, as newer Toxiproxy does.)
 //!
 //! How it maps onto noxious: every enabled proxy is one noxious `run_proxy`
-//! task. Toxic changes go to that task as `ToxicEvent`s over a `bmrng` channel,
-//! so they apply to connections that are already open. Disabling a proxy stops
-//! the task (closing its connections and its listener); enabling starts a new
-//! one on the same address with the same toxics. This module keeps the
-//! authoritative list of proxies and toxics; noxious only runs them.
+//! task listening on an internal loopback port, behind an [`super::edge`] that
+//! owns the proxy's `listen` address and relays each client connection to it.
+//! Toxic changes go to the noxious task as `ToxicEvent`s over a `bmrng`
+//! channel, so they apply to connections that are already open; `reset_peer`,
+//! which noxious lacks, is run by the edge and reaches open connections over a
+//! `watch` channel. Disabling a proxy stops both (closing its connections and
+//! its listener); enabling starts new ones on the same address with the same
+//! toxics. This module keeps the authoritative list of proxies and toxics;
+//! noxious and the edge only run them.
+//!
+//! `POST /populate` takes a JSON array of proxies (see [`super::populate`]).
+//! [`serve_with`] takes a seed ([`ServeOptions::seed`]) that makes the random
+//! parts reproducible: latency jitter, toxicity, slicer sizes and `reset_peer`
+//! toxicity. Each proxy derives its own seed from it and its name.
 //!
 //! All noxious tasks run on one dedicated single-threaded runtime. noxious
 //! rebuilds a connection's links on every toxic change, and on a multi-threaded
@@ -28,7 +38,7 @@
 //! silently miss that connection. One thread also keeps the proxies off the
 //! caller's worker threads.
 //!
-//! Differences from Toxiproxy, all about noxious 1.0.4:
+//! Differences from Toxiproxy, most about noxious 1.0.4:
 //! - `bandwidth` runs as a `slicer` that sends `rate`×10 bytes every 10 ms
 //!   (noxious's own bandwidth toxic panics on large chunks); it still shows and
 //!   updates as `bandwidth` with attribute `rate` (KB/s).
@@ -40,8 +50,23 @@
 //!   that were set.
 //! - `listen` is required at creation; a port of 0 picks a free port, and the
 //!   answer shows the real address.
+//! - Seeds: noxious seeds every connection's generators from the proxy's seed
+//!   alone, so with a seed all connections of a proxy draw the same jitter
+//!   sequence (restarting at each toxic change) and the same toxicity decision
+//!   for a noxious toxic; without a seed they draw independently. `reset_peer`
+//!   decides toxicity per connection from one sequence per proxy.
+//! - `reset_peer` acts at the edge, on the client's socket: on the `upstream`
+//!   stream before the other toxics, on `downstream` after them. The client
+//!   gets an RST; noxious closes the upstream connection with a FIN (Toxiproxy
+//!   resets both). Toxiproxy sets `SO_LINGER` 0 only on connections opened
+//!   after the toxic was added, so older ones get a FIN; tether resets those too.
+//! - `POST /populate` answers 400 (Toxiproxy: 500) for a duplicate name,
+//!   checks `listen` of disabled proxies too, and an error answer lists the
+//!   proxies applied before the error (Toxiproxy lists none).
 
 use super::client::{Proxy, Toxic};
+use super::edge::{Edge, ResetRule, ResetRules, SplitMix64, proxy_seed};
+use super::populate::{ProxySpec, parse_proxy_list};
 use anyhow::Context;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
@@ -54,6 +79,7 @@ use hyper_util::rt::TokioIo;
 use noxious::proxy::{ProxyConfig, ProxyRunner, Runner, Toxics};
 use noxious::signal::{Close, Stop, Stopper};
 use noxious::socket::TcpListener as NoxiousListener;
+use noxious::state::SharedProxyInfo;
 use noxious::toxic::{
     StreamDirection, Toxic as NoxiousToxic, ToxicEvent, ToxicEventKind, ToxicEventResult, ToxicKind,
 };
@@ -63,11 +89,13 @@ use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::fmt::Display;
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Handle;
-use tokio::sync::{Mutex, oneshot};
+use tokio::sync::{Mutex, oneshot, watch};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 
@@ -79,8 +107,8 @@ const STOP_GRACE: Duration = Duration::from_secs(2);
 const EVENT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long open API connections get to finish after shutdown.
 const DRAIN_GRACE: Duration = Duration::from_secs(5);
-/// The toxic types noxious supports, with Toxiproxy's names.
-const TOXIC_TYPES: [&str; 7] = [
+/// The toxic types tether runs, with Toxiproxy's names (`reset_peer` at the edge).
+const TOXIC_TYPES: [&str; 8] = [
     "latency",
     "timeout",
     "bandwidth",
@@ -88,23 +116,54 @@ const TOXIC_TYPES: [&str; 7] = [
     "slicer",
     "limit_data",
     "noop",
+    "reset_peer",
 ];
+/// How many internal loopback ports are tried for a proxy's noxious listener.
+const INNER_BIND_ATTEMPTS: usize = 8;
 /// The `bandwidth` emulation sends one slice every this many milliseconds.
 const BANDWIDTH_TICK_MS: u64 = 10;
 /// Latencies are capped here (about 35 years) so noxious's arithmetic cannot overflow.
 const MAX_LATENCY_MS: u64 = 1 << 40;
 
+/// How [`serve_with`] runs.
+#[derive(Debug, Clone, Default)]
+pub struct ServeOptions {
+    /// Makes the random parts of toxics reproducible (see the module docs);
+    /// `None` draws from entropy.
+    pub seed: Option<u64>,
+    /// Proxies created, as by `POST /populate`, before the first API request is answered.
+    pub proxies: Vec<ProxySpec>,
+}
+
+/// Serves the Toxiproxy API on `listener` until `shutdown` is cancelled, with
+/// no seed and no proxies to start with.
+///
+/// See [`serve_with`].
+pub async fn serve(listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
+    serve_with(listener, shutdown, ServeOptions::default()).await
+}
+
 /// Serves the Toxiproxy API on `listener` until `shutdown` is cancelled.
 ///
-/// On shutdown it stops accepting, lets open API requests finish (for up to
-/// 5 s), then stops every proxy, closing their listeners and connections.
-/// Fails only if the proxy runtime cannot start.
-pub async fn serve(listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
+/// First creates `options.proxies`; then answers API requests. On shutdown it
+/// stops accepting, lets open API requests finish (for up to 5 s), then stops
+/// every proxy, closing their listeners and connections. Fails if the proxy
+/// runtime cannot start or a configured proxy cannot be created.
+pub async fn serve_with(
+    listener: TcpListener,
+    shutdown: CancellationToken,
+    options: ServeOptions,
+) -> anyhow::Result<()> {
     let runtime = ProxyRuntime::start().await?;
     let state = Arc::new(State {
         proxies: Mutex::new(BTreeMap::new()),
         runtime: runtime.handle.clone(),
+        seed: options.seed,
     });
+    if let Err((err, _)) = state.apply_specs(options.proxies).await {
+        state.stop_all().await;
+        anyhow::bail!("cannot create the configured proxies: {}", err.message);
+    }
 
     // Accept API connections until shutdown, one task per connection.
     let mut connections = JoinSet::new();
@@ -208,6 +267,8 @@ struct State {
     proxies: Mutex<BTreeMap<String, ProxyEntry>>,
     /// The proxy runtime.
     runtime: Handle,
+    /// The server's seed, if any.
+    seed: Option<u64>,
 }
 
 /// One proxy: its configuration, its toxics, and its noxious task when enabled.
@@ -220,6 +281,12 @@ struct ProxyEntry {
     /// The toxics in the order they were added, as the API shows them.
     toxics: Vec<Toxic>,
     runner: Option<RunningProxy>,
+    /// This proxy's seed (derived from the server's), if any.
+    rand_seed: Option<u64>,
+    /// The revision of each `reset_peer` toxic, bumped when it is added or updated.
+    reset_revisions: BTreeMap<String, u64>,
+    /// The last revision handed out.
+    last_revision: u64,
 }
 
 /// A running noxious proxy task and the handles to steer it.
@@ -228,8 +295,31 @@ struct RunningProxy {
     stopper: Stopper,
     /// Sends toxic changes to the task, which applies them to open connections.
     events: bmrng::RequestSender<ToxicEvent, ToxicEventResult>,
-    /// The `run_proxy` task.
+    /// Publishes the `reset_peer` toxics to the edge and its open connections.
+    resets: watch::Sender<ResetRules>,
+    /// Stops the edge: its listener and every client connection close.
+    edge_shutdown: CancellationToken,
+    /// The task running the edge and noxious's `run_proxy`.
     task: JoinHandle<()>,
+}
+
+/// A toxic's type and attributes as tether runs it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Kind {
+    /// A toxic noxious runs.
+    Noxious(ToxicKind),
+    /// `reset_peer`, run by the edge: a reset `timeout` ms after the first data.
+    ResetPeer {
+        /// Milliseconds.
+        timeout: u64,
+    },
+}
+
+/// The attributes of a `reset_peer` toxic.
+#[derive(serde::Deserialize)]
+struct ResetPeerAttributes {
+    #[serde(default)]
+    timeout: u64,
 }
 
 /// An error answer: `{"error": message, "status": status}`.
@@ -311,6 +401,7 @@ async fn route(
     match (&method, segments.as_slice()) {
         (&Method::GET, ["version"]) => Ok(version()),
         (&Method::POST, ["reset"]) => state.reset().await,
+        (&Method::POST, ["populate"]) => Ok(state.populate(&body).await),
         (&Method::GET, ["proxies"]) => state.list_proxies().await,
         (&Method::POST, ["proxies"]) => state.create_proxy(&body).await,
         (&Method::GET, ["proxies", proxy]) => state.show_proxy(proxy).await,
@@ -326,7 +417,7 @@ async fn route(
             state.delete_toxic(proxy, toxic).await
         }
         // A known path with the wrong method.
-        (_, ["version" | "reset" | "proxies"])
+        (_, ["version" | "reset" | "populate" | "proxies"])
         | (_, ["proxies", _])
         | (_, ["proxies", _, "toxics"])
         | (_, ["proxies", _, "toxics", _]) => Err(ApiError::new(
@@ -365,14 +456,12 @@ impl State {
         if proxies.contains_key(&input.name) {
             return Err(ApiError::new(StatusCode::CONFLICT, "proxy already exists"));
         }
-        let mut entry = ProxyEntry {
-            name: input.name.clone(),
-            listen: resolve_listen(&input.listen).await?,
-            upstream: input.upstream,
-            enabled: false,
-            toxics: Vec::new(),
-            runner: None,
-        };
+        let mut entry = ProxyEntry::new(
+            input.name.clone(),
+            resolve_listen(&input.listen).await?,
+            input.upstream,
+            self.seed,
+        );
         if input.enabled {
             // A proxy that cannot listen is not created.
             entry.start(&self.runtime).await?;
@@ -478,14 +567,18 @@ impl State {
             toxicity: parse_toxicity(input.toxicity, 1.0)?,
             attributes: canonical_attributes(&kind),
         };
-        let event = ToxicEventKind::AddToxic(to_noxious(&toxic)?);
+        let noxious = to_noxious(&toxic)?;
         entry.toxics.push(toxic.clone());
-        if matches!(kind, ToxicKind::LimitData { .. }) {
+        match (kind, noxious) {
             // noxious panics when a limit_data toxic meets a connection that
             // predates it, so start over: open connections are closed.
-            entry.restart(&self.runtime).await?;
-        } else {
-            entry.apply(&self.runtime, event).await?;
+            (Kind::Noxious(ToxicKind::LimitData { .. }), _) => entry.restart(&self.runtime).await?,
+            (_, Some(noxious)) => {
+                entry
+                    .apply(&self.runtime, ToxicEventKind::AddToxic(noxious))
+                    .await?
+            }
+            (_, None) => entry.changed_reset(&toxic.name),
         }
         Ok(json_response(StatusCode::OK, &toxic))
     }
@@ -537,9 +630,16 @@ impl State {
             toxicity: parse_toxicity(input.toxicity, current.toxicity)?,
             ..current.clone()
         };
-        let event = ToxicEventKind::UpdateToxic(to_noxious(&updated)?);
+        let noxious = to_noxious(&updated)?;
         *current = updated.clone();
-        entry.apply(&self.runtime, event).await?;
+        match noxious {
+            Some(noxious) => {
+                entry
+                    .apply(&self.runtime, ToxicEventKind::UpdateToxic(noxious))
+                    .await?
+            }
+            None => entry.changed_reset(&updated.name),
+        }
         Ok(json_response(StatusCode::OK, &updated))
     }
 
@@ -559,9 +659,13 @@ impl State {
             .position(|toxic| toxic.name == toxic_name)
             .ok_or_else(ApiError::toxic_not_found)?;
         let removed = entry.toxics.remove(index);
-        entry
-            .apply(&self.runtime, ToxicEventKind::RemoveToxic(removed.name))
-            .await?;
+        if is_reset_peer(&removed) {
+            entry.changed_reset(&removed.name);
+        } else {
+            entry
+                .apply(&self.runtime, ToxicEventKind::RemoveToxic(removed.name))
+                .await?;
+        }
         Ok(no_content())
     }
 
@@ -573,10 +677,14 @@ impl State {
         let mut first_error = None;
         for entry in proxies.values_mut() {
             // One event per toxic: noxious's RemoveAllToxics only clears upstream toxics.
-            let names: Vec<String> = entry.toxics.drain(..).map(|toxic| toxic.name).collect();
-            for toxic_name in names {
+            let toxics: Vec<Toxic> = entry.toxics.drain(..).collect();
+            for toxic in toxics {
+                if is_reset_peer(&toxic) {
+                    entry.changed_reset(&toxic.name);
+                    continue;
+                }
                 let removed = entry
-                    .apply(&self.runtime, ToxicEventKind::RemoveToxic(toxic_name))
+                    .apply(&self.runtime, ToxicEventKind::RemoveToxic(toxic.name))
                     .await;
                 if let Err(err) = removed {
                     first_error.get_or_insert(err);
@@ -592,6 +700,67 @@ impl State {
         }
     }
 
+    /// `POST /populate`: creates or replaces every proxy of a JSON list.
+    ///
+    /// Answers 201 `{"proxies": [...]}`; an error answer also lists the
+    /// proxies applied before the error (none when the list was bad).
+    async fn populate(&self, body: &[u8]) -> Response<Full<Bytes>> {
+        let applied = match parse_proxy_list(body) {
+            Ok(specs) => self.apply_specs(specs).await,
+            Err(message) => Err((ApiError::new(StatusCode::BAD_REQUEST, message), Vec::new())),
+        };
+        match applied {
+            Ok(proxies) => json_response(StatusCode::CREATED, &json!({ "proxies": proxies })),
+            Err((err, proxies)) => json_response(
+                err.status,
+                &json!({
+                    "error": err.message,
+                    "status": err.status.as_u16(),
+                    "proxies": proxies,
+                }),
+            ),
+        }
+    }
+
+    /// Creates each proxy of `specs`, or replaces the proxy of that name if its
+    /// `listen` or `upstream` differ (a proxy that is already the same is kept,
+    /// toxics and all). Every `listen` is resolved before anything changes.
+    /// On error, returns it with the proxies applied before it.
+    async fn apply_specs(
+        &self,
+        specs: Vec<ProxySpec>,
+    ) -> Result<Vec<Proxy>, (ApiError, Vec<Proxy>)> {
+        let mut resolved = Vec::with_capacity(specs.len());
+        for spec in specs {
+            let listen = resolve_listen(&spec.listen)
+                .await
+                .map_err(|err| (err, Vec::new()))?;
+            resolved.push((spec, listen));
+        }
+
+        let mut proxies = self.proxies.lock().await;
+        let mut applied = Vec::with_capacity(resolved.len());
+        for (spec, listen) in resolved {
+            if let Some(existing) = proxies.get_mut(&spec.name) {
+                if existing.listen == listen && existing.upstream == spec.upstream {
+                    applied.push(existing.to_api());
+                    continue;
+                }
+                // Replaced: if the new one cannot start, the old one stays, disabled.
+                existing.stop().await;
+            }
+            let mut entry = ProxyEntry::new(spec.name.clone(), listen, spec.upstream, self.seed);
+            if spec.enabled
+                && let Err(err) = entry.start(&self.runtime).await
+            {
+                return Err((err, applied));
+            }
+            applied.push(entry.to_api());
+            proxies.insert(spec.name, entry);
+        }
+        Ok(applied)
+    }
+
     /// Stops every proxy (at shutdown).
     async fn stop_all(&self) {
         let mut proxies = self.proxies.lock().await;
@@ -602,6 +771,54 @@ impl State {
 }
 
 impl ProxyEntry {
+    /// A disabled proxy with no toxics; its seed derives from `server_seed`.
+    fn new(name: String, listen: String, upstream: String, server_seed: Option<u64>) -> Self {
+        ProxyEntry {
+            rand_seed: server_seed.map(|seed| proxy_seed(seed, &name)),
+            name,
+            listen,
+            upstream,
+            enabled: false,
+            toxics: Vec::new(),
+            runner: None,
+            reset_revisions: BTreeMap::new(),
+            last_revision: 0,
+        }
+    }
+
+    /// The `reset_peer` toxics of `self.toxics`, as the edge runs them.
+    fn reset_rules(&self) -> ResetRules {
+        let rules = self.toxics.iter().filter_map(|toxic| {
+            let Ok(Kind::ResetPeer { timeout }) = parse_kind(&toxic.kind, &toxic.attributes) else {
+                return None;
+            };
+            Some(ResetRule {
+                name: toxic.name.clone(),
+                upstream: toxic.stream == "upstream",
+                timeout: Duration::from_millis(timeout.min(MAX_LATENCY_MS)),
+                toxicity: toxic.toxicity,
+                revision: self.reset_revisions.get(&toxic.name).copied().unwrap_or(0),
+            })
+        });
+        Arc::new(rules.collect())
+    }
+
+    /// Records that the `reset_peer` toxic `name` was added, updated or removed,
+    /// and hands the new rules to the edge, which applies them to open
+    /// connections too (each decides its toxicity anew).
+    fn changed_reset(&mut self, name: &str) {
+        if self.toxics.iter().any(|toxic| toxic.name == name) {
+            self.last_revision += 1;
+            self.reset_revisions
+                .insert(name.to_owned(), self.last_revision);
+        } else {
+            self.reset_revisions.remove(name);
+        }
+        if let Some(runner) = &self.runner {
+            runner.resets.send_replace(self.reset_rules());
+        }
+    }
+
     /// The proxy as the API shows it.
     fn to_api(&self) -> Proxy {
         Proxy {
@@ -619,10 +836,14 @@ impl ProxyEntry {
         if self.runner.is_none() {
             let started = start_runner(
                 runtime,
-                &self.name,
-                &self.listen,
-                &self.upstream,
-                &self.toxics,
+                RunnerConfig {
+                    name: &self.name,
+                    listen: &self.listen,
+                    upstream: &self.upstream,
+                    toxics: &self.toxics,
+                    resets: self.reset_rules(),
+                    rand_seed: self.rand_seed,
+                },
             )
             .await;
             match started {
@@ -674,9 +895,10 @@ impl ProxyEntry {
 }
 
 impl RunningProxy {
-    /// Signals the task to stop and waits until it has closed its listener.
+    /// Signals the task to stop and waits until it has closed its listeners.
     async fn stop(self) {
         self.stopper.stop();
+        self.edge_shutdown.cancel();
         let mut task = self.task;
         if tokio::time::timeout(STOP_GRACE, &mut task).await.is_err() {
             // Stuck, e.g. connecting to an unreachable upstream: drop it.
@@ -686,59 +908,120 @@ impl RunningProxy {
     }
 }
 
-/// Binds `listen` and starts a noxious proxy task on the proxy runtime.
-/// Answers once the listener is bound, or with the bind error.
+/// What [`start_runner`] starts.
+struct RunnerConfig<'a> {
+    name: &'a str,
+    listen: &'a str,
+    upstream: &'a str,
+    /// Every toxic; noxious gets all but `reset_peer`.
+    toxics: &'a [Toxic],
+    /// The `reset_peer` toxics, for the edge.
+    resets: ResetRules,
+    /// The proxy's seed, if any.
+    rand_seed: Option<u64>,
+}
+
+/// Binds `listen` (the edge) and an internal loopback port (noxious), then
+/// runs both on the proxy runtime. Answers once both are bound, or with the
+/// bind error.
 async fn start_runner(
     runtime: &Handle,
-    name: &str,
-    listen: &str,
-    upstream: &str,
-    toxics: &[Toxic],
+    config: RunnerConfig<'_>,
 ) -> Result<RunningProxy, ApiError> {
     let mut initial = Toxics::empty();
-    for toxic in toxics {
-        let toxic = to_noxious(toxic)?;
+    for toxic in config.toxics {
+        let Some(toxic) = to_noxious(toxic)? else {
+            continue;
+        };
         match toxic.direction {
             StreamDirection::Upstream => initial.upstream.push(toxic),
             StreamDirection::Downstream => initial.downstream.push(toxic),
         }
     }
-    let config = ProxyConfig {
-        name: name.to_owned(),
-        listen: listen.to_owned(),
-        upstream: upstream.to_owned(),
+    let core_config = ProxyConfig {
+        name: config.name.to_owned(),
+        listen: String::new(),
+        upstream: config.upstream.to_owned(),
         enabled: true,
-        rand_seed: None,
+        rand_seed: config.rand_seed,
     };
+    let listen = config.listen.to_owned();
+    let rng = match config.rand_seed {
+        Some(seed) => SplitMix64::new(seed),
+        None => SplitMix64::from_entropy(),
+    };
+    let rng = Arc::new(std::sync::Mutex::new(rng));
     let (events, receiver) = bmrng::channel(1);
     let (stop, stopper) = Stop::new();
-    let (bound_tx, bound_rx) = oneshot::channel();
+    let (resets, resets_rx) = watch::channel(config.resets);
+    let edge_shutdown = CancellationToken::new();
+    let edge_token = edge_shutdown.clone();
+    let (bound_tx, bound_rx) = oneshot::channel::<Result<(), String>>();
 
     let task = runtime.spawn(async move {
-        // Bind here, on the proxy runtime, whose I/O driver then serves the listener.
-        let initialized = ProxyRunner::initialize_proxy::<NoxiousListener>(config, initial).await;
-        let (listener, info) = match initialized {
-            Ok(initialized) => initialized,
+        // Bind here, on the proxy runtime, whose I/O driver then serves the listeners.
+        let listener = match TcpListener::bind(&listen).await {
+            Ok(listener) => listener,
             Err(err) => {
-                let _ = bound_tx.send(Err(err));
+                let _ = bound_tx.send(Err(format!("listen tcp {listen}: {err}")));
+                return;
+            }
+        };
+        let (core_listener, info, inner) = match bind_core(core_config, initial).await {
+            Ok(bound) => bound,
+            Err(err) => {
+                let _ = bound_tx.send(Err(format!("cannot start the proxy core: {err}")));
                 return;
             }
         };
         let _ = bound_tx.send(Ok(()));
+        let edge = Edge {
+            listener,
+            inner,
+            rules: resets_rx,
+            rng,
+            shutdown: edge_token,
+        };
         // Nobody waits for the close signal; noxious ignores that.
         let (_close, closer) = Close::new();
-        let _ = ProxyRunner::run_proxy(listener, info, receiver, stop, closer).await;
+        let core = ProxyRunner::run_proxy(core_listener, info, receiver, stop, closer);
+        let _ = tokio::join!(edge.run(), core);
     });
 
     match bound_rx.await {
         Ok(Ok(())) => Ok(RunningProxy {
             stopper,
             events,
+            resets,
+            edge_shutdown,
             task,
         }),
-        Ok(Err(err)) => Err(ApiError::internal(format!("listen tcp {listen}: {err}"))),
+        Ok(Err(message)) => Err(ApiError::internal(message)),
         Err(_) => Err(ApiError::internal("the fault proxy runtime is gone")),
     }
+}
+
+/// Binds noxious's listener on a free loopback port and returns its address.
+///
+/// noxious cannot tell which port it bound, so a free port is picked first;
+/// if something takes it in between, another one is tried.
+async fn bind_core(
+    mut config: ProxyConfig,
+    initial: Toxics,
+) -> io::Result<(NoxiousListener, SharedProxyInfo, SocketAddr)> {
+    let mut last_error = None;
+    for _ in 0..INNER_BIND_ATTEMPTS {
+        let addr = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?.local_addr()?;
+        config.listen = addr.to_string();
+        let initialized =
+            ProxyRunner::initialize_proxy::<NoxiousListener>(config.clone(), initial.clone()).await;
+        match initialized {
+            Ok((listener, info)) => return Ok((listener, info, addr)),
+            Err(err) if err.kind() == io::ErrorKind::AddrInUse => last_error = Some(err),
+            Err(err) => return Err(err),
+        }
+    }
+    Err(last_error.unwrap_or_else(|| io::Error::other("no free loopback port")))
 }
 
 /// Resolves a `listen` address to `ip:port`. Port 0 picks a free port now
@@ -793,40 +1076,61 @@ fn parse_toxicity(toxicity: Option<f32>, default: f32) -> Result<f32, ApiError> 
     }
 }
 
-/// Parses a toxic `type` and its `attributes` (a JSON object or null) into
-/// noxious's kind; missing optional attributes take their defaults.
-fn parse_kind(kind: &str, attributes: &Value) -> Result<ToxicKind, ApiError> {
+/// Parses a toxic `type` and its `attributes` (a JSON object or null);
+/// missing optional attributes take their defaults.
+fn parse_kind(kind: &str, attributes: &Value) -> Result<Kind, ApiError> {
     if !TOXIC_TYPES.contains(&kind) {
         return Err(ApiError::invalid_toxic_type());
     }
     if kind == "noop" {
-        return Ok(ToxicKind::Noop);
+        return Ok(Kind::Noxious(ToxicKind::Noop));
     }
     let attributes = match attributes {
         Value::Null => json!({}),
         Value::Object(_) => attributes.clone(),
         _ => return Err(ApiError::bad_body("attributes must be an object")),
     };
+    if kind == "reset_peer" {
+        let parsed: ResetPeerAttributes =
+            serde_json::from_value(attributes).map_err(ApiError::bad_body)?;
+        return Ok(Kind::ResetPeer {
+            timeout: parsed.timeout,
+        });
+    }
     serde_json::from_value(json!({ "type": kind, "attributes": attributes }))
+        .map(Kind::Noxious)
         .map_err(ApiError::bad_body)
 }
 
 /// The attributes of `kind` as the API shows them: every field, defaults filled in.
-fn canonical_attributes(kind: &ToxicKind) -> Value {
+fn canonical_attributes(kind: &Kind) -> Value {
+    let kind = match kind {
+        Kind::ResetPeer { timeout } => return json!({ "timeout": timeout }),
+        Kind::Noxious(kind) => kind,
+    };
     match serde_json::to_value(kind) {
         Ok(Value::Object(mut tagged)) => tagged.remove("attributes").unwrap_or_else(|| json!({})),
         _ => json!({}),
     }
 }
 
-/// The noxious toxic that implements an API toxic.
-fn to_noxious(toxic: &Toxic) -> Result<NoxiousToxic, ApiError> {
-    Ok(NoxiousToxic {
-        kind: runtime_kind(parse_kind(&toxic.kind, &toxic.attributes)?),
+/// Whether the edge, not noxious, runs `toxic`.
+fn is_reset_peer(toxic: &Toxic) -> bool {
+    toxic.kind == "reset_peer"
+}
+
+/// The noxious toxic that implements an API toxic; `None` for `reset_peer`.
+fn to_noxious(toxic: &Toxic) -> Result<Option<NoxiousToxic>, ApiError> {
+    let kind = match parse_kind(&toxic.kind, &toxic.attributes)? {
+        Kind::Noxious(kind) => kind,
+        Kind::ResetPeer { .. } => return Ok(None),
+    };
+    Ok(Some(NoxiousToxic {
+        kind: runtime_kind(kind),
         name: toxic.name.clone(),
         toxicity: toxic.toxicity,
         direction: parse_stream(&toxic.stream)?,
-    })
+    }))
 }
 
 /// Adjusts a kind so noxious 1.0.4 runs it without panicking or spinning
@@ -989,7 +1293,7 @@ mod tests {
     use crate::faults::client::{DOWNSTREAM, ToxiproxyClient};
     use crate::faults::testutil::{
         IO_DEADLINE, TestServer, closed_within, exchange, exchange_within, round_trip, start_echo,
-        start_server, start_tagged_echo, with_deadline,
+        start_server, start_server_with, start_tagged_echo, with_deadline,
     };
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -1398,6 +1702,14 @@ mod tests {
             )
             .await;
             assert_eq!(status, 400, "timeout needs its timeout attribute");
+            let (status, _, _) = raw(
+                &server,
+                M::POST,
+                "/proxies/p/toxics",
+                Some(r#"{"type":"reset_peer","attributes":{"timeout":-1}}"#),
+            )
+            .await;
+            assert_eq!(status, 400, "a negative reset_peer timeout");
 
             let (status, _, _) = raw(
                 &server,
@@ -1557,6 +1869,11 @@ mod tests {
                     json!({"name":"nothing","type":"noop","stream":"downstream",
                            "toxicity":1.0,"attributes":{}}),
                 ),
+                (
+                    r#"{"type":"reset_peer","stream":"upstream","toxicity":0.5}"#,
+                    json!({"name":"reset_peer_upstream","type":"reset_peer","stream":"upstream",
+                           "toxicity":0.5,"attributes":{"timeout":0}}),
+                ),
             ];
             let mut expected_list = Vec::new();
             for (request, expected) in cases {
@@ -1613,7 +1930,8 @@ mod tests {
                     json!("slow_close_downstream"),
                     json!("slicer_downstream"),
                     json!("limit_data_upstream"),
-                    json!("nothing")
+                    json!("nothing"),
+                    json!("reset_peer_upstream")
                 ]
             );
 
@@ -1756,6 +2074,113 @@ mod tests {
                 TcpStream::connect(api_addr).await.is_err(),
                 "the API outlived the server"
             );
+        })
+        .await;
+    }
+
+    /// Round-trip times of `count` echoes on one connection through a proxy with
+    /// latency 200 ± 200 ms on the answers, on a server seeded with `seed`.
+    async fn jittered_round_trips(seed: u64, count: usize) -> Vec<i64> {
+        let server = start_server_with(ServeOptions {
+            seed: Some(seed),
+            ..ServeOptions::default()
+        })
+        .await;
+        let api = ToxiproxyClient::new(&server.base_url).unwrap();
+        let echo = start_echo().await;
+        let proxy = api
+            .create_proxy("link", "127.0.0.1:0", &echo.to_string())
+            .await
+            .unwrap();
+        api.add_toxic("link", &Toxic::latency("jitter", DOWNSTREAM, 200, 200))
+            .await
+            .unwrap();
+        let mut conn = TcpStream::connect(&proxy.listen).await.unwrap();
+        let mut took = Vec::with_capacity(count);
+        for _ in 0..count {
+            // One answer is one chunk, and each chunk draws one jitter.
+            let time = round_trip(&mut conn, b"j").await.unwrap();
+            took.push(i64::try_from(time.as_millis()).unwrap());
+        }
+        server.stop().await;
+        took
+    }
+
+    /// For `count` new connections through a proxy with a `reset_peer` toxic of
+    /// toxicity 0.5, on a server seeded with `seed`: whether each was reset.
+    async fn reset_decisions(seed: u64, count: usize) -> Vec<bool> {
+        let server = start_server_with(ServeOptions {
+            seed: Some(seed),
+            ..ServeOptions::default()
+        })
+        .await;
+        let api = ToxiproxyClient::new(&server.base_url).unwrap();
+        let echo = start_echo().await;
+        let proxy = api
+            .create_proxy("link", "127.0.0.1:0", &echo.to_string())
+            .await
+            .unwrap();
+        let mut toxic = Toxic::new("coin", "reset_peer", "upstream", json!({ "timeout": 0 }));
+        toxic.toxicity = 0.5;
+        api.add_toxic("link", &toxic).await.unwrap();
+        let mut decisions = Vec::with_capacity(count);
+        for _ in 0..count {
+            let mut conn = TcpStream::connect(&proxy.listen).await.unwrap();
+            match exchange(&mut conn, b"?", 1).await {
+                Ok(_) => decisions.push(false),
+                Err(err) if err.kind() == std::io::ErrorKind::ConnectionReset => {
+                    decisions.push(true)
+                }
+                Err(err) => panic!("neither an answer nor a reset: {err}"),
+            }
+        }
+        server.stop().await;
+        decisions
+    }
+
+    #[tokio::test]
+    async fn seeded_jitter_is_reproducible() {
+        // Scheduling noise allowed between two runs of the same round trip.
+        const NOISE_MS: i64 = 60;
+        with_deadline(async {
+            let (first, again, other) = tokio::join!(
+                jittered_round_trips(7, 8),
+                jittered_round_trips(7, 8),
+                jittered_round_trips(8, 8)
+            );
+            let spread = first.iter().max().unwrap() - first.iter().min().unwrap();
+            assert!(spread >= 100, "no jitter in {first:?}");
+            assert!(
+                first
+                    .iter()
+                    .zip(&again)
+                    .all(|(a, b)| (a - b).abs() <= NOISE_MS),
+                "the same seed gave {first:?} and {again:?}"
+            );
+            let differing = first
+                .iter()
+                .zip(&other)
+                .filter(|(a, b)| (*a - *b).abs() > 2 * NOISE_MS)
+                .count();
+            assert!(differing >= 2, "seeds 7 and 8 gave {first:?} and {other:?}");
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn seeded_toxicity_is_reproducible() {
+        with_deadline(async {
+            let (first, again, other) = tokio::join!(
+                reset_decisions(7, 12),
+                reset_decisions(7, 12),
+                reset_decisions(8, 12)
+            );
+            assert!(
+                first.contains(&true) && first.contains(&false),
+                "toxicity 0.5 decided {first:?}"
+            );
+            assert_eq!(first, again, "the same seed decided differently");
+            assert_ne!(first, other, "seeds 7 and 8 decided alike");
         })
         .await;
     }

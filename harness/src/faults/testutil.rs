@@ -47,10 +47,19 @@ impl TestServer {
 
 /// Starts the fault API server on a free loopback port.
 pub async fn start_server() -> TestServer {
+    start_server_with(super::server::ServeOptions::default()).await
+}
+
+/// Starts the fault API server on a free loopback port with `options`.
+pub async fn start_server_with(options: super::server::ServeOptions) -> TestServer {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let shutdown = CancellationToken::new();
-    let task = tokio::spawn(super::server::serve(listener, shutdown.clone()));
+    let task = tokio::spawn(super::server::serve_with(
+        listener,
+        shutdown.clone(),
+        options,
+    ));
     TestServer {
         base_url: format!("http://{addr}"),
         addr,
