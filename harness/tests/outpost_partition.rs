@@ -7,37 +7,10 @@
 mod common;
 
 use tether::checks::Outcome as CheckOutcome;
-use tether::run::{self, RunOptions};
-use tokio_util::sync::CancellationToken;
 
 static ONE_RUN_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-async fn run_suite(suite: &str, dir: &std::path::Path) -> Option<run::Outcome> {
-    let envoy = common::envoy()?;
-    let plan = tether::suite::load(&common::repo(suite)).unwrap_or_else(|e| panic!("{e}"));
-    let opts = RunOptions {
-        report_dir: dir.to_path_buf(),
-        envoy_bin: Some(envoy.path),
-        tether_bin: Some(common::tether_bin()),
-        seed: 1,
-        progress: true,
-        interrupt: CancellationToken::new(),
-    };
-    let outcome = run::run(&plan, &opts)
-        .await
-        .unwrap_or_else(|e| panic!("environment: {e}"));
-    assert_eq!(
-        common::live_children(),
-        Vec::<String>::new(),
-        "processes outlived the run"
-    );
-    assert_eq!(
-        common::processes_of_run(dir),
-        Vec::<String>::new(),
-        "processes outlived the run"
-    );
-    Some(outcome)
-}
+use common::run_suite;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn partition_keeps_outpost_serving_and_change_lands_after_heal() {

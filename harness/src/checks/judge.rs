@@ -24,6 +24,7 @@ pub(super) fn judge(check: &Check, ctx: &Context, entries: &[Entry]) -> Verdict 
             within.0.as_millis() as u64,
             min_share.as_ref().map(|s| **s).unwrap_or(0.95),
         ),
+        Check::XdsStaysConnected { phase } => xds_stays_connected(ctx, entries, phase),
         Check::Propagation { phase, within } => {
             propagation(entries, phase, within.0.as_millis() as u64)
         }
@@ -137,21 +138,18 @@ fn at_least(v: &str, want: &str) -> bool {
     }
 }
 
-/// Did `node` lose its control plane before `t_ms`: a sample says disconnected, or its
-/// keepalive timeout count grew?
-fn lost_control_plane_before(entries: &[Entry], node: &str, t_ms: u64) -> bool {
-    let mut first_timeouts = None;
-    samples(entries, node).take_while(|s| s.t < t_ms).any(|s| {
-        let grew = match (first_timeouts, s.keepalive_timeouts) {
-            (None, n) => {
-                first_timeouts = n;
-                false
-            }
-            (Some(first), Some(n)) => n > first,
-            (Some(_), None) => false,
-        };
-        grew || s.connected == Some(false)
-    })
+/// Did `node` lose its control plane between `from` and `to` (ms): a sample says
+/// disconnected, or its keepalive timeout count grew?
+fn lost_control_plane_between(entries: &[Entry], node: &str, from: u64, to: u64) -> bool {
+    let at_from = samples(entries, node)
+        .filter(|s| s.t <= from)
+        .filter_map(|s| s.keepalive_timeouts)
+        .last();
+    samples(entries, node)
+        .filter(|s| s.t > from && s.t < to)
+        .any(|s| {
+            s.connected == Some(false) || (at_from.is_some() && s.keepalive_timeouts > at_from)
+        })
 }
 
 fn secs(ms: u64) -> String {
@@ -410,9 +408,6 @@ fn reconvergence(ctx: &Context, entries: &[Entry], phase: &str, within_ms: u64) 
         if types.is_empty() {
             return Err(format!("the control plane never pushed to `{node}`"));
         }
-        // A sidecar that lost the control plane must show it is back: an ACK after the heal.
-        // One that never lost it is current at the heal if it had ACKed the latest version.
-        let lost = lost_control_plane_before(entries, node, heal.start_ms);
         let mut ready_at = Some(heal.start_ms);
         for ty in types {
             // The newest config of this type the control plane sent this sidecar (with
@@ -426,10 +421,12 @@ fn reconvergence(ctx: &Context, entries: &[Entry], phase: &str, within_ms: u64) 
                 .map(|v| v.to_string())
                 .unwrap_or_else(|| latest.clone());
             let acks = || xds.iter().filter(move |x| x.1 == ty && x.2 == XdsKind::Ack);
-            let current_at_heal = !lost
-                && acks()
-                    .rfind(|x| x.0 < heal.start_ms)
-                    .is_some_and(|x| at_least(x.3, &target));
+            // Current at the heal: it had ACKed the target and kept its connection since.
+            // Otherwise it must ACK the target after the heal.
+            let current_at_heal = acks().rfind(|x| x.0 < heal.start_ms).is_some_and(|x| {
+                at_least(x.3, &target)
+                    && !lost_control_plane_between(entries, node, x.0, heal.start_ms)
+            });
             let at = if current_at_heal {
                 Some(heal.start_ms)
             } else {
@@ -493,6 +490,42 @@ fn reconvergence(ctx: &Context, entries: &[Entry], phase: &str, within_ms: u64) 
         measurements,
         Some(heal.start_ms + within_ms),
     ))
+}
+
+/// No outpost sidecar loses its xDS connection during the phase.
+fn xds_stays_connected(ctx: &Context, entries: &[Entry], phase: &str) -> Judged {
+    let w = phase_window(entries, phase)?;
+    let mut lost = Vec::new();
+    let mut failed_at: Option<u64> = None;
+    for node in &ctx.outpost_nodes {
+        let before = samples(entries, node)
+            .filter(|s| s.t < w.start_ms)
+            .filter_map(|s| s.keepalive_timeouts)
+            .last();
+        let during: Vec<Sample> = samples(entries, node).filter(|s| w.contains(s.t)).collect();
+        if !during.iter().any(|s| s.connected.is_some()) {
+            return Err(format!(
+                "no connection samples of `{node}` during `{phase}`"
+            ));
+        }
+        let broke = during.iter().find(|s| {
+            s.connected == Some(false) || (before.is_some() && s.keepalive_timeouts > before)
+        });
+        if let Some(s) = broke {
+            lost.push(format!("`{node}` at {}", secs(s.t)));
+            failed_at = Some(failed_at.map_or(s.t, |f| f.min(s.t)));
+        }
+    }
+    let passed = lost.is_empty();
+    let detail = if passed {
+        format!(
+            "all {} outpost sidecars kept their xDS connection through `{phase}`",
+            ctx.outpost_nodes.len()
+        )
+    } else {
+        format!("xDS connection lost during `{phase}`: {}", lost.join(", "))
+    };
+    Ok(verdict(passed, detail, Vec::new(), failed_at))
 }
 
 /// The value at quantile `q` of sorted `values` (nearest rank).

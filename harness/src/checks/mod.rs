@@ -70,20 +70,28 @@ pub struct Context {
     pub load_through: String,
 }
 
-/// Judge `entries` with every check, in order.
+/// Judge `entries` with every check, in order. A check the suite uses more than once is
+/// named `<check>@<phase>`, so every verdict has its own name.
 pub fn evaluate(checks: &[Check], ctx: &Context, entries: &[Entry]) -> Vec<Verdict> {
+    let repeated = |check: &Check| checks.iter().filter(|c| c.name() == check.name()).count() > 1;
     checks
         .iter()
         .map(|check| {
-            std::panic::catch_unwind(|| judge::judge(check, ctx, entries)).unwrap_or_else(|_| {
-                Verdict {
-                    name: check.name().to_string(),
-                    outcome: Outcome::Unknown,
-                    detail: "the check crashed while judging this timeline".into(),
-                    measurements: Vec::new(),
-                    failed_at_ms: None,
-                }
-            })
+            let mut verdict = judge_one(check, ctx, entries);
+            if repeated(check) {
+                verdict.name = format!("{}@{}", check.name(), check.phase().as_str());
+            }
+            verdict
         })
         .collect()
+}
+
+fn judge_one(check: &Check, ctx: &Context, entries: &[Entry]) -> Verdict {
+    std::panic::catch_unwind(|| judge::judge(check, ctx, entries)).unwrap_or_else(|_| Verdict {
+        name: check.name().to_string(),
+        outcome: Outcome::Unknown,
+        detail: "the check crashed while judging this timeline".into(),
+        measurements: Vec::new(),
+        failed_at_ms: None,
+    })
 }

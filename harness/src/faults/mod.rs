@@ -14,6 +14,8 @@
 
 pub mod client;
 mod edge;
+/// The link-fault vocabulary suites use and how it maps onto toxics.
+pub mod link;
 pub mod populate;
 pub mod server;
 

@@ -8,7 +8,6 @@ use crate::backend::{BackendOptions, RunningTopology};
 use crate::checks::{self, Verdict};
 use crate::control_plane::Change;
 use crate::envoy::provision;
-use crate::faults::client::Toxic;
 use crate::report::{self, RunInfo};
 use crate::suite::{Fault, Plan};
 use crate::timeline::{Event, Timeline};
@@ -326,7 +325,12 @@ async fn run_phase(
     opts: &RunOptions,
     stop: &CancellationToken,
 ) -> Result<()> {
-    for (link, fault) in &phase.faults {
+    let static_faults: Vec<&(String, Fault)> = phase
+        .faults
+        .iter()
+        .filter(|(_, f)| !matches!(f, Fault::Flapping { .. }))
+        .collect();
+    for (link, fault) in &static_faults {
         apply_fault(topo, link, fault, true).await?;
         timeline.record(Event::FaultApplied {
             link: link.clone(),
@@ -334,33 +338,57 @@ async fn run_phase(
         });
     }
     let phase_start = run_start + phase.start;
-    for (at, change) in &phase.changes {
-        tokio::select! {
-            _ = tokio::time::sleep_until(phase_start + *at) => {}
-            _ = stop.cancelled() => break,
-        }
-        let version = push_change(topo, change).await?;
-        timeline.record(Event::MeshChange {
-            description: change.describe(),
-            version: version.clone(),
-            target: dominant_target(change),
-            affects: change
-                .affects(&plan.mesh)
-                .into_iter()
-                .filter(|n| plan.sites.contains_key(n))
-                .collect(),
-        });
-        progress(
-            opts,
+    let phase_end = phase_start + phase.duration;
+    let flapping = phase.faults.iter().filter_map(|(link, f)| match f {
+        Fault::Flapping {
+            every,
+            down_for,
+            random,
+        } => Some(flap(
+            topo,
+            link,
+            (every.0, down_for.0, *random),
+            opts.seed,
+            phase_start,
+            phase_end,
             timeline,
-            &format!("mesh change: {} (version {version})", change.describe()),
-        );
-    }
-    tokio::select! {
-        _ = tokio::time::sleep_until(phase_start + phase.duration) => {}
-        _ = stop.cancelled() => {}
-    }
-    for (link, fault) in &phase.faults {
+            stop,
+        )),
+        _ => None,
+    });
+    let changes = async {
+        for (at, change) in &phase.changes {
+            tokio::select! {
+                _ = tokio::time::sleep_until(phase_start + *at) => {}
+                _ = stop.cancelled() => break,
+            }
+            let version = push_change(topo, change).await?;
+            timeline.record(Event::MeshChange {
+                description: change.describe(),
+                version: version.clone(),
+                target: dominant_target(change),
+                affects: change
+                    .affects(&plan.mesh)
+                    .into_iter()
+                    .filter(|n| plan.sites.contains_key(n))
+                    .collect(),
+            });
+            progress(
+                opts,
+                timeline,
+                &format!("mesh change: {} (version {version})", change.describe()),
+            );
+        }
+        tokio::select! {
+            _ = tokio::time::sleep_until(phase_start + phase.duration) => {}
+            _ = stop.cancelled() => {}
+        }
+        Ok::<(), anyhow::Error>(())
+    };
+    let (changed, flapped) = tokio::join!(changes, futures::future::try_join_all(flapping));
+    changed?;
+    flapped?;
+    for (link, fault) in &static_faults {
         apply_fault(topo, link, fault, false).await?;
         timeline.record(Event::FaultRemoved {
             link: link.clone(),
@@ -439,52 +467,87 @@ async fn push_change(topo: &RunningTopology, change: &Change) -> Result<String> 
     Ok(body["version"].to_string())
 }
 
-/// Put `fault` on (or take it off) every proxy of `link`.
+/// Put `fault` on (or take it off) every proxy of `link`: its toxics, or the proxies'
+/// `enabled` flag for `down`.
 async fn apply_fault(topo: &RunningTopology, link: &str, fault: &Fault, on: bool) -> Result<()> {
     let proxies = topo.links.get(link).cloned().unwrap_or_default();
+    let c = &topo.faults;
     for proxy in proxies {
-        let c = &topo.faults;
-        let r = match (fault, on) {
-            (Fault::Down, on) => c.set_enabled(&proxy, !on).await.map(|_| ()),
-            (Fault::Blackhole, true) => {
-                for stream in ["upstream", "downstream"] {
-                    c.add_toxic(
-                        &proxy,
-                        &Toxic::blackhole(&format!("blackhole_{stream}"), stream),
-                    )
-                    .await?;
+        let result = async {
+            if *fault == Fault::Down {
+                return c.set_enabled(&proxy, !on).await.map(|_| ());
+            }
+            for toxic in fault.toxics() {
+                if on {
+                    c.add_toxic(&proxy, &toxic).await?;
+                } else {
+                    c.remove_toxic(&proxy, &toxic.name).await?;
                 }
-                Ok(())
             }
-            (Fault::Latency { delay, jitter }, true) => {
-                let jitter = jitter.map(|j| j.0.as_millis() as u64).unwrap_or(0);
-                c.add_toxic(
-                    &proxy,
-                    &Toxic::latency(
-                        "latency_downstream",
-                        "downstream",
-                        delay.0.as_millis() as u64,
-                        jitter,
-                    ),
-                )
-                .await
-                .map(|_| ())
-            }
-            (Fault::Blackhole, false) => {
-                for stream in ["upstream", "downstream"] {
-                    c.remove_toxic(&proxy, &format!("blackhole_{stream}"))
-                        .await?;
-                }
-                Ok(())
-            }
-            (Fault::Latency { .. }, false) => c.remove_toxic(&proxy, "latency_downstream").await,
+            Ok(())
         };
-        r.map_err(|e| {
+        result.await.map_err(|e| {
             anyhow!(
                 "fault proxy: cannot {} {fault} on {proxy}: {e}",
                 if on { "apply" } else { "remove" }
             )
         })?;
+    }
+    Ok(())
+}
+
+/// A flapping link: down for `down_for` once in every `every` from `start` until `end`,
+/// each outage on the timeline. The link is up again when this returns.
+#[allow(clippy::too_many_arguments)]
+async fn flap(
+    topo: &RunningTopology,
+    link: &str,
+    (every, down_for, random): (Duration, Duration, bool),
+    seed: u64,
+    start: tokio::time::Instant,
+    end: tokio::time::Instant,
+    timeline: &Timeline,
+    stop: &CancellationToken,
+) -> Result<()> {
+    // splitmix64, seeded by the run's seed and the link, so a seed replays the same outages.
+    let mut state = seed
+        ^ link.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+        });
+    let mut next = move || {
+        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    };
+    let mut cycle = start;
+    while cycle + down_for <= end && !stop.is_cancelled() {
+        let slack = (every - down_for).as_millis() as u64;
+        let offset = if random {
+            Duration::from_millis(next() % (slack + 1))
+        } else {
+            Duration::ZERO
+        };
+        tokio::select! {
+            _ = tokio::time::sleep_until(cycle + offset) => {}
+            _ = stop.cancelled() => break,
+        }
+        apply_fault(topo, link, &Fault::Down, true).await?;
+        timeline.record(Event::FaultApplied {
+            link: link.to_string(),
+            fault: "down (flapping)".into(),
+        });
+        tokio::select! {
+            _ = tokio::time::sleep_until((cycle + offset + down_for).min(end)) => {}
+            _ = stop.cancelled() => {}
+        }
+        apply_fault(topo, link, &Fault::Down, false).await?;
+        timeline.record(Event::FaultRemoved {
+            link: link.to_string(),
+            fault: "down (flapping)".into(),
+        });
+        cycle += every;
     }
     Ok(())
 }

@@ -138,39 +138,7 @@ pub struct FaultSpec {
     pub fault: Fault,
 }
 
-/// What can happen to a link.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(rename_all = "snake_case", deny_unknown_fields)]
-pub enum Fault {
-    /// Bytes vanish both ways; connections stay open (Toxiproxy `timeout` 0).
-    Blackhole,
-    /// The link is down: open connections close, new ones are refused.
-    Down,
-    /// Every byte is delayed.
-    Latency {
-        /// Added delay.
-        delay: Duration,
-        /// Random variation around it.
-        #[serde(default)]
-        jitter: Option<Duration>,
-    },
-}
-
-impl std::fmt::Display for Fault {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Fault::Blackhole => f.write_str("blackhole"),
-            Fault::Down => f.write_str("down"),
-            Fault::Latency { delay, jitter } => {
-                write!(f, "latency {}ms", delay.0.as_millis())?;
-                if let Some(j) = jitter {
-                    write!(f, " ±{}ms", j.0.as_millis())?;
-                }
-                Ok(())
-            }
-        }
-    }
-}
+pub use crate::faults::link::Fault;
 
 /// A mesh change at a time within its phase.
 #[derive(Debug, Clone, Deserialize)]
@@ -221,6 +189,12 @@ pub enum Check {
         #[serde(default)]
         min_share: Option<Spanned<f64>>,
     },
+    /// No outpost sidecar loses its xDS connection during a phase (no keepalive timeout,
+    /// never reported disconnected): a degraded link must stay usable.
+    XdsStaysConnected {
+        /// The phase judged.
+        phase: Spanned<String>,
+    },
     /// Every mesh change made during a phase reaches every sidecar it affects (an ACK of
     /// routes at least that new) within a bound; reports the delay distribution.
     Propagation {
@@ -247,16 +221,19 @@ impl Check {
             Check::ChangeAppliedAfterHeal { .. } => "change_applied_after_heal",
             Check::Reconvergence { .. } => "reconvergence",
             Check::Propagation { .. } => "propagation",
+            Check::XdsStaysConnected { .. } => "xds_stays_connected",
         }
     }
 
-    fn phase(&self) -> &Spanned<String> {
+    /// The phase the check judges.
+    pub fn phase(&self) -> &Spanned<String> {
         match self {
             Check::OutpostTrafficFlows { phase, .. }
             | Check::ConfigFrozen { phase }
             | Check::ChangeAppliedAfterHeal { phase, .. }
             | Check::Reconvergence { phase, .. }
-            | Check::Propagation { phase, .. } => phase,
+            | Check::Propagation { phase, .. }
+            | Check::XdsStaysConnected { phase } => phase,
         }
     }
 }
@@ -516,6 +493,13 @@ fn validate(path: &Path, suite: &Suite, mesh: &Mesh) -> Result<(), InputError> {
             return err(&p.name, format!("phase `{}` has no duration", *p.name));
         }
         for f in &p.faults {
+            if let Fault::Flapping {
+                every, down_for, ..
+            } = &f.fault
+                && (every.0.is_zero() || down_for.0.is_zero() || down_for.0 > every.0)
+            {
+                return err(&f.link, "expected flapping with `every` and `down_for` above zero and `down_for` at most `every`".into());
+            }
             if !LINKS.contains(&f.link.as_str()) {
                 return err(
                     &f.link,
@@ -633,6 +617,10 @@ mod tests {
             "suites/negative/control-plane-stays-down.yaml",
             "suites/propagation.yaml",
             "suites/negative/propagation-partitioned.yaml",
+            "suites/link-latency.yaml",
+            "suites/negative/link-latency-past-keepalive.yaml",
+            "suites/link-flapping.yaml",
+            "suites/negative/link-flapping-never-up.yaml",
         ] {
             let plan = load(&repo(suite)).unwrap_or_else(|e| panic!("{e}"));
             assert!(!plan.phases.is_empty());

@@ -76,3 +76,32 @@ pub fn processes_of_run(report_dir: &Path) -> Vec<String> {
     }
     found
 }
+
+/// Run a bundled suite end to end against real Envoy into `dir`; `None` when Envoy cannot
+/// be had (see [`envoy`]). Asserts that nothing the run started outlives it.
+pub async fn run_suite(suite: &str, dir: &Path) -> Option<tether::run::Outcome> {
+    let envoy = envoy()?;
+    let plan = tether::suite::load(&repo(suite)).unwrap_or_else(|e| panic!("{e}"));
+    let opts = tether::run::RunOptions {
+        report_dir: dir.to_path_buf(),
+        envoy_bin: Some(envoy.path),
+        tether_bin: Some(tether_bin()),
+        seed: 1,
+        progress: true,
+        interrupt: tokio_util::sync::CancellationToken::new(),
+    };
+    let outcome = tether::run::run(&plan, &opts)
+        .await
+        .unwrap_or_else(|e| panic!("environment: {e}"));
+    assert_eq!(
+        live_children(),
+        Vec::<String>::new(),
+        "processes outlived the run"
+    );
+    assert_eq!(
+        processes_of_run(dir),
+        Vec::<String>::new(),
+        "processes outlived the run"
+    );
+    Some(outcome)
+}

@@ -397,3 +397,30 @@ fn quantiles_use_the_nearest_rank() {
     assert_eq!(super::quantile(&d, 0.99), 100);
     assert_eq!(super::quantile(&[7], 0.99), 7);
 }
+
+#[test]
+fn xds_stays_connected_fails_on_a_keepalive_timeout_or_a_disconnect() {
+    let check = || Check::XdsStaysConnected {
+        phase: s("partition"),
+    };
+    let steady = |run: &mut Run| {
+        for sec in 0..30 {
+            run.sample_with(sec * 1000, true, "1", Some(0));
+        }
+    };
+    let mut run = Run::new();
+    steady(&mut run);
+    assert_eq!(run.judge(check()).outcome, Outcome::Passed);
+
+    let mut run = Run::new();
+    steady(&mut run);
+    run.sample_with(14_500, true, "1", Some(1));
+    let v = run.judge(check());
+    assert_eq!(v.outcome, Outcome::Failed, "{}", v.detail);
+    assert_eq!(v.failed_at_ms, Some(14_500));
+
+    let mut run = Run::new();
+    steady(&mut run);
+    run.sample_with(12_500, false, "1", Some(0));
+    assert_eq!(run.judge(check()).outcome, Outcome::Failed);
+}

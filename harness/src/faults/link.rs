@@ -1,0 +1,304 @@
+//! The link-fault vocabulary suites use, named as an operator would say it, and how each
+//! fault maps onto the fault proxy's toxics.
+//!
+//! Directions follow the connection: the outpost side opens every cross-site connection,
+//! so `to_region` is Toxiproxy's `upstream` stream and `to_outpost` its `downstream`.
+
+use super::client::{DOWNSTREAM, Toxic, UPSTREAM};
+use crate::suite::source::Duration;
+use serde::Deserialize;
+use serde_json::json;
+
+/// One direction of a link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    /// Outpost to region (Toxiproxy `upstream`).
+    ToRegion,
+    /// Region to outpost (Toxiproxy `downstream`).
+    ToOutpost,
+}
+
+impl Direction {
+    fn stream(self) -> &'static str {
+        match self {
+            Direction::ToRegion => UPSTREAM,
+            Direction::ToOutpost => DOWNSTREAM,
+        }
+    }
+}
+
+/// A bandwidth written as `500Mbps`, `64kbps` or `1Gbps` (bits per second).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rate {
+    /// Bits per second.
+    pub bits_per_second: u64,
+}
+
+impl Rate {
+    /// Parse `500Mbps`, `64kbps`, `1Gbps`, `9600bps`.
+    pub fn parse(text: &str) -> Option<Rate> {
+        let t = text.trim();
+        let (number, unit) = t.split_at(t.find(|c: char| c.is_ascii_alphabetic())?);
+        let n: f64 = number.trim().parse().ok()?;
+        let scale = match unit.to_ascii_lowercase().as_str() {
+            "bps" => 1.0,
+            "kbps" => 1e3,
+            "mbps" => 1e6,
+            "gbps" => 1e9,
+            _ => return None,
+        };
+        let bits = n * scale;
+        (bits >= 8.0 && bits.is_finite()).then_some(Rate {
+            bits_per_second: bits as u64,
+        })
+    }
+
+    /// Toxiproxy's unit: kilobytes per second (at least 1).
+    pub fn kilobytes_per_second(self) -> u64 {
+        (self.bits_per_second / 8 / 1000).max(1)
+    }
+}
+
+impl<'de> Deserialize<'de> for Rate {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        Rate::parse(&text).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "expected a rate such as `500Mbps` or `64kbps`, found `{text}`"
+            ))
+        })
+    }
+}
+
+impl std::fmt::Display for Rate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let b = self.bits_per_second as f64;
+        match b {
+            b if b >= 1e9 => write!(f, "{}Gbps", b / 1e9),
+            b if b >= 1e6 => write!(f, "{}Mbps", b / 1e6),
+            b if b >= 1e3 => write!(f, "{}kbps", b / 1e3),
+            b => write!(f, "{b}bps"),
+        }
+    }
+}
+
+/// What can happen to a link.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Fault {
+    /// Partition: bytes vanish both ways, connections stay open (Toxiproxy `timeout` 0);
+    /// only HTTP/2 pings notice it.
+    Blackhole,
+    /// Partition in one direction only: bytes vanish that way, the other way flows.
+    OneWay {
+        /// The direction that goes silent.
+        to: Direction,
+    },
+    /// Partition: connections are reset by the peer as soon as they carry data.
+    Reset,
+    /// The link is down: open connections close, new ones are refused.
+    Down,
+    /// Degraded: every byte is delayed by `delay` in each direction (the round trip grows
+    /// by twice that), plus or minus `jitter`.
+    Latency {
+        /// One-way delay.
+        delay: Duration,
+        /// Random variation around it.
+        #[serde(default)]
+        jitter: Option<Duration>,
+    },
+    /// Degraded: each direction carries at most `rate`.
+    Bandwidth {
+        /// Capacity, e.g. `500Mbps` (the AWS service-link minimum).
+        rate: Rate,
+    },
+    /// Degraded: closing a connection takes `delay` longer.
+    SlowClose {
+        /// Added delay before the close reaches the outpost.
+        delay: Duration,
+    },
+    /// Degraded: a connection is closed after `bytes` bytes towards the outpost.
+    LimitData {
+        /// Bytes allowed per connection.
+        bytes: u64,
+    },
+    /// Flapping: the link goes down for `down_for` once every `every`, for the whole
+    /// phase; with `random`, each cycle's outage starts at a seeded random point in it.
+    Flapping {
+        /// Length of one down-and-up cycle.
+        every: Duration,
+        /// How long the link is down in each cycle.
+        down_for: Duration,
+        /// Start each outage at a random point of its cycle (from the run's seed).
+        #[serde(default)]
+        random: bool,
+    },
+}
+
+impl std::fmt::Display for Fault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ms = |d: &Duration| d.0.as_millis();
+        match self {
+            Fault::Blackhole => f.write_str("blackhole"),
+            Fault::OneWay {
+                to: Direction::ToRegion,
+            } => f.write_str("one-way blackhole to region"),
+            Fault::OneWay {
+                to: Direction::ToOutpost,
+            } => f.write_str("one-way blackhole to outpost"),
+            Fault::Reset => f.write_str("reset"),
+            Fault::Down => f.write_str("down"),
+            Fault::Latency { delay, jitter } => {
+                write!(f, "latency {}ms", ms(delay))?;
+                if let Some(j) = jitter {
+                    write!(f, " ±{}ms", ms(j))?;
+                }
+                Ok(())
+            }
+            Fault::Bandwidth { rate } => write!(f, "bandwidth {rate}"),
+            Fault::SlowClose { delay } => write!(f, "slow close {}ms", ms(delay)),
+            Fault::LimitData { bytes } => write!(f, "limit data {bytes} bytes"),
+            Fault::Flapping {
+                every,
+                down_for,
+                random,
+            } => {
+                write!(f, "flapping down {}ms every {}ms", ms(down_for), ms(every))?;
+                if *random {
+                    f.write_str(" at random points")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl Fault {
+    /// The toxics that make this fault on a link's proxies; empty for faults made with the
+    /// proxy's `enabled` flag (`down`, `flapping`).
+    pub fn toxics(&self) -> Vec<Toxic> {
+        let both = |name: &str, kind: &str, attributes: serde_json::Value| {
+            [UPSTREAM, DOWNSTREAM]
+                .map(|stream| {
+                    Toxic::new(
+                        &format!("tether_{name}_{stream}"),
+                        kind,
+                        stream,
+                        attributes.clone(),
+                    )
+                })
+                .to_vec()
+        };
+        match self {
+            Fault::Blackhole => both("blackhole", "timeout", json!({"timeout": 0})),
+            Fault::OneWay { to } => {
+                vec![Toxic::new(
+                    &format!("tether_one_way_{}", to.stream()),
+                    "timeout",
+                    to.stream(),
+                    json!({"timeout": 0}),
+                )]
+            }
+            Fault::Reset => vec![Toxic::new(
+                "tether_reset_upstream",
+                "reset_peer",
+                UPSTREAM,
+                json!({"timeout": 0}),
+            )],
+            Fault::Latency { delay, jitter } => both(
+                "latency",
+                "latency",
+                json!({"latency": delay.0.as_millis() as u64, "jitter": jitter.map(|j| j.0.as_millis() as u64).unwrap_or(0)}),
+            ),
+            Fault::Bandwidth { rate } => both(
+                "bandwidth",
+                "bandwidth",
+                json!({"rate": rate.kilobytes_per_second()}),
+            ),
+            Fault::SlowClose { delay } => {
+                vec![Toxic::new(
+                    "tether_slow_close_downstream",
+                    "slow_close",
+                    DOWNSTREAM,
+                    json!({"delay": delay.0.as_millis() as u64}),
+                )]
+            }
+            Fault::LimitData { bytes } => {
+                vec![Toxic::new(
+                    "tether_limit_data_downstream",
+                    "limit_data",
+                    DOWNSTREAM,
+                    json!({"bytes": bytes}),
+                )]
+            }
+            Fault::Down | Fault::Flapping { .. } => Vec::new(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_parse_in_operator_units() {
+        assert_eq!(
+            Rate::parse("500Mbps").map(|r| r.bits_per_second),
+            Some(500_000_000)
+        );
+        assert_eq!(
+            Rate::parse("500Mbps").map(Rate::kilobytes_per_second),
+            Some(62_500)
+        );
+        assert_eq!(
+            Rate::parse("64 kbps").map(Rate::kilobytes_per_second),
+            Some(8)
+        );
+        assert_eq!(
+            Rate::parse("1.5Gbps").map(|r| r.bits_per_second),
+            Some(1_500_000_000)
+        );
+        assert_eq!(Rate::parse("500").map(|r| r.bits_per_second), None);
+        assert_eq!(Rate::parse("fast"), None);
+        assert_eq!(Rate::parse("2bps"), None);
+        assert_eq!(Rate::parse("500Mbps").unwrap().to_string(), "500Mbps");
+    }
+
+    #[test]
+    fn faults_map_onto_toxiproxy_toxics() {
+        let names = |f: Fault| {
+            f.toxics()
+                .iter()
+                .map(|t| format!("{}:{}:{}", t.name, t.kind, t.stream))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            names(Fault::Blackhole),
+            [
+                "tether_blackhole_upstream:timeout:upstream",
+                "tether_blackhole_downstream:timeout:downstream"
+            ]
+        );
+        assert_eq!(
+            names(Fault::OneWay {
+                to: Direction::ToRegion
+            }),
+            ["tether_one_way_upstream:timeout:upstream"]
+        );
+        assert_eq!(
+            names(Fault::Reset),
+            ["tether_reset_upstream:reset_peer:upstream"]
+        );
+        let latency = Fault::Latency {
+            delay: Duration(std::time::Duration::from_millis(90)),
+            jitter: None,
+        };
+        assert_eq!(
+            latency.toxics()[0].attributes,
+            json!({"latency": 90, "jitter": 0})
+        );
+        assert_eq!(latency.toxics().len(), 2, "latency is added both ways");
+        assert!(Fault::Down.toxics().is_empty());
+    }
+}
