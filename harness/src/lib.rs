@@ -7,7 +7,8 @@
 //! - [`mesh`]: the App Mesh-shaped resource model and its translation to Envoy resources.
 //! - [`control_plane`]: the reference ADS server Envoys fetch their config from.
 //! - [`envoy`]: finding or installing Envoy, its bootstrap, its admin endpoint.
-//! - [`faults`]: the Toxiproxy-compatible fault proxy (server and client) on the links.
+//! - [`faults`]: the Toxiproxy-compatible fault proxy (server and client) on the links,
+//!   and the packet-level link (two network namespaces joined by a veth pair).
 //! - [`service`]: the sample HTTP service that answers with its own name.
 //! - [`backend`]: brings a plan up as a running [`topology`] (local processes for now).
 //! - [`load`]: the load generator that drives requests through the sidecars.

@@ -11,11 +11,17 @@
 //! new ones. Disabling a proxy closes its connections and refuses new ones.
 //! [`populate`] reads the proxy lists of `POST /populate` and of
 //! `tether fault-proxy --config FILE`.
+//!
+//! [`packet`] is the other kind of link: the two sites as network namespaces
+//! joined by a veth pair, with delay, loss, reordering, duplication, rate and
+//! partitions applied to packets (netem, or iptables and NFQUEUE without it), so
+//! nothing answers TCP keepalives on the far side's behalf.
 
 pub mod client;
 mod edge;
 /// The link-fault vocabulary suites use and how it maps onto toxics.
 pub mod link;
+pub mod packet;
 pub mod populate;
 pub mod server;
 
