@@ -170,3 +170,23 @@ async fn negative_control_a_change_behind_a_blackhole_fails_propagation() {
         "{propagation:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn control_plane_restart_with_every_sidecar_on_delta_xds() {
+    let _serial = ONE_RUN_AT_A_TIME.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut plan = tether::suite::load(&common::repo("suites/control-plane-restart.yaml")).unwrap();
+    plan.force_xds_variant(tether::envoy::XdsVariant::Delta);
+    let Some(outcome) = common::run_plan(&plan, dir.path()).await else {
+        return;
+    };
+    assert!(outcome.passed(), "{:#?}", outcome.verdicts);
+    for node in ["client", "svc-v1", "svc-v2"] {
+        let bootstrap =
+            std::fs::read_to_string(dir.path().join(format!("work/envoy-{node}.json"))).unwrap();
+        assert!(
+            bootstrap.contains("DELTA_GRPC"),
+            "{node} was not on delta xDS"
+        );
+    }
+}

@@ -353,7 +353,12 @@ impl RunningTopology {
             } else {
                 xds_addr
             };
-            let config = bootstrap::bootstrap(&plan.mesh.node_id(name), node.admin, xds, &plan.xds);
+            let config = bootstrap::bootstrap(
+                &plan.mesh.node_id(name),
+                node.admin,
+                xds,
+                &plan.xds_for(name),
+            );
             let config_file = opts.work_dir.join(format!("envoy-{name}.json"));
             std::fs::write(&config_file, serde_json::to_vec_pretty(&config)?)?;
             let log = logs.join(format!("envoy-{name}.log"));

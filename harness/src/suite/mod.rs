@@ -60,6 +60,9 @@ pub struct XdsConfig {
     /// `sotw` (state of the world, the default) or `delta`.
     #[serde(default)]
     pub variant: XdsVariant,
+    /// The variant of particular sidecars, by virtual node, where it differs.
+    #[serde(default)]
+    pub per_node: std::collections::HashMap<Spanned<String>, XdsVariant>,
     /// HTTP/2 keepalive on the xDS connection.
     pub keepalive: Option<Keepalive>,
     /// Reconnect backoff.
@@ -256,8 +259,10 @@ pub struct Plan {
     pub mesh: Mesh,
     /// Site of each virtual node that runs.
     pub sites: BTreeMap<String, Site>,
-    /// The sidecars' xDS settings.
+    /// The sidecars' xDS settings (see [`Plan::xds_for`] for one sidecar's).
     pub xds: XdsSettings,
+    /// Sidecars whose xDS variant differs from `xds.variant`.
+    pub xds_per_node: BTreeMap<String, XdsVariant>,
     /// Phases with their start offsets, in order.
     pub phases: Vec<PlannedPhase>,
 }
@@ -283,6 +288,24 @@ impl Plan {
     /// The length of all phases together.
     pub fn total_duration(&self) -> std::time::Duration {
         self.phases.iter().map(|p| p.duration).sum()
+    }
+
+    /// The xDS settings of the sidecar of virtual node `node`.
+    pub fn xds_for(&self, node: &str) -> XdsSettings {
+        XdsSettings {
+            variant: self
+                .xds_per_node
+                .get(node)
+                .copied()
+                .unwrap_or(self.xds.variant),
+            ..self.xds
+        }
+    }
+
+    /// Run every sidecar on `variant`, whatever the suite says (`tether run --xds`).
+    pub fn force_xds_variant(&mut self, variant: XdsVariant) {
+        self.xds.variant = variant;
+        self.xds_per_node.clear();
     }
 
     /// The phase called `name`.
@@ -383,7 +406,14 @@ pub fn load(path: &Path) -> Result<Plan, InputError> {
         });
         start += p.duration.0;
     }
+    let xds_per_node = suite
+        .xds
+        .per_node
+        .iter()
+        .map(|(n, v)| (n.to_string(), *v))
+        .collect();
     Ok(Plan {
+        xds_per_node,
         suite_path: path.to_path_buf(),
         suite_text: text,
         suite,
@@ -423,6 +453,17 @@ fn validate(path: &Path, suite: &Suite, mesh: &Mesh) -> Result<(), InputError> {
         if !placed.insert(n.as_str()) {
             return err(n, format!("virtual node `{}` is placed twice", **n));
         }
+    }
+    if let Some(n) = suite
+        .xds
+        .per_node
+        .keys()
+        .find(|n| !placed.contains(n.as_str()))
+    {
+        return err(
+            n,
+            format!("xds.per_node names `{}`, which is not in the topology", **n),
+        );
     }
     if !suite.topology.outpost.contains(&suite.load.through) {
         return err(

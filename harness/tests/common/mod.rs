@@ -80,8 +80,13 @@ pub fn processes_of_run(report_dir: &Path) -> Vec<String> {
 /// Run a bundled suite end to end against real Envoy into `dir`; `None` when Envoy cannot
 /// be had (see [`envoy`]). Asserts that nothing the run started outlives it.
 pub async fn run_suite(suite: &str, dir: &Path) -> Option<tether::run::Outcome> {
-    let envoy = envoy()?;
     let plan = tether::suite::load(&repo(suite)).unwrap_or_else(|e| panic!("{e}"));
+    run_plan(&plan, dir).await
+}
+
+/// Run a loaded (and perhaps adjusted) plan, as [`run_suite`] does.
+pub async fn run_plan(plan: &tether::suite::Plan, dir: &Path) -> Option<tether::run::Outcome> {
+    let envoy = envoy()?;
     let opts = tether::run::RunOptions {
         report_dir: dir.to_path_buf(),
         envoy_bin: Some(envoy.path),
@@ -90,7 +95,7 @@ pub async fn run_suite(suite: &str, dir: &Path) -> Option<tether::run::Outcome> 
         progress: true,
         interrupt: tokio_util::sync::CancellationToken::new(),
     };
-    let outcome = tether::run::run(&plan, &opts)
+    let outcome = tether::run::run(plan, &opts)
         .await
         .unwrap_or_else(|e| panic!("environment: {e}"));
     assert_eq!(
