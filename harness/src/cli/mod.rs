@@ -10,7 +10,6 @@ use crate::report::console;
 use crate::run::{self, RunOptions, exit};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
-use tokio_util::sync::CancellationToken;
 
 /// Proves an Envoy service mesh keeps working when the link to its control plane breaks.
 #[derive(Debug, Parser)]
@@ -139,17 +138,11 @@ async fn run_suite(
         let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
         PathBuf::from("reports").join(format!("{}-{stamp}", plan.name()))
     });
-    let interrupt = CancellationToken::new();
+    let interrupt = roles::shutdown_on_signal();
     let on_signal = interrupt.clone();
     tokio::spawn(async move {
-        let mut term =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
-        }
+        on_signal.cancelled().await;
         eprintln!("tether: interrupted; stopping everything and writing what was recorded");
-        on_signal.cancel();
     });
     let opts = RunOptions {
         report_dir,

@@ -65,7 +65,7 @@ pub enum Role {
 }
 
 /// Cancelled on SIGTERM or Ctrl-C.
-fn shutdown_on_signal() -> CancellationToken {
+pub(super) fn shutdown_on_signal() -> CancellationToken {
     let token = CancellationToken::new();
     let t = token.clone();
     tokio::spawn(async move {

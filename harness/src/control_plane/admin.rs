@@ -13,22 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 /// Serve the admin API on `listener` until `shutdown`.
 pub async fn serve(cp: ControlPlane, listener: TcpListener, shutdown: CancellationToken) {
-    loop {
-        let stream = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                Err(_) => continue,
-            },
-        };
-        let cp = cp.clone();
-        tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |req| handle(cp.clone(), req));
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                .await;
-        });
-    }
+    crate::service::serve_http1(listener, shutdown, move |req| handle(cp.clone(), req)).await
 }
 
 async fn handle(

@@ -149,10 +149,8 @@ async fn serve_stream(
                 let Some(Ok(request)) = request else { return };
                 if let (true, Some(n)) = (node.is_empty(), &request.node) {
                     node = n.id.clone();
-                    // An empty state-of-the-world answer would delete everything a node has:
-                    // a node the mesh does not know is refused instead.
-                    if !cp.knows(&node) {
-                        let _ = tx.send(Err(Status::not_found(format!("no virtual node for node id `{node}`")))).await;
+                    if let Err(refused) = cp.admit(&node) {
+                        let _ = tx.send(Err(refused)).await;
                         return;
                     }
                 }

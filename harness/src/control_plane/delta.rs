@@ -60,8 +60,8 @@ pub(super) async fn serve_stream(
                 let Some(Ok(request)) = request else { return };
                 if let (true, Some(n)) = (node.is_empty(), &request.node) {
                     node = n.id.clone();
-                    if !cp.knows(&node) {
-                        let _ = tx.send(Err(Status::not_found(format!("no virtual node for node id `{node}`")))).await;
+                    if let Err(refused) = cp.admit(&node) {
+                        let _ = tx.send(Err(refused)).await;
                         return;
                     }
                 }

@@ -130,6 +130,19 @@ impl ControlPlane {
             .is_some_and(|n| state.mesh.node(n).is_some() && state.placement.nodes.contains_key(n))
     }
 
+    /// Admit a stream from `node_id`, or the status to refuse it with: an empty
+    /// state-of-the-world answer would delete everything a node has, so a node the mesh
+    /// does not know gets no answer at all.
+    pub fn admit(&self, node_id: &str) -> Result<(), tonic::Status> {
+        if self.knows(node_id) {
+            Ok(())
+        } else {
+            Err(tonic::Status::not_found(format!(
+                "no virtual node for node id `{node_id}`"
+            )))
+        }
+    }
+
     /// The resources for the Envoy with this node id, and the version they belong to.
     pub fn snapshot(&self, node_id: &str) -> (u64, Resources) {
         let state = self.lock();
@@ -248,5 +261,35 @@ mod tests {
         };
         assert!(cp.apply(&change).is_err());
         assert_eq!((cp.version(), weights(&cp)), (1, vec![100, 0]));
+    }
+
+    #[test]
+    fn only_placed_nodes_of_this_mesh_are_admitted() {
+        let mesh =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/meshes/outpost-basic.yaml");
+        let (tx, _rx) = mpsc::unbounded_channel();
+        let mut placement = Placement::default();
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], 1));
+        placement.nodes.insert(
+            "client".into(),
+            crate::topology::NodePlacement {
+                site: crate::topology::Site::Outpost,
+                ingress: None,
+                egress: addr,
+                admin: addr,
+                app: None,
+                remote_ingress: None,
+            },
+        );
+        let cp = ControlPlane::new(Mesh::load(&mesh).unwrap(), placement, tx);
+        assert!(cp.admit("mesh/outpost/virtualNode/client").is_ok());
+        for refused in [
+            "mesh/outpost/virtualNode/svc-v1",
+            "mesh/other/virtualNode/client",
+            "client",
+        ] {
+            let status = cp.admit(refused).unwrap_err();
+            assert_eq!(status.code(), tonic::Code::NotFound, "{refused}");
+        }
     }
 }

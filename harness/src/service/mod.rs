@@ -11,9 +11,14 @@ use tokio_util::sync::CancellationToken;
 /// The header that carries the name of the service that answered.
 pub const SERVED_BY: &str = "x-served-by";
 
-/// Serve `name` on `listener` until `shutdown`: every path answers 200 with the name as
-/// body and in the [`SERVED_BY`] header.
-pub async fn serve(name: String, listener: TcpListener, shutdown: CancellationToken) {
+/// Serve HTTP/1.1 on `listener` until `shutdown`, answering every request with `handle`.
+/// The sample service and the control plane's admin API both run on this.
+pub async fn serve_http1<F, Fut, E>(listener: TcpListener, shutdown: CancellationToken, handle: F)
+where
+    F: Fn(Request<hyper::body::Incoming>) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = Result<Response<Full<Bytes>>, E>> + Send + 'static,
+    E: Into<Box<dyn std::error::Error + Send + Sync>> + 'static,
+{
     loop {
         let stream = tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -23,25 +28,33 @@ pub async fn serve(name: String, listener: TcpListener, shutdown: CancellationTo
             },
         };
         let _ = stream.set_nodelay(true);
-        let name = name.clone();
+        let handle = handle.clone();
         tokio::spawn(async move {
-            let service =
-                hyper::service::service_fn(move |_req: Request<hyper::body::Incoming>| {
-                    let name = name.clone();
-                    async move {
-                        let response = Response::builder()
-                            .header(SERVED_BY, name.as_str())
-                            .header("content-type", "text/plain")
-                            .body(Full::new(Bytes::from(name)))
-                            .unwrap_or_default();
-                        Ok::<_, Infallible>(response)
-                    }
-                });
             let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                .serve_connection(
+                    hyper_util::rt::TokioIo::new(stream),
+                    hyper::service::service_fn(handle),
+                )
                 .await;
         });
     }
+}
+
+/// Serve `name` on `listener` until `shutdown`: every path answers 200 with the name as
+/// body and in the [`SERVED_BY`] header.
+pub async fn serve(name: String, listener: TcpListener, shutdown: CancellationToken) {
+    serve_http1(listener, shutdown, move |_req| {
+        let name = name.clone();
+        async move {
+            let response = Response::builder()
+                .header(SERVED_BY, name.as_str())
+                .header("content-type", "text/plain")
+                .body(Full::new(Bytes::from(name)))
+                .unwrap_or_default();
+            Ok::<_, Infallible>(response)
+        }
+    })
+    .await
 }
 
 #[cfg(test)]
