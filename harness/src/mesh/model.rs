@@ -1,6 +1,6 @@
 //! The App Mesh-shaped resource model, as written in `fixtures/meshes/*.yaml`.
 
-use crate::suite::source::{self, InputError};
+use crate::suite::source::{self, Duration, InputError};
 use marked_yaml::Spanned;
 use serde::Deserialize;
 use std::collections::BTreeSet;
@@ -98,6 +98,10 @@ pub struct VirtualRouter {
 pub struct Route {
     /// Name, unique in the router.
     pub name: Spanned<String>,
+    /// Routes are tried from the lowest priority number up (0-1000); routes without one
+    /// come last, in the order written.
+    #[serde(default)]
+    pub priority: Option<Spanned<u32>>,
     /// An HTTP route.
     pub http_route: HttpRoute,
 }
@@ -111,7 +115,43 @@ pub struct HttpRoute {
     pub matcher: HttpMatch,
     /// Where they go.
     pub action: RouteAction,
+    /// How long a request may take, all retries included.
+    #[serde(default)]
+    pub timeout: Option<RouteTimeout>,
+    /// When and how often to retry.
+    #[serde(default)]
+    pub retry_policy: Option<RetryPolicy>,
 }
+
+/// A route's timeouts.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RouteTimeout {
+    /// The whole request, retries included (`15s` when unset).
+    pub per_request: Duration,
+}
+
+/// A route's retry policy.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RetryPolicy {
+    /// Retries after the first try.
+    pub max_retries: u32,
+    /// Timeout of each try.
+    pub per_retry_timeout: Duration,
+    /// Which failures are retried: `server-error` (5xx), `gateway-error` (502, 503, 504),
+    /// `client-error` (409), `stream-error` (a refused stream).
+    #[serde(default)]
+    pub http_retry_events: Vec<Spanned<String>>,
+}
+
+/// The retry events App Mesh knows, and Envoy's `retry_on` name for each.
+pub const RETRY_EVENTS: [(&str, &str); 4] = [
+    ("server-error", "5xx"),
+    ("gateway-error", "gateway-error"),
+    ("client-error", "retriable-status-codes"),
+    ("stream-error", "refused-stream"),
+];
 
 /// Which requests a route takes.
 #[derive(Debug, Clone, Deserialize)]
@@ -119,6 +159,30 @@ pub struct HttpRoute {
 pub struct HttpMatch {
     /// Path prefix, e.g. `/`.
     pub prefix: String,
+    /// Headers the request must carry.
+    #[serde(default)]
+    pub headers: Vec<HeaderMatch>,
+}
+
+/// A header a request must carry, and its value.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct HeaderMatch {
+    /// Header name.
+    pub name: String,
+    /// How its value must look.
+    #[serde(rename = "match")]
+    pub matcher: HeaderValueMatch,
+}
+
+/// How a header's value must look.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub enum HeaderValueMatch {
+    /// Exactly this.
+    Exact(String),
+    /// Starting with this.
+    Prefix(String),
 }
 
 /// Where a route sends requests.
@@ -240,7 +304,15 @@ impl Mesh {
             }
         }
         for router in &self.virtual_routers {
+            let mut route_names = BTreeSet::new();
             for route in &router.routes {
+                if !route_names.insert(route.name.as_str()) {
+                    return Err(InputError::spanned(
+                        path,
+                        &route.name,
+                        format!("duplicate route `{}` in `{}`", *route.name, *router.name),
+                    ));
+                }
                 let mut sum = 0;
                 for target in &route.http_route.action.weighted_targets {
                     if !nodes.contains(target.virtual_node.as_str()) {
@@ -262,6 +334,31 @@ impl Mesh {
                         ));
                     }
                     sum += *target.weight;
+                }
+                if let Some(p) = &route.priority
+                    && **p > 1000
+                {
+                    return Err(InputError::spanned(
+                        path,
+                        p,
+                        format!("expected a priority from 0 to 1000, found {}", **p),
+                    ));
+                }
+                if let Some(retry) = &route.http_route.retry_policy {
+                    for event in &retry.http_retry_events {
+                        if !RETRY_EVENTS.iter().any(|(name, _)| *name == event.as_str()) {
+                            let known: Vec<&str> = RETRY_EVENTS.iter().map(|(n, _)| *n).collect();
+                            return Err(InputError::spanned(
+                                path,
+                                event,
+                                format!(
+                                    "unknown retry event `{}`; expected one of: {}",
+                                    **event,
+                                    known.join(", ")
+                                ),
+                            ));
+                        }
+                    }
                 }
                 if sum != 100 {
                     return Err(InputError::spanned(

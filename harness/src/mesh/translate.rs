@@ -105,9 +105,11 @@ pub fn translate(mesh: &Mesh, node: &str, placement: &Placement) -> Resources {
                     continue;
                 };
                 let port = router.listeners.first().map(|l| l.port).unwrap_or(80);
-                let routes = router
-                    .routes
-                    .iter()
+                // App Mesh tries routes by priority; those without one come last.
+                let mut ordered: Vec<_> = router.routes.iter().collect();
+                ordered.sort_by_key(|r| r.priority.as_ref().map(|p| **p).unwrap_or(u32::MAX));
+                let routes = ordered
+                    .into_iter()
                     .map(|r| {
                         let clusters = r
                             .http_route
@@ -133,7 +135,7 @@ pub fn translate(mesh: &Mesh, node: &str, placement: &Placement) -> Resources {
                                 clusters,
                                 ..Default::default()
                             });
-                        prefix_route(&r.http_route.matcher.prefix, action)
+                        http_route(&r.http_route, action)
                     })
                     .collect();
                 (routes, port)
@@ -242,6 +244,77 @@ fn load_assignment(cluster: &str, addrs: &[SocketAddr]) -> ClusterLoadAssignment
 
 fn single_cluster(cluster: &str) -> route_action::ClusterSpecifier {
     route_action::ClusterSpecifier::Cluster(cluster.to_string())
+}
+
+/// An Envoy route for a mesh HTTP route: its match (prefix, headers), timeout and retries.
+fn http_route(r: &crate::mesh::model::HttpRoute, target: route_action::ClusterSpecifier) -> Route {
+    use crate::mesh::model::{HeaderValueMatch, RETRY_EVENTS};
+    use envoy_types::pb::envoy::config::route::v3::{HeaderMatcher, RetryPolicy, header_matcher};
+    use envoy_types::pb::envoy::r#type::matcher::v3::{StringMatcher, string_matcher};
+    let mut route = prefix_route(&r.matcher.prefix, target);
+    if let Some(m) = route.r#match.as_mut() {
+        m.headers = r
+            .matcher
+            .headers
+            .iter()
+            .map(|h| HeaderMatcher {
+                name: h.name.clone(),
+                header_match_specifier: Some(header_matcher::HeaderMatchSpecifier::StringMatch(
+                    StringMatcher {
+                        match_pattern: Some(match &h.matcher {
+                            HeaderValueMatch::Exact(v) => {
+                                string_matcher::MatchPattern::Exact(v.clone())
+                            }
+                            HeaderValueMatch::Prefix(v) => {
+                                string_matcher::MatchPattern::Prefix(v.clone())
+                            }
+                        }),
+                        ..Default::default()
+                    },
+                )),
+                ..Default::default()
+            })
+            .collect();
+    }
+    if let Some(route::Action::Route(action)) = route.action.as_mut() {
+        if let Some(t) = &r.timeout {
+            action.timeout = Some(duration(t.per_request.0));
+        }
+        if let Some(retry) = &r.retry_policy {
+            let retry_on: Vec<&str> = retry
+                .http_retry_events
+                .iter()
+                .filter_map(|e| {
+                    RETRY_EVENTS
+                        .iter()
+                        .find(|(name, _)| *name == e.as_str())
+                        .map(|(_, on)| *on)
+                })
+                .collect();
+            action.retry_policy = Some(RetryPolicy {
+                retry_on: retry_on.join(","),
+                num_retries: Some(UInt32Value {
+                    value: retry.max_retries,
+                }),
+                per_try_timeout: Some(duration(retry.per_retry_timeout.0)),
+                // App Mesh's client-error event retries 409 Conflict.
+                retriable_status_codes: if retry_on.contains(&"retriable-status-codes") {
+                    vec![409]
+                } else {
+                    vec![]
+                },
+                ..Default::default()
+            });
+        }
+    }
+    route
+}
+
+fn duration(d: std::time::Duration) -> Duration {
+    Duration {
+        seconds: d.as_secs() as i64,
+        nanos: d.subsec_nanos() as i32,
+    }
 }
 
 fn prefix_route(prefix: &str, target: route_action::ClusterSpecifier) -> Route {

@@ -1,0 +1,91 @@
+//! Mesh route features, proven against real Envoy: what the mesh says is what traffic does.
+
+mod common;
+
+use std::time::{Duration, Instant};
+use tether::backend::{BackendOptions, RunningTopology};
+use tether::timeline::Timeline;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn header_match_priority_retries_and_timeouts_behave_as_configured() {
+    let Some(envoy) = common::envoy() else { return };
+    let plan = tether::suite::load(&common::repo("fixtures/suites/route-features.yaml"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let dir = tempfile::tempdir().unwrap();
+    let opts = BackendOptions {
+        tether_bin: common::tether_bin(),
+        envoy,
+        work_dir: dir.path().join("work"),
+        ready_timeout: Duration::from_secs(60),
+    };
+    let topo = RunningTopology::up(&plan, &opts, &Timeline::new())
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    let egress = topo.egress_of("client").unwrap();
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let get = |path: &str| {
+        http.get(format!("http://{egress}{path}"))
+            .header("host", "svc.features.local")
+    };
+    let served_by = |r: &reqwest::Response| {
+        r.headers()
+            .get("x-served-by")
+            .map(|v| v.to_str().unwrap().to_string())
+    };
+
+    // Priority and header match: the canary route (priority 0) takes requests asking for v2.
+    let r = get("/").send().await.unwrap();
+    assert_eq!(
+        (r.status().as_u16(), served_by(&r).as_deref()),
+        (200, Some("svc-v1"))
+    );
+    let r = get("/").header("x-version", "v2").send().await.unwrap();
+    assert_eq!(
+        (r.status().as_u16(), served_by(&r).as_deref()),
+        (200, Some("svc-v2"))
+    );
+    let r = get("/").header("x-version", "v3").send().await.unwrap();
+    assert_eq!(
+        served_by(&r).as_deref(),
+        Some("svc-v1"),
+        "only an exact match goes to v2"
+    );
+
+    // Retries: two failures are retried away on /retry; the default route does not retry.
+    let r = get("/retry?fail_first=2&key=retried").send().await.unwrap();
+    assert_eq!(
+        r.status().as_u16(),
+        200,
+        "the retry policy should have retried twice"
+    );
+    let r = get("/retry?fail_first=3&key=exhausted")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status().as_u16(),
+        503,
+        "three failures exhaust two retries"
+    );
+    let r = get("/?fail_first=1&key=not-retried").send().await.unwrap();
+    assert_eq!(
+        r.status().as_u16(),
+        503,
+        "the default route has no retry policy"
+    );
+
+    // Timeouts: /slow gives up after 500 ms; the default route waits.
+    let started = Instant::now();
+    let r = get("/slow?delay_ms=3000").send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 504);
+    assert!(
+        started.elapsed() < Duration::from_millis(2500),
+        "took {:?}",
+        started.elapsed()
+    );
+    let r = get("/?delay_ms=800").send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+
+    topo.shutdown().await;
+    assert_eq!(common::processes_of_run(dir.path()), Vec::<String>::new());
+}
