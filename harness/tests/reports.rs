@@ -469,11 +469,15 @@ fn console_errors(stderr: &str) -> Vec<&str> {
 #[test]
 fn report_html_loads_in_headless_chromium_with_verdict_and_charts() {
     let Some(chromium) = chromium() else { return };
-    let dir = tempfile::tempdir().unwrap();
+    // Kept after the test (reports/ is git-ignored): the page and its screenshot are the
+    // artifacts CI keeps of this test.
+    let dir = common::repo("reports/browser-test");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
     let profile = tempfile::tempdir().unwrap();
-    hand_made_folder(dir.path(), &hand_made_timeline(true));
-    report(dir.path());
-    let page = dir.path().join("report.html");
+    hand_made_folder(&dir, &hand_made_timeline(true));
+    report(&dir);
+    let page = dir.canonicalize().unwrap().join("report.html");
 
     let (dom, stderr) = headless(&chromium, profile.path(), &page, &["--dump-dom".into()]);
     assert!(
@@ -496,7 +500,7 @@ fn report_html_loads_in_headless_chromium_with_verdict_and_charts() {
     assert!(dom.contains("tether run suites/outpost-partition.yaml --seed 42"));
     assert_eq!(console_errors(&stderr), Vec::<&str>::new());
 
-    let shot = dir.path().join("report.png");
+    let shot = dir.join("report.png");
     let (_, stderr) = headless(
         &chromium,
         profile.path(),
@@ -509,14 +513,7 @@ fn report_html_loads_in_headless_chromium_with_verdict_and_charts() {
         "a real screenshot"
     );
     assert_eq!(console_errors(&stderr), Vec::<&str>::new());
-    // Kept as an artifact where CI collects reports, when asked to.
-    if let Some(keep) = std::env::var_os("TETHER_KEEP_REPORT") {
-        let keep = PathBuf::from(keep);
-        std::fs::create_dir_all(&keep).unwrap();
-        for name in ["report.html", "report.png", "result.json", "junit.xml"] {
-            std::fs::copy(dir.path().join(name), keep.join(name)).unwrap();
-        }
-    }
+    eprintln!("report and screenshot kept in {}", dir.display());
 }
 
 /// Kill `tether run` with SIGKILL mid-partition: nothing it started may survive, and
