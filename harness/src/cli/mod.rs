@@ -1,6 +1,6 @@
 //! The `tether` command line.
 //!
-//! User commands: `run`, `validate`, `doctor`. The same binary also plays the parts a run
+//! User commands: `run`, `report`, `validate`, `doctor`. The same binary also plays the parts a run
 //! starts as child processes: `control-plane`, `fault-proxy` and `service`.
 
 mod roles;
@@ -40,6 +40,12 @@ enum Command {
         /// Run every sidecar on this xDS variant, whatever the suite says.
         #[arg(long, value_parser = ["sotw", "delta"])]
         xds: Option<String>,
+    },
+    /// Judge a run folder's timeline again and rewrite its reports (also for a run that
+    /// was killed: its reports are marked incomplete).
+    Report {
+        /// The run's report folder (holds suite.yaml, mesh.yaml, run.json, timeline.jsonl).
+        run_dir: PathBuf,
     },
     /// Parse and check a suite (and its mesh) without running it.
     Validate {
@@ -86,6 +92,7 @@ pub fn main() -> i32 {
                 envoy_bin,
                 xds,
             } => run_suite(suite, &backend, report_dir, seed, envoy_bin, xds).await,
+            Command::Report { run_dir } => report_folder(&run_dir),
             Command::Validate { suite } => match crate::suite::load(&suite) {
                 Ok(plan) => {
                     println!(
@@ -161,6 +168,27 @@ async fn run_suite(
         Err(e) => {
             eprintln!("error: the environment could not run the suite: {e}");
             exit::ENVIRONMENT
+        }
+    }
+}
+
+fn report_folder(dir: &std::path::Path) -> i32 {
+    match run::folder::report(dir) {
+        Ok(judged) => {
+            print!("{}", console::table(&judged.info.suite, &judged.verdicts));
+            if judged.info.incomplete {
+                println!(
+                    "INCOMPLETE: the timeline has no run_ended entry (the run was killed or crashed); judged what it recorded"
+                );
+            } else if judged.info.interrupted {
+                println!("INCOMPLETE: the run was interrupted before all phases ran");
+            }
+            println!("reports: {}", dir.display());
+            judged.exit_code()
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            e.exit_code()
         }
     }
 }

@@ -23,10 +23,47 @@ const W: f64 = 900.0;
 const LEFT: f64 = 60.0;
 const RIGHT: f64 = 20.0;
 
+/// The areas of the verdict table, in order, and the checks in each.
+const AREAS: [(&str, &[&str]); 3] = [
+    (
+        "Static stability",
+        &["outpost_traffic_flows", "config_frozen"],
+    ),
+    (
+        "Reconvergence",
+        &["reconvergence", "change_applied_after_heal"],
+    ),
+    ("Propagation", &["propagation", "xds_stays_connected"]),
+];
+
+/// The area a verdict is listed under (a repeated check is named `<check>@<phase>`).
+pub fn area(check: &str) -> &'static str {
+    let base = check.split('@').next().unwrap_or(check);
+    AREAS
+        .iter()
+        .find(|(_, checks)| checks.contains(&base))
+        .map_or("Other", |(area, _)| area)
+}
+
+/// The id of the chart marker where `check` failed, for the verdict table to link to.
+pub fn failure_anchor(check: &str) -> String {
+    let id: String = check
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    format!("failed-{id}")
+}
+
 /// Render the page.
 pub fn render(info: &RunInfo, verdicts: &[Verdict], entries: &[Entry]) -> String {
-    let passed = !info.interrupted && verdicts.iter().all(Verdict::passed);
-    let verdict_word = if info.interrupted {
+    let passed = info.passed(verdicts);
+    let verdict_word = if info.incomplete || info.interrupted {
         "INCOMPLETE"
     } else if passed {
         "PASSED"
@@ -44,41 +81,85 @@ pub fn render(info: &RunInfo, verdicts: &[Verdict], entries: &[Entry]) -> String
 body{{font:14px/1.4 system-ui,sans-serif;max-width:960px;margin:1em auto;padding:0 1em;color:#222}}
 h1 span.pass{{color:#16794a}} h1 span.fail{{color:#b3261e}}
 table{{border-collapse:collapse;width:100%}} td,th{{border-bottom:1px solid #ddd;padding:4px 6px;text-align:left;vertical-align:top}}
+table.meta th{{width:11em;font-weight:normal;color:#555}} tr.area th{{background:#f0f0f0}}
 .PASS{{color:#16794a;font-weight:bold}} .FAIL{{color:#b3261e;font-weight:bold}} .UNKNOWN{{color:#8a6d00;font-weight:bold}}
+p.incomplete{{border-left:4px solid #b3261e;padding:4px 8px;background:#fbeaea}}
 svg{{width:100%;height:auto}} pre{{background:#f6f6f6;padding:8px;overflow-x:auto;white-space:pre-wrap}}
-@media print{{pre{{white-space:pre-wrap}}}}
+code{{overflow-wrap:anywhere}}
+@media print{{pre{{white-space:pre-wrap}} svg,table{{break-inside:avoid}}}}
 </style></head><body>
 <h1>{suite}: <span class="{cls}">{verdict_word}</span></h1>
-<p>Started {started} · {dur:.1} s · backend {backend} · seed {seed} · Envoy {envoy} · tether {version}</p>
-<p>Reproduce: <code>tether run {path} --seed {seed}</code></p>
-<h2>Verdicts</h2><table><tr><th>check</th><th>verdict</th><th>detail</th></tr>"#,
+"#,
         suite = esc(&info.suite),
         cls = if passed { "pass" } else { "fail" },
-        started = esc(&info.started_at),
-        dur = info.duration_s,
-        backend = esc(&info.backend),
-        seed = info.seed,
-        envoy = esc(&info.envoy_version),
-        version = env!("CARGO_PKG_VERSION"),
-        path = esc(&info.suite_path),
     );
-    for v in verdicts {
-        let mark = match v.outcome {
-            Outcome::Passed => "PASS",
-            Outcome::Failed => "FAIL",
-            Outcome::Unknown => "UNKNOWN",
-        };
-        let at = v
-            .failed_at_ms
-            .map(|t| format!(" (at {:.1} s on the charts)", t as f64 / 1000.0))
-            .unwrap_or_default();
+    if info.incomplete {
+        html.push_str(r#"<p class="incomplete">INCOMPLETE: the timeline has no <code>run_ended</code> entry, so the run was killed or crashed before it finished. The verdicts below judge only what it recorded.</p>"#);
+    } else if info.interrupted {
+        html.push_str(r#"<p class="incomplete">INCOMPLETE: the run was interrupted before all its phases ran. The verdicts below judge only what it recorded.</p>"#);
+    }
+    let backend_flag = if info.backend == "process" {
+        String::new()
+    } else {
+        format!(" --backend {}", info.backend)
+    };
+    let rows = [
+        ("started", info.started_at.clone()),
+        ("duration", format!("{:.1} s", info.duration_s)),
+        ("seed", info.seed.to_string()),
+        ("backend", info.backend.clone()),
+        ("Envoy", info.envoy_version.clone()),
+        (
+            "tether",
+            format!("{} (git {})", info.tether_version, info.git_revision),
+        ),
+        ("machine", info.machine.describe()),
+    ];
+    html.push_str(r#"<table class="meta">"#);
+    for (k, v) in rows {
+        let _ = write!(html, "<tr><th>{k}</th><td>{}</td></tr>", esc(&v));
+    }
+    let _ = write!(
+        html,
+        "<tr><th>reproduce</th><td><code>tether run {} --seed {}{}</code></td></tr></table>",
+        esc(&info.suite_path),
+        info.seed,
+        esc(&backend_flag)
+    );
+    html.push_str(r#"<h2>Verdicts</h2><table class="verdicts"><tr><th>check</th><th>verdict</th><th>detail</th></tr>"#);
+    let mut areas: Vec<&str> = AREAS.iter().map(|(a, _)| *a).collect();
+    areas.push("Other");
+    for group in areas {
+        let in_group: Vec<&Verdict> = verdicts.iter().filter(|v| area(&v.name) == group).collect();
+        if in_group.is_empty() {
+            continue;
+        }
         let _ = write!(
             html,
-            r#"<tr><td>{}</td><td class="{mark}">{mark}</td><td>{}{}</td></tr>"#,
-            esc(&v.name),
-            esc(&v.detail),
-            at
+            r#"<tr class="area"><th colspan="3">{group}</th></tr>"#
         );
+        for v in in_group {
+            let mark = match v.outcome {
+                Outcome::Passed => "PASS",
+                Outcome::Failed => "FAIL",
+                Outcome::Unknown => "UNKNOWN",
+            };
+            let at = match v.failed_at_ms {
+                Some(t) if !v.passed() => format!(
+                    r##" (<a href="#{}">at {:.1} s on the chart</a>)"##,
+                    failure_anchor(&v.name),
+                    t as f64 / 1000.0
+                ),
+                _ => String::new(),
+            };
+            let _ = write!(
+                html,
+                r#"<tr><td>{}</td><td class="{mark}">{mark}</td><td>{}{}</td></tr>"#,
+                esc(&v.name),
+                esc(&v.detail),
+                at
+            );
+        }
     }
     html.push_str("</table>");
 
@@ -142,8 +223,9 @@ svg{{width:100%;height:auto}} pre{{background:#f6f6f6;padding:8px;overflow-x:aut
     // Drawn over the bars so the windows show through them.
     shade_faults(&mut html, entries, &x, top, height);
     mark_changes(&mut html, entries, &x, top, height);
+    mark_failures(&mut html, verdicts, &x, top, height);
     axis(&mut html, end_ms, &x, top + height + 16.0);
-    html.push_str("</svg><p>Blue: successful requests, red: failed ones. Shaded: fault windows. Dashed: mesh changes.</p>");
+    html.push_str("</svg><p>Blue: successful requests, red: failed ones. Shaded: fault windows. Dashed: mesh changes. Red lines: where a check failed.</p>");
 
     // Chart 2: a lane per sidecar: connected (green) or not (red), config version as text.
     let mut lanes: BTreeMap<&str, Vec<LaneSample>> = BTreeMap::new();
@@ -261,9 +343,17 @@ svg{{width:100%;height:auto}} pre{{background:#f6f6f6;padding:8px;overflow-x:aut
     }
     let _ = write!(
         html,
-        "</table><h2>Suite as run</h2><pre>{}</pre></body></html>",
+        "</table><h2>Suite as run</h2><pre>{}</pre>",
         esc(&info.suite_text)
     );
+    if !info.mesh_text.is_empty() {
+        let _ = write!(
+            html,
+            "<h2>Mesh as run</h2><pre>{}</pre>",
+            esc(&info.mesh_text)
+        );
+    }
+    html.push_str("</body></html>");
     html.push('\n');
     html
 }
@@ -320,6 +410,38 @@ fn shade_faults(
             x(s) + 2.0,
             top - 3.0,
             esc(&label)
+        );
+    }
+}
+
+/// A red line, with an id the verdict table links to, where each failed check failed.
+fn mark_failures(
+    html: &mut String,
+    verdicts: &[Verdict],
+    x: &dyn Fn(u64) -> f64,
+    top: f64,
+    height: f64,
+) {
+    let failed = verdicts
+        .iter()
+        .filter(|v| !v.passed())
+        .filter_map(|v| Some((v, v.failed_at_ms?)));
+    for (i, (v, t)) in failed.enumerate() {
+        // Labels stack downwards, and turn left of their line near the right edge.
+        let (label_x, anchor) = if x(t) > W - 200.0 {
+            (x(t) - 3.0, "end")
+        } else {
+            (x(t) + 3.0, "start")
+        };
+        let _ = write!(
+            html,
+            r##"<g id="{id}"><line x1="{0:.1}" y1="{top}" x2="{0:.1}" y2="{1}" stroke="#b3261e" stroke-width="2"><title>{2} failed here</title></line><text x="{3:.1}" y="{4:.1}" font-size="10" fill="#b3261e" text-anchor="{anchor}" stroke="#fff" stroke-width="3" paint-order="stroke">{2} failed</text></g>"##,
+            x(t),
+            top + height,
+            esc(&v.name),
+            label_x,
+            top + 24.0 + 12.0 * i as f64,
+            id = failure_anchor(&v.name),
         );
     }
 }

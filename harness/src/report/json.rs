@@ -1,11 +1,14 @@
 //! `result.json`: the machine-readable result (schema version 1).
 //!
 //! ```text
-//! { "schema_version": 1, "suite", "passed", "interrupted", "started_at", "duration_s",
-//!   "seed", "envoy_version", "backend",
-//!   "checks": [ { "name", "passed", "outcome", "detail", "measurements": [..] } ],
+//! { "schema_version": 1, "suite", "passed", "incomplete", "interrupted", "started_at",
+//!   "duration_s", "seed", "envoy_version", "backend", "tether_version", "git_revision",
+//!   "checks": [ { "name", "passed", "outcome", "detail", "measurements": [..],
+//!                 "failed_at_ms" } ],
 //!   "reconvergence_ms": { "<node>": ms } }
 //! ```
+//!
+//! Every field is documented in `harness/schema/result.schema.json` (JSON Schema 2020-12).
 
 use super::RunInfo;
 use crate::checks::Verdict;
@@ -16,7 +19,7 @@ pub const SCHEMA_VERSION: u32 = 1;
 
 /// Render `result.json`.
 pub fn render(info: &RunInfo, verdicts: &[Verdict]) -> serde_json::Result<String> {
-    let passed = !info.interrupted && verdicts.iter().all(Verdict::passed);
+    let passed = info.passed(verdicts);
     let checks: Vec<Value> = verdicts
         .iter()
         .map(|v| {
@@ -26,6 +29,7 @@ pub fn render(info: &RunInfo, verdicts: &[Verdict]) -> serde_json::Result<String
                 "outcome": v.outcome,
                 "detail": v.detail,
                 "measurements": v.measurements,
+                "failed_at_ms": v.failed_at_ms,
             })
         })
         .collect();
@@ -39,12 +43,15 @@ pub fn render(info: &RunInfo, verdicts: &[Verdict]) -> serde_json::Result<String
         "schema_version": SCHEMA_VERSION,
         "suite": info.suite,
         "passed": passed,
+        "incomplete": info.incomplete,
         "interrupted": info.interrupted,
         "started_at": info.started_at,
         "duration_s": info.duration_s,
         "seed": info.seed,
         "envoy_version": info.envoy_version,
         "backend": info.backend,
+        "tether_version": info.tether_version,
+        "git_revision": info.git_revision,
         "checks": checks,
         "reconvergence_ms": reconvergence,
     }))

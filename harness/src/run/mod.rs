@@ -3,6 +3,9 @@
 //! everything down, judge the timeline and write the reports.
 //!
 //! This is the only place that knows the order of a run; each step lives in its module.
+//! [`folder`] keeps the run's inputs beside its timeline and judges a folder again.
+
+pub mod folder;
 
 use crate::backend::{BackendOptions, RunningTopology};
 use crate::checks::{self, Verdict};
@@ -104,8 +107,29 @@ pub async fn run(plan: &Plan, opts: &RunOptions) -> Result<Outcome, EnvironmentE
         .map_err(EnvironmentError)?;
     let timeline = Timeline::new();
     timeline
-        .stream_to(&opts.report_dir.join("timeline.jsonl"))
+        .stream_to(&opts.report_dir.join(folder::TIMELINE))
         .context("cannot write the timeline")
+        .map_err(EnvironmentError)?;
+    // The folder holds the suite, the mesh and what is known of the run from the start, so
+    // `tether report` can judge it again even if this process is killed.
+    let mut info = RunInfo {
+        suite: plan.name().to_string(),
+        suite_path: plan.suite_path.display().to_string(),
+        suite_text: plan.suite_text.clone(),
+        mesh_text: String::new(),
+        started_at: started.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        duration_s: 0.0,
+        seed: opts.seed,
+        envoy_version: "unknown".into(),
+        backend: "process".into(),
+        tether_version: report::TETHER_VERSION.into(),
+        git_revision: report::GIT_REVISION.into(),
+        machine: report::Machine::this(),
+        interrupted: false,
+        incomplete: false,
+    };
+    folder::write_inputs(&opts.report_dir, plan, &mut info)
+        .context("cannot keep the suite and mesh in the report folder")
         .map_err(EnvironmentError)?;
 
     let flag = opts.envoy_bin.clone();
@@ -114,6 +138,10 @@ pub async fn run(plan: &Plan, opts: &RunOptions) -> Result<Outcome, EnvironmentE
         .map_err(|e| EnvironmentError(anyhow!("Envoy provisioning crashed: {e}")))?
         .map_err(EnvironmentError)?;
     let envoy_version = envoy.version().unwrap_or_else(|e| format!("unknown ({e})"));
+    info.envoy_version = envoy_version.clone();
+    folder::write_info(&opts.report_dir, &info)
+        .context("cannot write run.json")
+        .map_err(EnvironmentError)?;
     let tether_bin = match &opts.tether_bin {
         Some(p) => p.clone(),
         None => std::env::current_exe()
@@ -169,27 +197,12 @@ pub async fn run(plan: &Plan, opts: &RunOptions) -> Result<Outcome, EnvironmentE
         },
     });
     let entries = timeline.entries();
-    let ctx = checks::Context {
-        outpost_nodes: plan
-            .sites
-            .iter()
-            .filter(|(_, s)| **s == Site::Outpost)
-            .map(|(n, _)| n.clone())
-            .collect(),
-        load_through: plan.suite.load.through.to_string(),
-    };
-    let verdicts = checks::evaluate(&plan.suite.checks, &ctx, &entries);
-    let info = RunInfo {
-        suite: plan.name().to_string(),
-        suite_path: plan.suite_path.display().to_string(),
-        suite_text: plan.suite_text.clone(),
-        started_at: started.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        duration_s: wall.elapsed().as_secs_f64(),
-        seed: opts.seed,
-        envoy_version,
-        backend: "process".into(),
-        interrupted,
-    };
+    let verdicts = checks::evaluate(&plan.suite.checks, &checks_context(plan), &entries);
+    info.duration_s = wall.elapsed().as_secs_f64();
+    info.interrupted = interrupted;
+    folder::write_info(&opts.report_dir, &info)
+        .context("cannot write run.json")
+        .map_err(EnvironmentError)?;
     report::write_all(&opts.report_dir, &info, &verdicts, &entries)
         .context("cannot write the reports")
         .map_err(EnvironmentError)?;
@@ -199,6 +212,19 @@ pub async fn run(plan: &Plan, opts: &RunOptions) -> Result<Outcome, EnvironmentE
         report_dir: opts.report_dir.clone(),
         interrupted,
     })
+}
+
+/// What the checks need to know about a plan besides its timeline.
+fn checks_context(plan: &Plan) -> checks::Context {
+    checks::Context {
+        outpost_nodes: plan
+            .sites
+            .iter()
+            .filter(|(_, s)| **s == Site::Outpost)
+            .map(|(n, _)| n.clone())
+            .collect(),
+        load_through: plan.suite.load.through.to_string(),
+    }
 }
 
 /// Load and observers for the whole run, phases one after another.

@@ -321,13 +321,22 @@ impl Plan {
 
 /// Parse and validate the suite at `path` and the mesh it names.
 pub fn load(path: &Path) -> Result<Plan, InputError> {
+    load_with_mesh(path, None)
+}
+
+/// Parse and validate the suite at `path` with the mesh at `mesh` instead of the one its
+/// `mesh:` names (when `Some`): a run folder keeps both files side by side.
+pub fn load_with_mesh(path: &Path, mesh: Option<&Path>) -> Result<Plan, InputError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| InputError::file(path, format!("cannot read suite: {e}")))?;
     let suite: Suite = source::parse(path, &text)?;
-    let mesh_path = path
-        .parent()
-        .unwrap_or(Path::new("."))
-        .join(suite.mesh.as_str());
+    let mesh_path = match mesh {
+        Some(mesh) => mesh.to_path_buf(),
+        None => path
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join(suite.mesh.as_str()),
+    };
     if !mesh_path.is_file() {
         return Err(InputError::spanned(
             path,

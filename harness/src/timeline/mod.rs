@@ -230,17 +230,34 @@ impl Timeline {
         entries
     }
 
-    /// Read a timeline back from a JSONL file written by [`Timeline::stream_to`].
+    /// Read a timeline back from a JSONL file written by [`Timeline::stream_to`]. A last
+    /// line cut short (no newline after it: the writer was killed mid-line) is left out;
+    /// any other bad line is an error naming `file:line:column`.
     pub fn read_jsonl(path: &Path) -> anyhow::Result<Vec<Entry>> {
-        let text = std::fs::read_to_string(path)?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("{}: cannot read the timeline: {e}", path.display()))?;
         let mut entries = Vec::new();
-        for (i, line) in text.lines().enumerate() {
+        let lines: Vec<&str> = text.split('\n').collect();
+        for (i, line) in lines.iter().enumerate() {
             if line.trim().is_empty() {
                 continue;
             }
-            let entry: Entry = serde_json::from_str(line)
-                .map_err(|e| anyhow::anyhow!("{}:{}: {e}", path.display(), i + 1))?;
-            entries.push(entry);
+            match serde_json::from_str::<Entry>(line) {
+                Ok(entry) => entries.push(entry),
+                // Only the last line can lack its newline (split leaves it last).
+                Err(_) if i + 1 == lines.len() => {}
+                Err(e) => {
+                    let message = e.to_string();
+                    let suffix = format!(" at line {} column {}", e.line(), e.column());
+                    anyhow::bail!(
+                        "{}:{}:{}: {}",
+                        path.display(),
+                        i + 1,
+                        e.column().max(1),
+                        message.strip_suffix(&suffix).unwrap_or(&message)
+                    );
+                }
+            }
         }
         entries.sort_by_key(|e| e.t_ms);
         Ok(entries)
@@ -281,5 +298,18 @@ mod tests {
         assert_eq!(back, timeline.entries());
         assert_eq!(back[0].t_ms, 1_000);
         assert_eq!(back[1].t_ms, 2_500);
+    }
+
+    #[test]
+    fn a_line_cut_by_a_kill_is_left_out_and_a_bad_line_is_named_by_line_and_column() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("timeline.jsonl");
+        let good = r#"{"t_ms":5,"kind":"run_ended","reason":"completed"}"#;
+        std::fs::write(&path, format!("{good}\n{{\"t_ms\":7,\"kind\":\"pha")).unwrap();
+        assert_eq!(Timeline::read_jsonl(&path).unwrap().len(), 1);
+        std::fs::write(&path, format!("{good}\n{{\"t_ms\": true}}\n{good}\n")).unwrap();
+        let err = Timeline::read_jsonl(&path).unwrap_err().to_string();
+        assert!(err.starts_with(&format!("{}:2:", path.display())), "{err}");
+        assert!(!err.contains(" at line "), "{err}");
     }
 }

@@ -108,5 +108,29 @@ pub async fn run_plan(plan: &tether::suite::Plan, dir: &Path) -> Option<tether::
         Vec::<String>::new(),
         "processes outlived the run"
     );
+    check_run_folder(dir, &outcome);
     Some(outcome)
+}
+
+/// The folder of a finished run: its result.json matches the schema, and judging the folder
+/// again (as `tether report` does) gives the run's own verdicts.
+pub fn check_run_folder(dir: &Path, outcome: &tether::run::Outcome) {
+    let schema: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(repo("harness/schema/result.schema.json")).unwrap(),
+    )
+    .unwrap();
+    let validator = jsonschema::draft202012::new(&schema).unwrap();
+    let result: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("result.json")).unwrap()).unwrap();
+    let errors: Vec<String> = validator
+        .iter_errors(&result)
+        .map(|e| format!("{e} at {}", e.instance_path()))
+        .collect();
+    assert!(errors.is_empty(), "result.json: {errors:#?}");
+    let (info, verdicts, _) = tether::run::folder::judge(dir).unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        !info.incomplete,
+        "a finished run's timeline ends with run_ended"
+    );
+    assert_eq!(verdicts, outcome.verdicts, "judged again from its folder");
 }

@@ -1,0 +1,588 @@
+//! The reports a release manager signs off from, tested as their readers use them:
+//! `tether report` on a run folder (a hand-made one, and one whose run was SIGKILLed),
+//! `result.json` against its JSON Schema, `junit.xml` against the structure CI systems
+//! accept, and `report.html` in headless Chromium.
+
+mod common;
+
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+use tether::report::RunInfo;
+use tether::run::folder;
+use tether::timeline::{Entry, Event, LoadSecond};
+
+fn tether(args: &[&Path]) -> std::process::Output {
+    Command::new(common::tether_bin())
+        .args(args)
+        .current_dir(common::repo(""))
+        .output()
+        .unwrap()
+}
+
+fn at(t_ms: u64, event: Event) -> Entry {
+    Entry { t_ms, event }
+}
+
+/// A timeline of `suites/outpost-partition.yaml` in which the partition also broke the
+/// outpost's traffic (so `outpost_traffic_flows` fails at 6 s) and the rest is thin;
+/// `ended` adds the `run_ended` entry a finished run has.
+fn hand_made_timeline(ended: bool) -> Vec<Entry> {
+    let mut entries = vec![at(
+        0,
+        Event::PhaseStarted {
+            phase: "baseline".into(),
+            duration_ms: 5_000,
+        },
+    )];
+    let phase = |t, name: &str| {
+        at(
+            t,
+            Event::PhaseStarted {
+                phase: name.into(),
+                duration_ms: 12_000,
+            },
+        )
+    };
+    let fault = |applied: bool, t| {
+        let (link, fault) = ("xds".to_string(), "blackhole".to_string());
+        at(
+            t,
+            if applied {
+                Event::FaultApplied { link, fault }
+            } else {
+                Event::FaultRemoved { link, fault }
+            },
+        )
+    };
+    entries.push(phase(5_000, "partition"));
+    entries.push(fault(true, 5_000));
+    entries.push(at(
+        10_000,
+        Event::MeshChange {
+            description: "route svc-router/split weights svc-v1=0 svc-v2=100".into(),
+            version: "2".into(),
+            target: Some("svc-v2".into()),
+            affects: vec!["client".into()],
+        },
+    ));
+    entries.push(fault(false, 17_000));
+    entries.push(phase(17_000, "heal"));
+    for s in 0..29u64 {
+        let broken = (6..9).contains(&s);
+        let ok = if broken { 20 } else { 50 };
+        let mut errors = BTreeMap::new();
+        if broken {
+            errors.insert("timeout".to_string(), 30);
+        }
+        entries.push(at(
+            s * 1_000,
+            Event::LoadSecond(LoadSecond {
+                sent: 50,
+                ok,
+                errors,
+                served_by: BTreeMap::from([("svc-v1".to_string(), ok)]),
+                p50_us: 1_200,
+                p99_us: 9_000,
+                max_us: 1_000_000,
+            }),
+        ));
+        for node in ["client", "svc-v1", "svc-v2"] {
+            entries.push(at(
+                s * 1_000 + 500,
+                Event::EnvoySample {
+                    node: node.into(),
+                    connected: Some(!(7..17).contains(&s)),
+                    route_version: Some("1".into()),
+                    cluster_version: Some("1".into()),
+                    listener_version: None,
+                    xds_keepalive_timeouts: Some(u64::from(s >= 7)),
+                },
+            ));
+        }
+    }
+    if ended {
+        entries.push(at(
+            29_500,
+            Event::RunEnded {
+                reason: "completed".into(),
+            },
+        ));
+    }
+    entries.sort_by_key(|e| e.t_ms);
+    entries
+}
+
+/// A run folder as `tether run suites/outpost-partition.yaml` leaves it, with `timeline`.
+fn hand_made_folder(dir: &Path, timeline: &[Entry]) {
+    let suite = "suites/outpost-partition.yaml";
+    let plan = tether::suite::load(&common::repo(suite)).unwrap();
+    let mut info = RunInfo {
+        suite: plan.name().into(),
+        suite_path: suite.into(),
+        started_at: "2026-01-02T03:04:05Z".into(),
+        seed: 42,
+        envoy_version: "envoy 1.40.0 (hand-made)".into(),
+        backend: "process".into(),
+        tether_version: tether::report::TETHER_VERSION.into(),
+        git_revision: tether::report::GIT_REVISION.into(),
+        machine: tether::report::Machine::this(),
+        duration_s: 31.5,
+        ..RunInfo::default()
+    };
+    folder::write_inputs(dir, &plan, &mut info).unwrap();
+    let text: String = timeline
+        .iter()
+        .map(|e| serde_json::to_string(e).unwrap() + "\n")
+        .collect();
+    std::fs::write(dir.join(folder::TIMELINE), text).unwrap();
+}
+
+/// `tether report DIR` on a hand-made folder: its exit code and result.json.
+fn report(dir: &Path) -> (Option<i32>, Value) {
+    let out = tether(&[Path::new("report"), dir]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let result = std::fs::read(dir.join("result.json")).unwrap_or_default();
+    (
+        out.status.code(),
+        serde_json::from_slice(&result).unwrap_or(Value::Null),
+    )
+}
+
+fn schema() -> jsonschema::Validator {
+    let text = std::fs::read_to_string(common::repo("harness/schema/result.schema.json")).unwrap();
+    let schema: Value = serde_json::from_str(&text).unwrap();
+    jsonschema::meta::validate(&schema).expect("the schema is valid JSON Schema");
+    jsonschema::draft202012::new(&schema).expect("the schema compiles as draft 2020-12")
+}
+
+fn assert_valid(validator: &jsonschema::Validator, result: &Value) {
+    let errors: Vec<String> = validator
+        .iter_errors(result)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    assert!(errors.is_empty(), "{errors:#?}\n{result:#}");
+}
+
+#[test]
+fn tether_report_rerenders_a_hand_made_run_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    hand_made_folder(dir.path(), &hand_made_timeline(true));
+    let (code, result) = report(dir.path());
+    assert_eq!(code, Some(1), "a failed check exits 1");
+    assert_eq!(result["passed"], false);
+    assert_eq!(result["incomplete"], false);
+    assert_eq!(result["seed"], 42);
+    assert_eq!(result["duration_s"], 31.5, "run.json's duration is kept");
+    let traffic = &result["checks"][0];
+    assert_eq!(traffic["name"], "outpost_traffic_flows");
+    assert_eq!(traffic["outcome"], "failed");
+    assert_eq!(traffic["failed_at_ms"], 6_000);
+    let html = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
+    assert!(html.contains(">FAILED<"));
+    assert!(!html.contains("INCOMPLETE"));
+
+    // The same run killed before its end: judged from what it recorded, marked so.
+    hand_made_folder(dir.path(), &hand_made_timeline(false));
+    let (code, result) = report(dir.path());
+    assert_eq!(code, Some(1), "an incomplete run exits 1");
+    assert_eq!(result["incomplete"], true);
+    assert_eq!(
+        result["duration_s"], 28.5,
+        "a killed run lasted what it recorded"
+    );
+    let html = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
+    assert!(html.contains("INCOMPLETE"));
+}
+
+#[test]
+fn tether_report_names_bad_input_and_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = tether(&[Path::new("report"), &dir.path().join("missing")]);
+    assert_eq!(out.status.code(), Some(2));
+
+    hand_made_folder(dir.path(), &hand_made_timeline(true));
+    let timeline = dir.path().join(folder::TIMELINE);
+    let mut text = std::fs::read_to_string(&timeline).unwrap();
+    text.insert_str(0, "{\"t_ms\": 0, \"kind\": \"no_such_event\"}\n");
+    std::fs::write(&timeline, text).unwrap();
+    let out = tether(&[Path::new("report"), dir.path()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with(&format!("error: {}:1:", timeline.display())),
+        "names file:line:col: {stderr}"
+    );
+
+    std::fs::remove_file(dir.path().join(folder::MESH)).unwrap();
+    let out = tether(&[Path::new("report"), dir.path()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("mesh.yaml: missing"));
+}
+
+#[test]
+fn result_json_matches_its_schema_and_the_schema_rejects_a_result_without_passed() {
+    let validator = schema();
+    let dir = tempfile::tempdir().unwrap();
+    for ended in [true, false] {
+        hand_made_folder(dir.path(), &hand_made_timeline(ended));
+        let (_, result) = report(dir.path());
+        assert_valid(&validator, &result);
+    }
+    let (_, mut result) = report(dir.path());
+    result.as_object_mut().unwrap().remove("passed");
+    assert!(!validator.is_valid(&result), "a result without `passed`");
+    let (_, mut result) = report(dir.path());
+    result["checks"][0]["outcome"] = "maybe".into();
+    assert!(!validator.is_valid(&result), "an outcome outside the three");
+    let (_, mut result) = report(dir.path());
+    result["checks"][0]["passed"] = true.into();
+    assert!(
+        !validator.is_valid(&result),
+        "`passed` must agree with `outcome`"
+    );
+}
+
+/// An element of a parsed XML document: its name, attributes and child elements.
+#[derive(Debug, Default)]
+struct Element {
+    name: String,
+    attrs: BTreeMap<String, String>,
+    children: Vec<Element>,
+}
+
+impl Element {
+    fn attr(&self, name: &str) -> &str {
+        self.attrs
+            .get(name)
+            .unwrap_or_else(|| panic!("<{}> has no `{name}`: {:?}", self.name, self.attrs))
+    }
+
+    fn count(&self, name: &str) -> usize {
+        self.attr(name)
+            .parse()
+            .unwrap_or_else(|e| panic!("<{}> {name}: {e}", self.name))
+    }
+
+    fn children(&self, name: &str) -> impl Iterator<Item = &Element> {
+        self.children.iter().filter(move |c| c.name == name)
+    }
+}
+
+fn parse_xml(text: &str) -> Element {
+    use quick_xml::events::{BytesStart, Event as X};
+    fn element(e: &BytesStart) -> Element {
+        Element {
+            name: String::from_utf8(e.name().as_ref().to_vec()).unwrap(),
+            attrs: e
+                .attributes()
+                .map(|a| {
+                    let a = a.unwrap();
+                    (
+                        String::from_utf8(a.key.as_ref().to_vec()).unwrap(),
+                        a.unescape_value().unwrap().into_owned(),
+                    )
+                })
+                .collect(),
+            children: Vec::new(),
+        }
+    }
+    let mut reader = quick_xml::Reader::from_str(text);
+    let mut stack = vec![Element::default()];
+    loop {
+        match reader.read_event().expect("well-formed XML") {
+            X::Start(e) => stack.push(element(&e)),
+            X::Empty(e) => stack.last_mut().unwrap().children.push(element(&e)),
+            X::End(_) => {
+                let done = stack.pop().unwrap();
+                stack.last_mut().unwrap().children.push(done);
+            }
+            X::Eof => break,
+            _ => {}
+        }
+    }
+    assert_eq!(stack.len(), 1, "every element closed");
+    let mut doc = stack.pop().unwrap();
+    assert_eq!(doc.children.len(), 1, "one root element");
+    doc.children.remove(0)
+}
+
+/// The structure Jenkins, GitLab and GitHub's JUnit readers accept.
+fn assert_junit_structure(root: &Element) {
+    assert_eq!(root.name, "testsuites");
+    let (mut tests, mut failures, mut errors) = (0, 0, 0);
+    let suites: Vec<&Element> = root.children("testsuite").collect();
+    assert!(!suites.is_empty());
+    assert_eq!(
+        suites.len(),
+        root.children.len(),
+        "only testsuites under the root"
+    );
+    for suite in suites {
+        assert!(!suite.attr("name").is_empty());
+        let cases: Vec<&Element> = suite.children("testcase").collect();
+        assert_eq!(
+            suite.count("tests"),
+            cases.len(),
+            "tests= counts the testcases"
+        );
+        let with = |kind: &str| {
+            cases
+                .iter()
+                .filter(|c| c.children(kind).count() > 0)
+                .count()
+        };
+        assert_eq!(suite.count("failures"), with("failure"));
+        assert_eq!(suite.count("errors"), with("error"));
+        for case in cases {
+            assert!(!case.attr("name").is_empty());
+            assert!(!case.attr("classname").is_empty());
+            let outcomes = case
+                .children
+                .iter()
+                .filter(|c| ["failure", "error", "skipped"].contains(&c.name.as_str()))
+                .count();
+            assert!(outcomes <= 1, "at most one outcome per testcase");
+            for outcome in case
+                .children
+                .iter()
+                .filter(|c| c.name == "failure" || c.name == "error")
+            {
+                assert!(!outcome.attr("message").is_empty());
+            }
+        }
+        tests += suite.count("tests");
+        failures += suite.count("failures");
+        errors += suite.count("errors");
+    }
+    assert_eq!(root.count("tests"), tests);
+    assert_eq!(root.count("failures"), failures);
+    assert_eq!(root.count("errors"), errors);
+}
+
+#[test]
+fn junit_xml_has_the_structure_ci_systems_accept_and_failures_carry_value_and_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    hand_made_folder(dir.path(), &hand_made_timeline(true));
+    report(dir.path());
+    let root = parse_xml(&std::fs::read_to_string(dir.path().join("junit.xml")).unwrap());
+    assert_junit_structure(&root);
+    let suite = root.children("testsuite").next().unwrap();
+    assert_eq!(suite.count("tests"), 4, "one testcase per check");
+    let traffic = suite
+        .children("testcase")
+        .find(|c| c.attr("name") == "outpost_traffic_flows")
+        .unwrap();
+    let failure = traffic.children("failure").next().expect("a failure");
+    let message = failure.attr("message");
+    // 3 broken seconds of 30 failures in 12 seconds of 50: 510 of 600 ok.
+    assert!(
+        message.contains("85.00% of 600 requests"),
+        "measured: {message}"
+    );
+    assert!(message.contains("bound >= 99.00%"), "bound: {message}");
+
+    // A run that never finished: one more erroring testcase says so.
+    hand_made_folder(dir.path(), &hand_made_timeline(false));
+    report(dir.path());
+    let root = parse_xml(&std::fs::read_to_string(dir.path().join("junit.xml")).unwrap());
+    assert_junit_structure(&root);
+    let suite = root.children("testsuite").next().unwrap();
+    let run = suite
+        .children("testcase")
+        .find(|c| c.attr("name") == "run_complete")
+        .expect("a run_complete testcase");
+    assert!(run.children("error").next().is_some());
+}
+
+/// Chromium, or `None` after a loud SKIPPED line (a failure under `CI=true`).
+fn chromium() -> Option<PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join("chromium"))
+            .find(|p| p.is_file())
+    });
+    if found.is_none() {
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("CI=true and no `chromium` on PATH: ci/test installs it");
+        }
+        eprintln!("\n\n*** SKIPPED: the browser test needs `chromium` on PATH ***\n\n");
+    }
+    found
+}
+
+/// Run headless Chromium on `page` with `args`, killed after 90 s; (stdout, stderr).
+fn headless(chromium: &Path, profile: &Path, page: &Path, args: &[String]) -> (String, String) {
+    let mut child = Command::new(chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-extensions",
+            "--enable-logging=stderr",
+            "--v=0",
+            "--window-size=1280,2000",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args(args)
+        .arg(format!("file://{}", page.display()))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (mut out, mut err) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
+    let out = std::thread::spawn(move || {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut out, &mut s).map(|_| s)
+    });
+    let err = std::thread::spawn(move || {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut err, &mut s).map(|_| s)
+    });
+    let started = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > Duration::from_secs(90) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("chromium did not finish within 90 s");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    (
+        out.join().unwrap().unwrap_or_default(),
+        err.join().unwrap().unwrap_or_default(),
+    )
+}
+
+fn console_errors(stderr: &str) -> Vec<&str> {
+    stderr
+        .lines()
+        .filter(|l| l.contains("Uncaught") || l.contains("ERROR:CONSOLE"))
+        .collect()
+}
+
+#[test]
+fn report_html_loads_in_headless_chromium_with_verdict_and_charts() {
+    let Some(chromium) = chromium() else { return };
+    // Kept after the test (reports/ is git-ignored): the page and its screenshot are the
+    // artifacts CI keeps of this test.
+    let dir = common::repo("reports/browser-test");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let profile = tempfile::tempdir().unwrap();
+    hand_made_folder(&dir, &hand_made_timeline(true));
+    report(&dir);
+    let page = dir.canonicalize().unwrap().join("report.html");
+
+    let (dom, stderr) = headless(&chromium, profile.path(), &page, &["--dump-dom".into()]);
+    assert!(
+        dom.contains("outpost-partition: <span class=\"fail\">FAILED</span>"),
+        "{dom}"
+    );
+    assert!(
+        dom.matches("<svg").count() >= 2,
+        "the charts are in the DOM"
+    );
+    assert!(
+        dom.contains("id=\"failed-outpost_traffic_flows\""),
+        "failure marker"
+    );
+    assert!(
+        dom.contains("href=\"#failed-outpost_traffic_flows\""),
+        "link to it"
+    );
+    assert!(dom.contains("Static stability") && dom.contains("Reconvergence"));
+    assert!(dom.contains("tether run suites/outpost-partition.yaml --seed 42"));
+    assert_eq!(console_errors(&stderr), Vec::<&str>::new());
+
+    let shot = dir.join("report.png");
+    let (_, stderr) = headless(
+        &chromium,
+        profile.path(),
+        &page,
+        &[format!("--screenshot={}", shot.display())],
+    );
+    let png = std::fs::read(&shot).unwrap_or_else(|e| panic!("no screenshot ({e}): {stderr}"));
+    assert!(
+        png.starts_with(b"\x89PNG") && png.len() > 10_000,
+        "a real screenshot"
+    );
+    assert_eq!(console_errors(&stderr), Vec::<&str>::new());
+    eprintln!("report and screenshot kept in {}", dir.display());
+}
+
+/// Kill `tether run` with SIGKILL mid-partition: nothing it started may survive, and
+/// `tether report` must still render what it recorded, marked incomplete.
+#[test]
+fn a_killed_run_still_yields_an_incomplete_but_readable_report() {
+    let Some(envoy) = common::envoy() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(common::tether_bin())
+        .args([
+            "run",
+            "suites/negative/data-path-partition.yaml",
+            "--report-dir",
+        ])
+        .arg(dir.path())
+        .arg("--envoy-bin")
+        .arg(&envoy.path)
+        .current_dir(common::repo(""))
+        .spawn()
+        .unwrap();
+    let timeline = dir.path().join(folder::TIMELINE);
+    let started = Instant::now();
+    while !std::fs::read_to_string(&timeline)
+        .unwrap_or_default()
+        .contains("\"phase\":\"partition\"")
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "the partition never began"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "tether run ended early"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    child.kill().unwrap(); // SIGKILL: no chance to clean up or write reports.
+    child.wait().unwrap();
+    assert!(
+        !dir.path().join("result.json").exists(),
+        "killed before reporting"
+    );
+
+    // Its children die with it (PR_SET_PDEATHSIG); give the kernel a moment.
+    let started = Instant::now();
+    let mut left = common::processes_of_run(dir.path());
+    while !left.is_empty() && started.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(200));
+        left = common::processes_of_run(dir.path());
+    }
+    assert!(left.is_empty(), "outlived a SIGKILLed tether: {left:?}");
+
+    let run: Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join(folder::RUN)).unwrap()).unwrap();
+    assert!(
+        run["envoy_version"].as_str().unwrap().contains("1.40"),
+        "{run}"
+    );
+    let (code, result) = report(dir.path());
+    assert_eq!(code, Some(1));
+    assert_eq!(result["incomplete"], true);
+    assert_eq!(result["passed"], false);
+    assert_eq!(result["checks"][0]["name"], "outpost_traffic_flows");
+    assert_valid(&schema(), &result);
+    let html = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
+    assert!(html.contains("INCOMPLETE"));
+    assert!(html.matches("<svg").count() >= 2);
+    assert!(html.contains("blackhole on link xds"), "the events it saw");
+    let root = parse_xml(&std::fs::read_to_string(dir.path().join("junit.xml")).unwrap());
+    assert_junit_structure(&root);
+}
