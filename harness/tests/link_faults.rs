@@ -69,3 +69,35 @@ async fn negative_control_a_link_that_never_comes_up_fails_propagation() {
     let v = outcome.verdict("propagation").unwrap();
     assert_eq!(v.outcome, Outcome::Failed, "{v:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_keepalive_notices_a_blackhole_and_tcp_keepalive_alone_does_not() {
+    let _serial = ONE_RUN_AT_A_TIME.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let Some(outcome) = run_suite("suites/keepalive-detection.yaml", dir.path()).await else {
+        return;
+    };
+    assert!(outcome.passed(), "{:#?}", outcome.verdicts);
+    let tcp = std::fs::read_to_string(dir.path().join("work/envoy-svc-v1.json")).unwrap();
+    assert!(
+        tcp.contains("tcp_keepalive") && !tcp.contains("connection_keepalive"),
+        "{tcp}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn negative_control_expecting_tcp_keepalive_to_notice_fails() {
+    let _serial = ONE_RUN_AT_A_TIME.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let Some(outcome) = run_suite(
+        "suites/negative/keepalive-detection-tcp-expected.yaml",
+        dir.path(),
+    )
+    .await
+    else {
+        return;
+    };
+    let v = outcome.verdict("partition_noticed").unwrap();
+    assert_eq!(v.outcome, Outcome::Failed, "{v:?}");
+    assert!(v.detail.contains("never noticed"), "{}", v.detail);
+}

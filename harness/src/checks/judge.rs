@@ -25,6 +25,19 @@ pub(super) fn judge(check: &Check, ctx: &Context, entries: &[Entry]) -> Verdict 
             min_share.as_ref().map(|s| **s).unwrap_or(0.95),
         ),
         Check::XdsStaysConnected { phase } => xds_stays_connected(ctx, entries, phase),
+        Check::PartitionNoticed {
+            phase,
+            within,
+            nodes,
+        } => partition_noticed(
+            &chosen(ctx, nodes),
+            entries,
+            phase,
+            Some(within.0.as_millis() as u64),
+        ),
+        Check::PartitionUnnoticed { phase, nodes } => {
+            partition_noticed(&chosen(ctx, nodes), entries, phase, None)
+        }
         Check::Propagation { phase, within } => {
             propagation(entries, phase, within.0.as_millis() as u64)
         }
@@ -224,21 +237,7 @@ fn config_frozen(ctx: &Context, entries: &[Entry], phase: &str) -> Judged {
             ));
             failed_at = failed_at.or(Some(s.t));
         }
-        // The sidecar noticed the lost link when it reported itself disconnected or counted
-        // a keepalive timeout on its xDS connection, whichever came first.
-        let timeouts_before = samples(entries, node)
-            .filter(|s| s.t < w.start_ms)
-            .filter_map(|s| s.keepalive_timeouts)
-            .last();
-        let by_timeout = during
-            .iter()
-            .find(|s| timeouts_before.is_some() && s.keepalive_timeouts > timeouts_before)
-            .map(|s| s.t);
-        let by_state = during
-            .iter()
-            .find(|s| s.connected == Some(false))
-            .map(|s| s.t);
-        if let Some(t) = by_timeout.into_iter().chain(by_state).min() {
+        if let Some(t) = noticed_at(entries, node, w) {
             measurements.push(measure(
                 format!("disconnect_noticed_ms.{node}"),
                 (t - w.start_ms) as f64,
@@ -490,6 +489,105 @@ fn reconvergence(ctx: &Context, entries: &[Entry], phase: &str, within_ms: u64) 
         measurements,
         Some(heal.start_ms + within_ms),
     ))
+}
+
+/// When `node` first noticed a silent link during `w`: a keepalive timeout on its xDS
+/// connection, or a sample reporting it disconnected, whichever came first.
+fn noticed_at(entries: &[Entry], node: &str, w: Window) -> Option<u64> {
+    let timeouts_before = samples(entries, node)
+        .filter(|s| s.t < w.start_ms)
+        .filter_map(|s| s.keepalive_timeouts)
+        .last();
+    samples(entries, node)
+        .filter(|s| w.contains(s.t))
+        .find(|s| {
+            s.connected == Some(false)
+                || (timeouts_before.is_some() && s.keepalive_timeouts > timeouts_before)
+        })
+        .map(|s| s.t)
+}
+
+/// The nodes a check names, or every outpost node.
+fn chosen(ctx: &Context, nodes: &[marked_yaml::Spanned<String>]) -> Vec<String> {
+    if nodes.is_empty() {
+        ctx.outpost_nodes.clone()
+    } else {
+        nodes.iter().map(|n| n.to_string()).collect()
+    }
+}
+
+/// With a bound: every node noticed the partition within it. Without: none noticed it.
+fn partition_noticed(
+    nodes: &[String],
+    entries: &[Entry],
+    phase: &str,
+    within_ms: Option<u64>,
+) -> Judged {
+    let w = phase_window(entries, phase)?;
+    let mut measurements = Vec::new();
+    let mut wrong = Vec::new();
+    let mut failed_at: Option<u64> = None;
+    for node in nodes {
+        if !samples(entries, node).any(|s| w.contains(s.t) && s.connected.is_some()) {
+            return Err(format!(
+                "no connection samples of `{node}` during `{phase}`"
+            ));
+        }
+        match (noticed_at(entries, node, w), within_ms) {
+            (Some(t), Some(bound)) => {
+                let ms = t - w.start_ms;
+                measurements.push(measure(
+                    format!("noticed_ms.{node}"),
+                    ms as f64,
+                    "ms",
+                    Some(bound as f64),
+                ));
+                if ms > bound {
+                    wrong.push(format!("`{node}` noticed after {}", secs(ms)));
+                    failed_at = Some(failed_at.map_or(t, |f| f.min(t)));
+                }
+            }
+            (None, Some(_)) => {
+                wrong.push(format!("`{node}` never noticed"));
+                failed_at = Some(w.end_ms);
+            }
+            (Some(t), None) => {
+                wrong.push(format!("`{node}` noticed after {}", secs(t - w.start_ms)));
+                failed_at = Some(failed_at.map_or(t, |f| f.min(t)));
+            }
+            (None, None) => {}
+        }
+    }
+    let passed = wrong.is_empty();
+    let detail = match (passed, within_ms) {
+        (true, Some(bound)) => {
+            let each: Vec<String> = measurements
+                .iter()
+                .map(|m| {
+                    format!(
+                        "{} {}",
+                        m.name.trim_start_matches("noticed_ms."),
+                        secs(m.value as u64)
+                    )
+                })
+                .collect();
+            format!(
+                "the partition was noticed within {} by {}",
+                secs(bound),
+                each.join(", ")
+            )
+        }
+        (true, None) => format!(
+            "as predicted, {} never noticed the partition during `{phase}`",
+            nodes.join(", ")
+        ),
+        (false, Some(_)) => format!("partition not noticed in time: {}", wrong.join("; ")),
+        (false, None) => format!(
+            "expected the partition to go unnoticed, but {}",
+            wrong.join("; ")
+        ),
+    };
+    Ok(verdict(passed, detail, measurements, failed_at))
 }
 
 /// No outpost sidecar loses its xDS connection during the phase.

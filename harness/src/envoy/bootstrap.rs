@@ -17,11 +17,25 @@ pub enum XdsVariant {
     Delta,
 }
 
+/// How a sidecar finds out that its xDS connection went silent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeepaliveKind {
+    /// HTTP/2 PINGs, answered by the control plane itself (App Mesh's setting).
+    #[default]
+    Http2,
+    /// TCP keepalive probes only, answered by whatever terminates the TCP connection, so
+    /// a TCP-terminating fault proxy answers them for a control plane it cannot reach.
+    Tcp,
+}
+
 /// How the sidecar's xDS connection behaves.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct XdsSettings {
     /// State-of-the-world or delta ADS.
     pub variant: XdsVariant,
+    /// HTTP/2 or TCP keepalive on the xDS connection.
+    pub keepalive: KeepaliveKind,
     /// HTTP/2 PING interval on the xDS connection (App Mesh: 10 s).
     pub keepalive_interval: Duration,
     /// How long a PING may go unanswered before the connection is closed (App Mesh: 20 s).
@@ -37,6 +51,7 @@ impl Default for XdsSettings {
     fn default() -> Self {
         XdsSettings {
             variant: XdsVariant::Sotw,
+            keepalive: KeepaliveKind::Http2,
             keepalive_interval: Duration::from_secs(10),
             keepalive_timeout: Duration::from_secs(20),
             backoff_base: Duration::from_secs(10),
@@ -62,6 +77,25 @@ pub fn bootstrap(
         "resource_api_version": "V3",
         "initial_fetch_timeout": "0s"
     });
+    // Whole seconds for TCP keepalive (the kernel's unit), at least one.
+    let whole = |d: Duration| d.as_secs().max(1);
+    let (http2, tcp) = match settings.keepalive {
+        KeepaliveKind::Http2 => (
+            json!({ "connection_keepalive": {
+                "interval": secs(settings.keepalive_interval),
+                "timeout": secs(settings.keepalive_timeout)
+            }}),
+            json!({}),
+        ),
+        KeepaliveKind::Tcp => (
+            json!({}),
+            json!({ "tcp_keepalive": {
+                "keepalive_time": whole(settings.keepalive_interval),
+                "keepalive_interval": whole(settings.keepalive_interval),
+                "keepalive_probes": (whole(settings.keepalive_timeout) / whole(settings.keepalive_interval)).max(1)
+            }}),
+        ),
+    };
     json!({
         "node": { "id": node_id, "cluster": node_id },
         "admin": {
@@ -98,16 +132,10 @@ pub fn bootstrap(
                 "typed_extension_protocol_options": {
                     "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
                         "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
-                        "explicit_http_config": {
-                            "http2_protocol_options": {
-                                "connection_keepalive": {
-                                    "interval": secs(settings.keepalive_interval),
-                                    "timeout": secs(settings.keepalive_timeout)
-                                }
-                            }
-                        }
+                        "explicit_http_config": { "http2_protocol_options": http2 }
                     }
                 },
+                "upstream_connection_options": tcp,
                 "load_assignment": {
                     "cluster_name": "xds_cluster",
                     "endpoints": [{ "lb_endpoints": [{ "endpoint": { "address": {

@@ -7,7 +7,7 @@
 pub mod source;
 
 use crate::control_plane::Change;
-use crate::envoy::{XdsSettings, XdsVariant};
+use crate::envoy::{KeepaliveKind, XdsSettings, XdsVariant};
 use crate::mesh::Mesh;
 use crate::mesh::model::join;
 use crate::topology::Site;
@@ -60,22 +60,43 @@ pub struct XdsConfig {
     /// `sotw` (state of the world, the default) or `delta`.
     #[serde(default)]
     pub variant: XdsVariant,
-    /// The variant of particular sidecars, by virtual node, where it differs.
+    /// Particular sidecars' settings where they differ: a variant (`delta`), or
+    /// `{ variant: delta, keepalive: tcp }`.
     #[serde(default)]
-    pub per_node: std::collections::HashMap<Spanned<String>, XdsVariant>,
+    pub per_node: std::collections::HashMap<Spanned<String>, NodeXds>,
     /// HTTP/2 keepalive on the xDS connection.
     pub keepalive: Option<Keepalive>,
     /// Reconnect backoff.
     pub backoff: Option<Backoff>,
 }
 
+/// One sidecar's xDS settings where they differ from the suite's.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(untagged)]
+pub enum NodeXds {
+    /// Just another variant: `svc-v2: delta`.
+    Variant(XdsVariant),
+    /// Variant and keepalive kind: `svc-v2: { variant: delta, keepalive: tcp }`.
+    Settings {
+        /// ADS variant.
+        #[serde(default)]
+        variant: Option<XdsVariant>,
+        /// Keepalive kind.
+        #[serde(default)]
+        keepalive: Option<KeepaliveKind>,
+    },
+}
+
 /// HTTP/2 keepalive.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Keepalive {
-    /// PING interval.
+    /// `http2` (PINGs, the default) or `tcp` (kernel keepalive probes only).
+    #[serde(default)]
+    pub kind: KeepaliveKind,
+    /// PING (or probe) interval.
     pub interval: Duration,
-    /// PING timeout.
+    /// How long an unanswered PING (or the probes) may take before the connection closes.
     pub timeout: Duration,
 }
 
@@ -192,6 +213,27 @@ pub enum Check {
         #[serde(default)]
         min_share: Option<Spanned<f64>>,
     },
+    /// Each listed outpost sidecar (all by default) notices a silent link within a bound
+    /// of the phase start: a keepalive timeout on its xDS connection, or it reports
+    /// itself disconnected.
+    PartitionNoticed {
+        /// The phase (with the partition) judged.
+        phase: Spanned<String>,
+        /// Bound from the phase start.
+        within: Duration,
+        /// The sidecars judged (default: every outpost sidecar).
+        #[serde(default)]
+        nodes: Vec<Spanned<String>>,
+    },
+    /// Each listed outpost sidecar never notices the partition during the phase: the
+    /// hazard a TCP-terminating proxy creates for TCP keepalive.
+    PartitionUnnoticed {
+        /// The phase judged.
+        phase: Spanned<String>,
+        /// The sidecars judged (default: every outpost sidecar).
+        #[serde(default)]
+        nodes: Vec<Spanned<String>>,
+    },
     /// No outpost sidecar loses its xDS connection during a phase (no keepalive timeout,
     /// never reported disconnected): a degraded link must stay usable.
     XdsStaysConnected {
@@ -225,6 +267,8 @@ impl Check {
             Check::Reconvergence { .. } => "reconvergence",
             Check::Propagation { .. } => "propagation",
             Check::XdsStaysConnected { .. } => "xds_stays_connected",
+            Check::PartitionNoticed { .. } => "partition_noticed",
+            Check::PartitionUnnoticed { .. } => "partition_unnoticed",
         }
     }
 
@@ -236,7 +280,9 @@ impl Check {
             | Check::ChangeAppliedAfterHeal { phase, .. }
             | Check::Reconvergence { phase, .. }
             | Check::Propagation { phase, .. }
-            | Check::XdsStaysConnected { phase } => phase,
+            | Check::XdsStaysConnected { phase }
+            | Check::PartitionNoticed { phase, .. }
+            | Check::PartitionUnnoticed { phase, .. } => phase,
         }
     }
 }
@@ -261,8 +307,8 @@ pub struct Plan {
     pub sites: BTreeMap<String, Site>,
     /// The sidecars' xDS settings (see [`Plan::xds_for`] for one sidecar's).
     pub xds: XdsSettings,
-    /// Sidecars whose xDS variant differs from `xds.variant`.
-    pub xds_per_node: BTreeMap<String, XdsVariant>,
+    /// Sidecars whose xDS settings differ from `xds`.
+    pub xds_per_node: BTreeMap<String, NodeXds>,
     /// Phases with their start offsets, in order.
     pub phases: Vec<PlannedPhase>,
 }
@@ -292,20 +338,32 @@ impl Plan {
 
     /// The xDS settings of the sidecar of virtual node `node`.
     pub fn xds_for(&self, node: &str) -> XdsSettings {
-        XdsSettings {
-            variant: self
-                .xds_per_node
-                .get(node)
-                .copied()
-                .unwrap_or(self.xds.variant),
-            ..self.xds
+        match self.xds_per_node.get(node) {
+            None => self.xds,
+            Some(NodeXds::Variant(variant)) => XdsSettings {
+                variant: *variant,
+                ..self.xds
+            },
+            Some(NodeXds::Settings { variant, keepalive }) => XdsSettings {
+                variant: variant.unwrap_or(self.xds.variant),
+                keepalive: keepalive.unwrap_or(self.xds.keepalive),
+                ..self.xds
+            },
         }
     }
 
     /// Run every sidecar on `variant`, whatever the suite says (`tether run --xds`).
     pub fn force_xds_variant(&mut self, variant: XdsVariant) {
         self.xds.variant = variant;
-        self.xds_per_node.clear();
+        for node in self.xds_per_node.values_mut() {
+            if let NodeXds::Variant(v)
+            | NodeXds::Settings {
+                variant: Some(v), ..
+            } = node
+            {
+                *v = variant;
+            }
+        }
     }
 
     /// The phase called `name`.
@@ -357,6 +415,12 @@ pub fn load_with_mesh(path: &Path, mesh: Option<&Path>) -> Result<Plan, InputErr
     let defaults = XdsSettings::default();
     let xds = XdsSettings {
         variant: suite.xds.variant,
+        keepalive: suite
+            .xds
+            .keepalive
+            .as_ref()
+            .map(|k| k.kind)
+            .unwrap_or_default(),
         keepalive_interval: suite
             .xds
             .keepalive
@@ -634,6 +698,11 @@ fn validate(path: &Path, suite: &Suite, mesh: &Mesh) -> Result<(), InputError> {
                 format!("expected a share from 0 to 1, found {}", **share),
             ));
         }
+        if let Check::PartitionNoticed { nodes, .. } | Check::PartitionUnnoticed { nodes, .. } = c
+            && let Some(n) = nodes.iter().find(|n| !suite.topology.outpost.contains(n))
+        {
+            return err(n, format!("`{}` is not an outpost node", **n));
+        }
         let phase = c.phase();
         if !phase_names.contains(phase.as_str()) {
             return err(
@@ -671,6 +740,8 @@ mod tests {
             "suites/negative/link-latency-past-keepalive.yaml",
             "suites/link-flapping.yaml",
             "suites/negative/link-flapping-never-up.yaml",
+            "suites/keepalive-detection.yaml",
+            "suites/negative/keepalive-detection-tcp-expected.yaml",
         ] {
             let plan = load(&repo(suite)).unwrap_or_else(|e| panic!("{e}"));
             assert!(!plan.phases.is_empty());

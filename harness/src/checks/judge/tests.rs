@@ -424,3 +424,51 @@ fn xds_stays_connected_fails_on_a_keepalive_timeout_or_a_disconnect() {
     run.sample_with(12_500, false, "1", Some(0));
     assert_eq!(run.judge(check()).outcome, Outcome::Failed);
 }
+
+#[test]
+fn partition_noticed_and_unnoticed_judge_each_listed_sidecar() {
+    let noticed = |within| Check::PartitionNoticed {
+        phase: s("partition"),
+        within: secs(within),
+        nodes: vec![],
+    };
+    let unnoticed = || Check::PartitionUnnoticed {
+        phase: s("partition"),
+        nodes: vec![s("client")],
+    };
+    // Noticed 2.5 s into the partition (a keepalive timeout).
+    let mut run = Run::new();
+    for sec in 0..30 {
+        let t = sec * 1000;
+        run.sample_with(t, true, "1", Some(if t >= 12_500 { 1 } else { 0 }));
+        run.sample_with(
+            t + 500,
+            true,
+            "1",
+            Some(if t + 500 >= 12_500 { 1 } else { 0 }),
+        );
+    }
+    let v = run.judge(noticed(4));
+    assert_eq!(v.outcome, Outcome::Passed, "{}", v.detail);
+    assert_eq!(v.measurements[0].value, 2_500.0);
+    assert_eq!(
+        run.judge(noticed(2)).outcome,
+        Outcome::Failed,
+        "too late for a 2 s bound"
+    );
+    assert_eq!(
+        run.judge(unnoticed()).outcome,
+        Outcome::Failed,
+        "it did notice"
+    );
+
+    // Never noticed: the keepalive count stays flat and it stays connected.
+    let mut run = Run::new();
+    for sec in 0..30 {
+        run.sample_with(sec * 1000, true, "1", Some(0));
+    }
+    let v = run.judge(noticed(4));
+    assert_eq!(v.outcome, Outcome::Failed);
+    assert!(v.detail.contains("never noticed"), "{}", v.detail);
+    assert_eq!(run.judge(unnoticed()).outcome, Outcome::Passed);
+}
