@@ -1,10 +1,10 @@
 //! The control plane's HTTP admin API, which the harness uses to change the mesh.
 //!
 //! - `GET /healthz`: 200 once the control plane serves.
-//! - `POST /changes` with a JSON [`Change`]: applies it, answers `{"version": N}`; 400 with
+//! - `POST /changes` with a JSON [`MeshChange`]: applies it, answers `{"version": N}`; 400 with
 //!   `{"error": ...}` when the change does not fit the mesh.
 
-use super::{Change, ControlPlane};
+use super::{ControlPlane, MeshChange};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::{Method, Request, Response, StatusCode};
@@ -31,7 +31,7 @@ async fn handle(
         }
         (&Method::POST, "/changes") => {
             let body = req.into_body().collect().await?.to_bytes();
-            match serde_json::from_slice::<Change>(&body) {
+            match serde_json::from_slice::<MeshChange>(&body) {
                 Err(e) => reply(
                     StatusCode::BAD_REQUEST,
                     serde_json::json!({"error": e.to_string()}),

@@ -10,7 +10,7 @@ pub mod ads;
 pub mod change;
 pub mod delta;
 
-pub use change::Change;
+pub use change::{Change, MeshChange};
 
 use crate::mesh::{Mesh, Resources, translate};
 use crate::timeline::{XdsKind, now_unix_ms};
@@ -51,7 +51,7 @@ struct State {
     placement: Placement,
     version: u64,
     /// Every change applied since the mesh file, in order.
-    changes: Vec<Change>,
+    changes: Vec<MeshChange>,
     /// Where the version and changes are persisted, so a restarted control plane resumes
     /// from them instead of serving the mesh file's state at version 1.
     state_file: Option<PathBuf>,
@@ -63,7 +63,7 @@ pub struct PersistedState {
     /// The config version.
     pub version: u64,
     /// Changes applied on top of the mesh file, in order.
-    pub changes: Vec<Change>,
+    pub changes: Vec<MeshChange>,
 }
 
 impl std::fmt::Debug for ControlPlane {
@@ -155,12 +155,16 @@ impl ControlPlane {
     }
 
     /// Apply a mesh change and push it to every connected Envoy; returns the new version.
-    pub fn apply(&self, change: &Change) -> Result<u64, String> {
+    pub fn apply(&self, change: impl Into<MeshChange>) -> Result<u64, String> {
+        let change = change.into();
         let version = {
             let mut state = self.lock();
-            change.apply(&mut state.mesh)?;
+            // Applied to a copy first, so a refused change leaves nothing half done.
+            let mut mesh = state.mesh.clone();
+            change.apply(&mut mesh)?;
+            state.mesh = mesh;
             state.version += 1;
-            state.changes.push(change.clone());
+            state.changes.push(change);
             if let Some(path) = &state.state_file {
                 let saved = PersistedState {
                     version: state.version,

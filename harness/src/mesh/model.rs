@@ -2,7 +2,7 @@
 
 use crate::suite::source::{self, Duration, InputError};
 use marked_yaml::Spanned;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::path::Path;
 
@@ -239,7 +239,7 @@ pub struct HttpMatch {
 }
 
 /// A header a request must carry, and its value.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct HeaderMatch {
     /// Header name.
@@ -250,7 +250,7 @@ pub struct HeaderMatch {
 }
 
 /// How a header's value must look.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub enum HeaderValueMatch {
     /// Exactly this.
