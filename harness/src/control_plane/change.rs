@@ -1,11 +1,19 @@
-//! Mesh changes a suite can make while the mesh runs.
+//! Mesh changes a suite (or a test) can make while the mesh runs.
+//!
+//! [`Change`] is every change the control plane accepts on its admin API and persists:
+//! route weights, adding and removing routes, and a route's timeout and retry policy.
 
 use crate::mesh::Mesh;
-use marked_yaml::Spanned;
+use crate::mesh::model::{
+    HeaderMatch, HttpMatch, HttpRoute, Provider, RETRY_EVENTS, RetryPolicy, Route, RouteAction,
+    RouteTimeout, VirtualRouter, WeightedTarget,
+};
+use crate::suite::source::Duration;
+use marked_yaml::{Span, Spanned};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-/// A change to the mesh.
+/// Every change the control plane accepts, as JSON on `POST /changes`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Change {
@@ -18,9 +26,235 @@ pub enum Change {
         /// New weight per virtual node.
         weights: BTreeMap<String, u32>,
     },
+    /// Add a route to a virtual router.
+    AddRoute {
+        /// The virtual router.
+        router: String,
+        /// The new route.
+        route: NewRoute,
+    },
+    /// Remove a route from a virtual router.
+    RemoveRoute {
+        /// The virtual router.
+        router: String,
+        /// The route to remove.
+        route: String,
+    },
+    /// Set a route's per-request timeout (`None`: back to App Mesh's 15 s).
+    SetRouteTimeout {
+        /// The virtual router.
+        router: String,
+        /// The route in it.
+        route: String,
+        /// The whole request, retries included, in ms (at least 1).
+        per_request_ms: Option<u64>,
+    },
+    /// Set a route's retry policy (`None`: no retries).
+    SetRetryPolicy {
+        /// The virtual router.
+        router: String,
+        /// The route in it.
+        route: String,
+        /// The new policy.
+        retry: Option<NewRetryPolicy>,
+    },
+}
+
+/// A route to add, in plain JSON form.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewRoute {
+    /// Name, unique in the router.
+    pub name: String,
+    /// Priority 0-1000 (lowest first); none: after every route with one.
+    #[serde(default)]
+    pub priority: Option<u32>,
+    /// Path prefix, starting with `/`.
+    pub prefix: String,
+    /// Headers requests must carry, as in the mesh file (`{"name": .., "match": {"exact": ..}}`).
+    #[serde(default)]
+    pub headers: Vec<HeaderMatch>,
+    /// Weight per target virtual node, adding up to 100.
+    pub targets: BTreeMap<String, u32>,
+    /// The whole request, retries included, in ms.
+    #[serde(default)]
+    pub per_request_ms: Option<u64>,
+    /// Retry policy.
+    #[serde(default)]
+    pub retry: Option<NewRetryPolicy>,
+}
+
+/// A retry policy, in plain JSON form.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewRetryPolicy {
+    /// Retries after the first try.
+    pub max_retries: u32,
+    /// Timeout of each try, in ms (at least 1).
+    pub per_retry_timeout_ms: u64,
+    /// Retry events (`server-error`, `gateway-error`, `client-error`, `stream-error`).
+    pub http_retry_events: Vec<String>,
+}
+
+fn spanned<T>(value: T) -> Spanned<T> {
+    Spanned::new(Span::new_blank(), value)
+}
+
+fn millis(ms: u64, what: &str) -> Result<Duration, String> {
+    if ms == 0 {
+        return Err(format!("{what} is 0 ms; expected at least 1"));
+    }
+    Ok(Duration(std::time::Duration::from_millis(ms)))
+}
+
+impl NewRetryPolicy {
+    fn to_model(&self) -> Result<RetryPolicy, String> {
+        for event in &self.http_retry_events {
+            if !RETRY_EVENTS.iter().any(|(name, _)| name == event) {
+                let known: Vec<&str> = RETRY_EVENTS.iter().map(|(n, _)| *n).collect();
+                return Err(format!(
+                    "unknown retry event `{event}`; expected one of: {}",
+                    known.join(", ")
+                ));
+            }
+        }
+        if self.http_retry_events.is_empty() {
+            return Err("http_retry_events is empty; expected at least one event".into());
+        }
+        Ok(RetryPolicy {
+            max_retries: self.max_retries,
+            per_retry_timeout: millis(self.per_retry_timeout_ms, "per_retry_timeout_ms")?,
+            http_retry_events: self
+                .http_retry_events
+                .iter()
+                .cloned()
+                .map(spanned)
+                .collect(),
+        })
+    }
+}
+
+/// Weights per node, checked against the mesh: known nodes, 0-100 each, adding up to 100.
+fn check_weights(mesh: &Mesh, weights: &BTreeMap<String, u32>) -> Result<(), String> {
+    if let Some(node) = weights.keys().find(|n| mesh.node(n).is_none()) {
+        let nodes: Vec<&str> = mesh.virtual_nodes.iter().map(|n| n.name.as_str()).collect();
+        return Err(format!(
+            "unknown virtual node `{node}`; expected one of: {}",
+            nodes.join(", ")
+        ));
+    }
+    if let Some((node, w)) = weights.iter().find(|(_, w)| **w > 100) {
+        return Err(format!("weight of `{node}` is {w}; expected 0 to 100"));
+    }
+    let sum: u32 = weights.values().sum();
+    if sum != 100 {
+        return Err(format!("weights add up to {sum}; expected 100"));
+    }
+    Ok(())
+}
+
+impl NewRoute {
+    fn to_model(&self, mesh: &Mesh) -> Result<Route, String> {
+        if self.name.trim().is_empty() {
+            return Err("the route has no name".into());
+        }
+        if !self.prefix.starts_with('/') {
+            return Err(format!(
+                "prefix `{}` of route `{}` does not start with `/`",
+                self.prefix, self.name
+            ));
+        }
+        if let Some(p) = self.priority.filter(|p| *p > 1000) {
+            return Err(format!(
+                "priority {p} of route `{}`; expected 0 to 1000",
+                self.name
+            ));
+        }
+        if let Some(h) = self.headers.iter().find(|h| h.name.trim().is_empty()) {
+            return Err(format!(
+                "a header match of route `{}` has no name (match {:?})",
+                self.name, h.matcher
+            ));
+        }
+        if self.targets.is_empty() {
+            return Err(format!("route `{}` has no targets", self.name));
+        }
+        check_weights(mesh, &self.targets)?;
+        Ok(Route {
+            name: spanned(self.name.clone()),
+            priority: self.priority.map(spanned),
+            http_route: HttpRoute {
+                matcher: HttpMatch {
+                    prefix: self.prefix.clone(),
+                    headers: self.headers.clone(),
+                },
+                action: RouteAction {
+                    weighted_targets: self
+                        .targets
+                        .iter()
+                        .map(|(node, w)| WeightedTarget {
+                            virtual_node: spanned(node.clone()),
+                            weight: spanned(*w),
+                        })
+                        .collect(),
+                },
+                timeout: self
+                    .per_request_ms
+                    .map(|ms| millis(ms, "per_request_ms"))
+                    .transpose()?
+                    .map(|per_request| RouteTimeout { per_request }),
+                retry_policy: self.retry.as_ref().map(|r| r.to_model()).transpose()?,
+            },
+        })
+    }
+}
+
+/// The virtual router called `name`, or an error naming the routers there are.
+fn router_mut<'a>(mesh: &'a mut Mesh, name: &str) -> Result<&'a mut VirtualRouter, String> {
+    let known: Vec<String> = mesh
+        .virtual_routers
+        .iter()
+        .map(|r| r.name.to_string())
+        .collect();
+    mesh.virtual_routers
+        .iter_mut()
+        .find(|r| r.name.as_str() == name)
+        .ok_or_else(|| {
+            format!(
+                "unknown virtual router `{name}`; expected one of: {}",
+                known.join(", ")
+            )
+        })
+}
+
+/// The route `route` of `router`, or an error naming the routes there are.
+fn route_mut<'a>(router: &'a mut VirtualRouter, route: &str) -> Result<&'a mut Route, String> {
+    let known: Vec<String> = router.routes.iter().map(|r| r.name.to_string()).collect();
+    let router_name = router.name.to_string();
+    router
+        .routes
+        .iter_mut()
+        .find(|r| r.name.as_str() == route)
+        .ok_or_else(|| {
+            format!(
+                "unknown route `{route}` in `{router_name}`; expected one of: {}",
+                known.join(", ")
+            )
+        })
 }
 
 impl Change {
+    /// The virtual router the change is about.
+    pub fn router(&self) -> &str {
+        match self {
+            Change::SetRouteWeights { router, .. }
+            | Change::AddRoute { router, .. }
+            | Change::RemoveRoute { router, .. }
+            | Change::SetRouteTimeout { router, .. }
+            | Change::SetRetryPolicy { router, .. } => router,
+        }
+    }
+
     /// The change in words, for reports.
     pub fn describe(&self) -> String {
         match self {
@@ -32,30 +266,56 @@ impl Change {
                 let w: Vec<String> = weights.iter().map(|(n, w)| format!("{n}={w}")).collect();
                 format!("route {router}/{route} weights {}", w.join(" "))
             }
+            Change::AddRoute { router, route } => {
+                format!(
+                    "add route {router}/{} (prefix {})",
+                    route.name, route.prefix
+                )
+            }
+            Change::RemoveRoute { router, route } => format!("remove route {router}/{route}"),
+            Change::SetRouteTimeout {
+                router,
+                route,
+                per_request_ms,
+            } => match per_request_ms {
+                Some(ms) => format!("route {router}/{route} timeout {ms} ms"),
+                None => format!("route {router}/{route} timeout back to the default"),
+            },
+            Change::SetRetryPolicy {
+                router,
+                route,
+                retry,
+            } => match retry {
+                Some(r) => format!(
+                    "route {router}/{route} retries {} x {} ms on {}",
+                    r.max_retries,
+                    r.per_retry_timeout_ms,
+                    r.http_retry_events.join(",")
+                ),
+                None => format!("route {router}/{route} no retries"),
+            },
         }
     }
 
     /// The virtual nodes whose sidecars' config the change alters: those that call a
     /// virtual service the changed router provides.
     pub fn affects(&self, mesh: &Mesh) -> Vec<String> {
-        match self {
-            Change::SetRouteWeights { router, .. } => {
-                let services: Vec<&str> = mesh
-                    .virtual_services
-                    .iter()
-                    .filter(|s| matches!(&s.provider, crate::mesh::model::Provider::VirtualRouter(r) if r.as_str() == router))
-                    .map(|s| s.name.as_str())
-                    .collect();
-                mesh.virtual_nodes
-                    .iter()
-                    .filter(|n| n.backends.iter().any(|b| services.contains(&b.as_str())))
-                    .map(|n| n.name.to_string())
-                    .collect()
-            }
-        }
+        let router = self.router();
+        let services: Vec<&str> = mesh
+            .virtual_services
+            .iter()
+            .filter(|s| matches!(&s.provider, Provider::VirtualRouter(r) if r.as_str() == router))
+            .map(|s| s.name.as_str())
+            .collect();
+        mesh.virtual_nodes
+            .iter()
+            .filter(|n| n.backends.iter().any(|b| services.contains(&b.as_str())))
+            .map(|n| n.name.to_string())
+            .collect()
     }
 
-    /// Apply the change to `mesh`, or say why it cannot be.
+    /// Apply the change to `mesh`, or say why it cannot be; a refused change leaves
+    /// `mesh` as it was.
     pub fn apply(&self, mesh: &mut Mesh) -> Result<(), String> {
         match self {
             Change::SetRouteWeights {
@@ -70,16 +330,7 @@ impl Change {
                 if sum != 100 {
                     return Err(format!("weights add up to {sum}; expected 100"));
                 }
-                let r = mesh
-                    .virtual_routers
-                    .iter_mut()
-                    .find(|r| r.name.as_str() == router)
-                    .ok_or_else(|| format!("unknown virtual router `{router}`"))?;
-                let rt = r
-                    .routes
-                    .iter_mut()
-                    .find(|r| r.name.as_str() == route)
-                    .ok_or_else(|| format!("unknown route `{route}` in `{router}`"))?;
+                let rt = route_mut(router_mut(mesh, router)?, route)?;
                 let targets = &mut rt.http_route.action.weighted_targets;
                 for node in weights.keys() {
                     if !targets.iter().any(|t| t.virtual_node.as_str() == node) {
@@ -94,6 +345,213 @@ impl Change {
                 }
                 Ok(())
             }
+            Change::AddRoute { router, route } => {
+                let new = route.to_model(mesh)?;
+                let r = router_mut(mesh, router)?;
+                if r.routes.iter().any(|x| x.name.as_str() == route.name) {
+                    return Err(format!(
+                        "router `{router}` already has a route `{}`",
+                        route.name
+                    ));
+                }
+                r.routes.push(new);
+                Ok(())
+            }
+            Change::RemoveRoute { router, route } => {
+                let r = router_mut(mesh, router)?;
+                route_mut(r, route)?;
+                r.routes.retain(|x| x.name.as_str() != route);
+                Ok(())
+            }
+            Change::SetRouteTimeout {
+                router,
+                route,
+                per_request_ms,
+            } => {
+                let timeout = per_request_ms
+                    .map(|ms| millis(ms, "per_request_ms"))
+                    .transpose()?;
+                let rt = route_mut(router_mut(mesh, router)?, route)?;
+                rt.http_route.timeout = timeout.map(|per_request| RouteTimeout { per_request });
+                Ok(())
+            }
+            Change::SetRetryPolicy {
+                router,
+                route,
+                retry,
+            } => {
+                let policy = retry.as_ref().map(|r| r.to_model()).transpose()?;
+                let rt = route_mut(router_mut(mesh, router)?, route)?;
+                rt.http_route.retry_policy = policy;
+                Ok(())
+            }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use std::path::Path;
+
+    fn mesh() -> Mesh {
+        let path =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/meshes/outpost-basic.yaml");
+        Mesh::load(&path).unwrap()
+    }
+
+    fn change(value: serde_json::Value) -> Change {
+        serde_json::from_value(value).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn add(route: serde_json::Value) -> Change {
+        change(json!({"add_route": {"router": "svc-router", "route": route}}))
+    }
+
+    fn route_names(mesh: &Mesh) -> Vec<String> {
+        mesh.router("svc-router")
+            .unwrap()
+            .routes
+            .iter()
+            .map(|r| r.name.to_string())
+            .collect()
+    }
+
+    #[test]
+    fn routes_are_added_and_removed() {
+        let mut m = mesh();
+        add(json!({
+            "name": "beta", "priority": 0, "prefix": "/beta",
+            "headers": [{"name": "x-beta", "match": {"regex": "on|yes"}}],
+            "targets": {"svc-v2": 100}, "per_request_ms": 500,
+            "retry": {"max_retries": 2, "per_retry_timeout_ms": 100, "http_retry_events": ["server-error"]}
+        }))
+        .apply(&mut m)
+        .unwrap();
+        assert_eq!(route_names(&m), ["split", "beta"]);
+        let beta = &m.router("svc-router").unwrap().routes[1];
+        assert_eq!(
+            beta.http_route
+                .timeout
+                .as_ref()
+                .unwrap()
+                .per_request
+                .0
+                .as_millis(),
+            500
+        );
+        assert_eq!(
+            beta.http_route.retry_policy.as_ref().unwrap().max_retries,
+            2
+        );
+        change(json!({"remove_route": {"router": "svc-router", "route": "beta"}}))
+            .apply(&mut m)
+            .unwrap();
+        assert_eq!(route_names(&m), ["split"]);
+    }
+
+    #[test]
+    fn a_bad_change_says_what_is_wrong() {
+        let ok = json!({"name": "beta", "prefix": "/beta", "targets": {"svc-v2": 100}});
+        let with = |key: &str, value: serde_json::Value| {
+            let mut r = ok.clone();
+            r[key] = value;
+            add(r)
+        };
+        let cases = [
+            (
+                with("name", json!("split")),
+                "router `svc-router` already has a route `split`",
+            ),
+            (
+                with("prefix", json!("beta")),
+                "prefix `beta` of route `beta` does not start with `/`",
+            ),
+            (
+                with("priority", json!(1001)),
+                "priority 1001 of route `beta`; expected 0 to 1000",
+            ),
+            (with("targets", json!({})), "route `beta` has no targets"),
+            (
+                with("targets", json!({"svc-v9": 100})),
+                "unknown virtual node `svc-v9`; expected one of: client, svc-v1, svc-v2",
+            ),
+            (
+                with("targets", json!({"svc-v1": 50, "svc-v2": 40})),
+                "weights add up to 90; expected 100",
+            ),
+            (
+                with("per_request_ms", json!(0)),
+                "per_request_ms is 0 ms; expected at least 1",
+            ),
+            (
+                with(
+                    "retry",
+                    json!({"max_retries": 1, "per_retry_timeout_ms": 10, "http_retry_events": ["boom"]}),
+                ),
+                "unknown retry event `boom`; expected one of: server-error, gateway-error, client-error, stream-error",
+            ),
+            (
+                change(json!({"add_route": {"router": "nope", "route": ok}})),
+                "unknown virtual router `nope`; expected one of: svc-router",
+            ),
+            (
+                change(json!({"remove_route": {"router": "svc-router", "route": "gone"}})),
+                "unknown route `gone` in `svc-router`; expected one of: split",
+            ),
+            (
+                change(
+                    json!({"set_route_timeout": {"router": "svc-router", "route": "split", "per_request_ms": 0}}),
+                ),
+                "per_request_ms is 0 ms; expected at least 1",
+            ),
+        ];
+        for (c, expected) in cases {
+            let mut m = mesh();
+            assert_eq!(c.apply(&mut m), Err(expected.to_string()), "{c:?}");
+            assert_eq!(route_names(&m), ["split"], "{c:?} left the mesh as it was");
+        }
+        let unknown_field = serde_json::from_value::<Change>(
+            json!({"add_route": {"router": "r", "route": {"name": "b", "prefix": "/", "targets": {}, "colour": 1}}}),
+        );
+        assert!(
+            unknown_field
+                .unwrap_err()
+                .to_string()
+                .contains("unknown field `colour`")
+        );
+    }
+
+    #[test]
+    fn timeouts_and_retries_are_set_and_cleared() {
+        let mut m = mesh();
+        let route = |m: &Mesh| m.router("svc-router").unwrap().routes[0].http_route.clone();
+        change(json!({"set_route_timeout": {"router": "svc-router", "route": "split", "per_request_ms": 250}}))
+            .apply(&mut m)
+            .unwrap();
+        assert_eq!(route(&m).timeout.unwrap().per_request.0.as_millis(), 250);
+        change(json!({"set_retry_policy": {"router": "svc-router", "route": "split",
+            "retry": {"max_retries": 3, "per_retry_timeout_ms": 100, "http_retry_events": ["gateway-error"]}}}))
+            .apply(&mut m)
+            .unwrap();
+        assert_eq!(route(&m).retry_policy.unwrap().max_retries, 3);
+        change(json!({"set_route_timeout": {"router": "svc-router", "route": "split", "per_request_ms": null}}))
+            .apply(&mut m)
+            .unwrap();
+        change(
+            json!({"set_retry_policy": {"router": "svc-router", "route": "split", "retry": null}}),
+        )
+        .apply(&mut m)
+        .unwrap();
+        assert!(route(&m).timeout.is_none() && route(&m).retry_policy.is_none());
+        assert_eq!(
+            Change::RemoveRoute {
+                router: "svc-router".into(),
+                route: "split".into()
+            }
+            .affects(&m),
+            ["client"]
+        );
     }
 }

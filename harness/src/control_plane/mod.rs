@@ -158,7 +158,10 @@ impl ControlPlane {
     pub fn apply(&self, change: &Change) -> Result<u64, String> {
         let version = {
             let mut state = self.lock();
-            change.apply(&mut state.mesh)?;
+            // Applied to a copy first, so a refused change leaves nothing half done.
+            let mut mesh = state.mesh.clone();
+            change.apply(&mut mesh)?;
+            state.mesh = mesh;
             state.version += 1;
             state.changes.push(change.clone());
             if let Some(path) = &state.state_file {

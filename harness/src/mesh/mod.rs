@@ -1,6 +1,7 @@
 //! The mesh: an App Mesh-shaped resource model and its translation to Envoy resources.
 
 pub mod model;
+pub mod render;
 pub mod translate;
 
 pub use model::Mesh;

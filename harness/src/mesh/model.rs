@@ -2,7 +2,7 @@
 
 use crate::suite::source::{self, Duration, InputError};
 use marked_yaml::Spanned;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::path::Path;
 
@@ -40,6 +40,80 @@ pub struct Listener {
     /// Protocol; only `http` for now.
     #[serde(default = "http")]
     pub protocol: Spanned<String>,
+    /// Limits on the sidecar's connections to the local app (App Mesh: the listener's
+    /// connection pool, i.e. circuit breakers on the node's ingress cluster).
+    #[serde(default)]
+    pub connection_pool: Option<ConnectionPool>,
+    /// Passive health checking by the *callers*: their egress clusters for this node
+    /// eject an endpoint that keeps answering 5xx.
+    #[serde(default)]
+    pub outlier_detection: Option<OutlierDetection>,
+    /// Active health checking of the local app by this node's sidecar.
+    #[serde(default)]
+    pub health_check: Option<HealthCheck>,
+    /// Timeouts of requests the listener takes in.
+    #[serde(default)]
+    pub timeout: Option<ListenerTimeout>,
+}
+
+/// A listener's connection pool, per protocol.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ConnectionPool {
+    /// Limits for an HTTP listener.
+    pub http: HttpConnectionPool,
+}
+
+/// Connection limits for an HTTP listener.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct HttpConnectionPool {
+    /// Connections to the local app at most (at least 1).
+    pub max_connections: Spanned<u32>,
+    /// Requests waiting for a connection at most (at least 1; Envoy's 1024 when unset).
+    #[serde(default)]
+    pub max_pending_requests: Option<Spanned<u32>>,
+}
+
+/// When callers eject an endpoint of this node.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct OutlierDetection {
+    /// Consecutive 5xx answers that eject an endpoint (at least 1).
+    pub max_server_errors: Spanned<u32>,
+    /// How often ejections are evaluated (more than 0).
+    pub interval: Spanned<Duration>,
+    /// How long an endpoint stays out the first time (more than 0; grows with each ejection).
+    pub base_ejection_duration: Spanned<Duration>,
+    /// Share of the endpoints that may be out at once, 0-100 (at least one may always be).
+    pub max_ejection_percent: Spanned<u32>,
+}
+
+/// Active health check of the local app, with App Mesh's names and limits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct HealthCheck {
+    /// `http` (a GET of `path` must answer 2xx) or `tcp` (a connection must open).
+    pub protocol: Spanned<String>,
+    /// Path to GET (required for `http`).
+    #[serde(default)]
+    pub path: Option<Spanned<String>>,
+    /// Time between checks, 5000-300000 ms.
+    pub interval_millis: Spanned<u64>,
+    /// Time a check may take, 2000-60000 ms.
+    pub timeout_millis: Spanned<u64>,
+    /// Passing checks that make an unhealthy app healthy, 2-10.
+    pub healthy_threshold: Spanned<u32>,
+    /// Failing checks that make a healthy app unhealthy, 2-10.
+    pub unhealthy_threshold: Spanned<u32>,
+}
+
+/// A listener's timeouts, per protocol.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ListenerTimeout {
+    /// Timeouts of an HTTP listener.
+    pub http: RouteTimeout,
 }
 
 fn http() -> Spanned<String> {
@@ -165,7 +239,7 @@ pub struct HttpMatch {
 }
 
 /// A header a request must carry, and its value.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct HeaderMatch {
     /// Header name.
@@ -176,13 +250,17 @@ pub struct HeaderMatch {
 }
 
 /// How a header's value must look.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub enum HeaderValueMatch {
     /// Exactly this.
     Exact(String),
     /// Starting with this.
     Prefix(String),
+    /// Ending with this.
+    Suffix(String),
+    /// Matching this RE2 regular expression (checked by Envoy, not here, as in App Mesh).
+    Regex(String),
 }
 
 /// Where a route sends requests.
@@ -242,6 +320,7 @@ impl Mesh {
                         format!("unsupported protocol `{}`; expected `http`", *l.protocol),
                     ));
                 }
+                validate_listener(path, l)?;
                 if !ports.insert(l.port) {
                     return Err(InputError::spanned(
                         path,
@@ -393,7 +472,141 @@ impl Mesh {
     }
 }
 
+/// Check a listener's connection pool, outlier detection, health check and timeout
+/// against App Mesh's limits.
+fn validate_listener(path: &Path, l: &Listener) -> Result<(), InputError> {
+    let range = |v: &Spanned<u64>, what: &str, low: u64, high: u64| {
+        if **v < low || **v > high {
+            Err(InputError::spanned(
+                path,
+                v,
+                format!("expected {what} from {low} to {high}, found {}", **v),
+            ))
+        } else {
+            Ok(())
+        }
+    };
+    let widen = |v: &Spanned<u32>| Spanned::new(*v.span(), u64::from(**v));
+    if let Some(pool) = &l.connection_pool {
+        range(
+            &widen(&pool.http.max_connections),
+            "maxConnections",
+            1,
+            u64::from(u32::MAX),
+        )?;
+        if let Some(p) = &pool.http.max_pending_requests {
+            range(&widen(p), "maxPendingRequests", 1, u64::from(u32::MAX))?;
+        }
+    }
+    if let Some(od) = &l.outlier_detection {
+        range(
+            &widen(&od.max_server_errors),
+            "maxServerErrors",
+            1,
+            u64::from(u32::MAX),
+        )?;
+        range(
+            &widen(&od.max_ejection_percent),
+            "maxEjectionPercent",
+            0,
+            100,
+        )?;
+        for (d, what) in [
+            (&od.interval, "interval"),
+            (&od.base_ejection_duration, "baseEjectionDuration"),
+        ] {
+            if d.0.is_zero() {
+                return Err(InputError::spanned(
+                    path,
+                    d,
+                    format!("expected a {what} longer than 0s"),
+                ));
+            }
+        }
+    }
+    if let Some(hc) = &l.health_check {
+        match hc.protocol.as_str() {
+            "http" => {
+                if !hc.path.as_ref().is_some_and(|p| p.starts_with('/')) {
+                    return Err(InputError::spanned(
+                        path,
+                        hc.path.as_ref().unwrap_or(&hc.protocol),
+                        "an http health check needs a `path` starting with `/`",
+                    ));
+                }
+            }
+            "tcp" => {}
+            other => {
+                return Err(InputError::spanned(
+                    path,
+                    &hc.protocol,
+                    format!(
+                        "unsupported health check protocol `{other}`; expected `http` or `tcp`"
+                    ),
+                ));
+            }
+        }
+        range(&hc.interval_millis, "intervalMillis", 5_000, 300_000)?;
+        range(&hc.timeout_millis, "timeoutMillis", 2_000, 60_000)?;
+        range(&widen(&hc.healthy_threshold), "healthyThreshold", 2, 10)?;
+        range(&widen(&hc.unhealthy_threshold), "unhealthyThreshold", 2, 10)?;
+    }
+    Ok(())
+}
+
 /// `a, b, c` for error messages.
 pub fn join<'a>(names: impl IntoIterator<Item = &'a &'a str>) -> String {
     names.into_iter().copied().collect::<Vec<_>>().join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The error `validate` gives for a one-node mesh whose listener has `extra` keys.
+    fn listener_error(extra: &str) -> String {
+        let text = format!(
+            "mesh: {{ name: m }}\nvirtualNodes:\n  - name: n\n    listeners:\n      - port: 8080\n{extra}"
+        );
+        let path = Path::new("m.yaml");
+        let mesh: Mesh = source::parse(path, &text).unwrap_or_else(|e| panic!("{e}"));
+        mesh.validate(path)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn listener_features_outside_app_mesh_limits_are_rejected_where_written() {
+        let hc = |interval: u64, path: &str| {
+            format!(
+                "        healthCheck: {{ protocol: http, {path} intervalMillis: {interval}, timeoutMillis: 2000, healthyThreshold: 2, unhealthyThreshold: 2 }}\n"
+            )
+        };
+        assert_eq!(listener_error(&hc(5000, "path: /ping,")), "");
+        let e = listener_error(&hc(1000, "path: /ping,"));
+        assert!(
+            e.starts_with("m.yaml:6:")
+                && e.contains("intervalMillis from 5000 to 300000, found 1000"),
+            "{e}"
+        );
+        let e = listener_error(&hc(5000, ""));
+        assert!(e.contains("needs a `path`"), "{e}");
+        let e = listener_error(
+            "        outlierDetection: { maxServerErrors: 3, interval: 0s, baseEjectionDuration: 1s, maxEjectionPercent: 10 }\n",
+        );
+        assert!(e.contains("interval longer than 0s"), "{e}");
+        let e = listener_error(
+            "        outlierDetection: { maxServerErrors: 3, interval: 1s, baseEjectionDuration: 1s, maxEjectionPercent: 101 }\n",
+        );
+        assert!(
+            e.contains("maxEjectionPercent from 0 to 100, found 101"),
+            "{e}"
+        );
+        let e = listener_error("        connectionPool: { http: { maxConnections: 0 } }\n");
+        assert!(
+            e.starts_with("m.yaml:6:") && e.contains("maxConnections from 1"),
+            "{e}"
+        );
+    }
 }

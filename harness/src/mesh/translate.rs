@@ -5,10 +5,12 @@
 
 use super::model::{Mesh, Provider};
 use crate::topology::Placement;
-use envoy_types::pb::envoy::config::cluster::v3::{Cluster, cluster};
+use envoy_types::pb::envoy::config::cluster::v3::{
+    CircuitBreakers, Cluster, OutlierDetection, circuit_breakers, cluster,
+};
 use envoy_types::pb::envoy::config::core::v3::{
-    Address, AggregatedConfigSource, ApiVersion, ConfigSource, SocketAddress, config_source,
-    socket_address,
+    Address, AggregatedConfigSource, ApiVersion, ConfigSource, HealthCheck, SocketAddress,
+    config_source, health_check, socket_address,
 };
 use envoy_types::pb::envoy::config::endpoint::v3::{
     ClusterLoadAssignment, Endpoint, LbEndpoint, LocalityLbEndpoints, lb_endpoint,
@@ -61,15 +63,23 @@ pub fn translate(mesh: &Mesh, node: &str, placement: &Placement) -> Resources {
                     cluster::DiscoveryType::Static as i32,
                 )),
                 load_assignment: Some(load_assignment(&cluster, &[app])),
+                circuit_breakers: l.connection_pool.as_ref().map(circuit_breakers),
+                health_checks: l.health_check.iter().map(health_check).collect(),
                 ..Default::default()
             });
+            let mut ingress_route = prefix_route("/", single_cluster(&cluster));
+            if let (Some(t), Some(route::Action::Route(action))) =
+                (&l.timeout, ingress_route.action.as_mut())
+            {
+                action.timeout = Some(duration(t.http.per_request.0));
+            }
             let route_name = format!("rds_ingress_http_{}", l.port);
             out.routes.push(RouteConfiguration {
                 name: route_name.clone(),
                 virtual_hosts: vec![VirtualHost {
                     name: format!("{node}_ingress"),
                     domains: vec!["*".into()],
-                    routes: vec![prefix_route("/", single_cluster(&cluster))],
+                    routes: vec![ingress_route],
                     ..Default::default()
                 }],
                 ..Default::default()
@@ -163,6 +173,12 @@ pub fn translate(mesh: &Mesh, node: &str, placement: &Placement) -> Resources {
                 eds_config: Some(ads_source()),
                 service_name: name.clone(),
             }),
+            // App Mesh puts a node's outlier detection on its callers' clusters for it.
+            outlier_detection: mesh
+                .node(target)
+                .and_then(|n| n.listeners.first())
+                .and_then(|l| l.outlier_detection.as_ref())
+                .map(outlier_detection),
             ..Default::default()
         });
         let endpoint = placement.endpoint_from(node, target);
@@ -183,6 +199,64 @@ pub fn translate(mesh: &Mesh, node: &str, placement: &Placement) -> Resources {
         ));
     }
     out
+}
+
+/// A listener's connection pool as circuit breakers on the cluster of the local app.
+fn circuit_breakers(pool: &crate::mesh::model::ConnectionPool) -> CircuitBreakers {
+    CircuitBreakers {
+        thresholds: vec![circuit_breakers::Thresholds {
+            max_connections: Some(UInt32Value {
+                value: *pool.http.max_connections,
+            }),
+            max_pending_requests: pool
+                .http
+                .max_pending_requests
+                .as_ref()
+                .map(|p| UInt32Value { value: **p }),
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
+}
+
+/// A node's outlier detection, for its callers' clusters.
+fn outlier_detection(od: &crate::mesh::model::OutlierDetection) -> OutlierDetection {
+    OutlierDetection {
+        consecutive_5xx: Some(UInt32Value {
+            value: *od.max_server_errors,
+        }),
+        interval: Some(duration(od.interval.0)),
+        base_ejection_time: Some(duration(od.base_ejection_duration.0)),
+        max_ejection_percent: Some(UInt32Value {
+            value: *od.max_ejection_percent,
+        }),
+        ..Default::default()
+    }
+}
+
+/// A listener's active health check of the local app.
+fn health_check(hc: &crate::mesh::model::HealthCheck) -> HealthCheck {
+    let millis = |ms: u64| duration(std::time::Duration::from_millis(ms));
+    let checker = if hc.protocol.as_str() == "tcp" {
+        health_check::HealthChecker::TcpHealthCheck(health_check::TcpHealthCheck::default())
+    } else {
+        health_check::HealthChecker::HttpHealthCheck(health_check::HttpHealthCheck {
+            path: hc.path.as_ref().map(|p| p.to_string()).unwrap_or_default(),
+            ..Default::default()
+        })
+    };
+    HealthCheck {
+        timeout: Some(millis(*hc.timeout_millis)),
+        interval: Some(millis(*hc.interval_millis)),
+        healthy_threshold: Some(UInt32Value {
+            value: *hc.healthy_threshold,
+        }),
+        unhealthy_threshold: Some(UInt32Value {
+            value: *hc.unhealthy_threshold,
+        }),
+        health_checker: Some(checker),
+        ..Default::default()
+    }
 }
 
 fn egress_cluster(mesh: &str, node: &str, port: u16) -> String {
@@ -250,7 +324,9 @@ fn single_cluster(cluster: &str) -> route_action::ClusterSpecifier {
 fn http_route(r: &crate::mesh::model::HttpRoute, target: route_action::ClusterSpecifier) -> Route {
     use crate::mesh::model::{HeaderValueMatch, RETRY_EVENTS};
     use envoy_types::pb::envoy::config::route::v3::{HeaderMatcher, RetryPolicy, header_matcher};
-    use envoy_types::pb::envoy::r#type::matcher::v3::{StringMatcher, string_matcher};
+    use envoy_types::pb::envoy::r#type::matcher::v3::{
+        RegexMatcher, StringMatcher, string_matcher,
+    };
     let mut route = prefix_route(&r.matcher.prefix, target);
     if let Some(m) = route.r#match.as_mut() {
         m.headers = r
@@ -267,6 +343,15 @@ fn http_route(r: &crate::mesh::model::HttpRoute, target: route_action::ClusterSp
                             }
                             HeaderValueMatch::Prefix(v) => {
                                 string_matcher::MatchPattern::Prefix(v.clone())
+                            }
+                            HeaderValueMatch::Suffix(v) => {
+                                string_matcher::MatchPattern::Suffix(v.clone())
+                            }
+                            HeaderValueMatch::Regex(v) => {
+                                string_matcher::MatchPattern::SafeRegex(RegexMatcher {
+                                    regex: v.clone(),
+                                    ..Default::default()
+                                })
                             }
                         }),
                         ..Default::default()

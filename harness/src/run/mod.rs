@@ -467,6 +467,7 @@ fn dominant_target(change: &Change) -> Option<String> {
             .iter()
             .max_by_key(|(_, w)| **w)
             .map(|(n, _)| n.clone()),
+        _ => None,
     }
 }
 
