@@ -171,7 +171,72 @@ pub struct ChangeSpec {
     /// When, from the start of the phase.
     pub at: Spanned<String>,
     /// Set the weights of a route.
-    pub set_route_weights: RouteWeights,
+    #[serde(default)]
+    pub set_route_weights: Option<RouteWeights>,
+    /// Add a route to a virtual router.
+    #[serde(default)]
+    pub add_route: Option<AddRoute>,
+    /// Remove a route from a virtual router.
+    #[serde(default)]
+    pub remove_route: Option<RouteRef>,
+}
+
+/// A route to add, and the router it goes into.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddRoute {
+    /// The virtual router.
+    pub router: Spanned<String>,
+    /// The new route: `name`, `prefix`, `targets` (weights), optional `priority`,
+    /// `headers`, `per_request_ms`, `retry`.
+    pub route: crate::control_plane::change::NewRoute,
+}
+
+/// A route of a virtual router.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteRef {
+    /// The virtual router.
+    pub router: Spanned<String>,
+    /// The route.
+    pub route: Spanned<String>,
+}
+
+impl ChangeSpec {
+    /// The change this entry asks for, and the router it names; `None` unless exactly one
+    /// kind of change is given.
+    pub fn change(&self) -> Option<(Change, &Spanned<String>)> {
+        let mut given = Vec::new();
+        if let Some(w) = &self.set_route_weights {
+            given.push((
+                Change::SetRouteWeights {
+                    router: w.router.to_string(),
+                    route: w.route.to_string(),
+                    weights: w.weights.clone(),
+                },
+                &w.router,
+            ));
+        }
+        if let Some(a) = &self.add_route {
+            given.push((
+                Change::AddRoute {
+                    router: a.router.to_string(),
+                    route: a.route.clone(),
+                },
+                &a.router,
+            ));
+        }
+        if let Some(r) = &self.remove_route {
+            given.push((
+                Change::RemoveRoute {
+                    router: r.router.to_string(),
+                    route: r.route.to_string(),
+                },
+                &r.router,
+            ));
+        }
+        if given.len() == 1 { given.pop() } else { None }
+    }
 }
 
 /// New weights for a route's targets.
@@ -454,15 +519,10 @@ pub fn load_with_mesh(path: &Path, mesh: Option<&Path>) -> Result<Plan, InputErr
             .iter()
             .map(|c| {
                 let at = parse_at(path, &c.at)?;
-                let w = &c.set_route_weights;
-                Ok((
-                    at,
-                    Change::SetRouteWeights {
-                        router: w.router.to_string(),
-                        route: w.route.to_string(),
-                        weights: w.weights.clone(),
-                    },
-                ))
+                let (change, _) = c
+                    .change()
+                    .ok_or_else(|| InputError::spanned(path, &c.at, "expected one change"))?;
+                Ok((at, change))
             })
             .collect::<Result<Vec<_>, InputError>>()?;
         phases.push(PlannedPhase {
@@ -599,6 +659,7 @@ fn validate(path: &Path, suite: &Suite, mesh: &Mesh) -> Result<(), InputError> {
         ));
     }
     let mut phase_names = BTreeSet::new();
+    let mut trial = mesh.clone();
     for p in &suite.phases {
         if !phase_names.insert(p.name.as_str()) {
             return err(&p.name, format!("duplicate phase `{}`", *p.name));
@@ -643,36 +704,30 @@ fn validate(path: &Path, suite: &Suite, mesh: &Mesh) -> Result<(), InputError> {
                     ),
                 );
             }
-            let w = &c.set_route_weights;
-            let Some(router) = mesh.router(&w.router) else {
+            let Some((change, router)) = c.change() else {
+                return err(
+                    &c.at,
+                    "expected exactly one of set_route_weights, add_route, remove_route".into(),
+                );
+            };
+            if mesh.router(router).is_none() {
                 let routers: BTreeSet<&str> = mesh
                     .virtual_routers
                     .iter()
                     .map(|r| r.name.as_str())
                     .collect();
                 return err(
-                    &w.router,
+                    router,
                     format!(
                         "unknown virtual router `{}`; expected one of: {}",
-                        *w.router,
+                        **router,
                         join(&routers)
                     ),
                 );
-            };
-            let Some(route) = router.routes.iter().find(|r| *r.name == *w.route) else {
-                return err(
-                    &w.route,
-                    format!("unknown route `{}` in `{}`", *w.route, *w.router),
-                );
-            };
-            let mut trial = mesh.clone();
-            let change = Change::SetRouteWeights {
-                router: w.router.to_string(),
-                route: route.name.to_string(),
-                weights: w.weights.clone(),
-            };
+            }
+            // Changes apply in order, each on top of the ones before.
             if let Err(e) = change.apply(&mut trial) {
-                return err(&w.route, e);
+                return err(router, e);
             }
         }
     }
@@ -810,7 +865,7 @@ mod tests {
             (
                 "svc-v1: 0, svc-v2: 100",
                 "svc-v1: 10, svc-v2: 100",
-                "broken.yaml:35:18: weights add up to 110; expected 100",
+                "broken.yaml:34:19: weights add up to 110; expected 100",
             ),
             (
                 "name: heal",
@@ -828,6 +883,57 @@ mod tests {
             }
         }
         assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    }
+
+    #[test]
+    fn suites_add_and_remove_routes_in_order() {
+        let add = "      - at: 5s\n        add_route:\n          router: svc-router\n          route: { name: beta, prefix: /beta, targets: { svc-v2: 100 } }\n      - at: 6s\n        remove_route: { router: svc-router, route: beta }\n";
+        let text = std::fs::read_to_string(repo("suites/outpost-partition.yaml")).unwrap();
+        let at = text.find("      - at: 5s").unwrap();
+        let dir = tempfile::tempdir_in(repo("suites")).unwrap();
+        let path = dir.path().join("routes.yaml");
+        let write = |extra: &str| {
+            let mut t = text.clone();
+            t.insert_str(at, extra);
+            std::fs::write(
+                &path,
+                t.replace("mesh: ../fixtures", "mesh: ../../fixtures"),
+            )
+            .unwrap();
+        };
+        write(add);
+        let plan = load(&path).unwrap_or_else(|e| panic!("{e}"));
+        let kinds: Vec<String> = plan
+            .phase("partition")
+            .unwrap()
+            .changes
+            .iter()
+            .map(|(_, c)| c.describe())
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                "add route svc-router/beta (prefix /beta)",
+                "remove route svc-router/beta",
+                "route svc-router/split weights svc-v1=0 svc-v2=100"
+            ]
+        );
+        // Removing a route that was never added is caught before anything runs.
+        write("      - at: 5s\n        remove_route: { router: svc-router, route: beta }\n");
+        let err = load(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("routes.yaml:33:33: unknown route `beta`"),
+            "{err}"
+        );
+        // Two kinds of change in one entry.
+        write(
+            "      - at: 5s\n        remove_route: { router: svc-router, route: split }\n        set_route_weights: { router: svc-router, route: split, weights: { svc-v1: 100 } }\n",
+        );
+        let err = load(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("expected exactly one of set_route_weights, add_route, remove_route"),
+            "{err}"
+        );
     }
 
     #[test]
