@@ -6,7 +6,6 @@ mod common;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
-use tether::backend::{BackendOptions, RunningTopology};
 use tether::timeline::Timeline;
 
 /// The value of one counter or gauge in an Envoy's `/stats`, if it exists.
@@ -44,19 +43,12 @@ async fn wait_stat(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pool_outlier_detection_health_check_and_timeout_behave_as_configured() {
-    let Some(envoy) = common::envoy() else { return };
-    let plan = tether::suite::load(&common::repo("fixtures/suites/listener-features.yaml"))
-        .unwrap_or_else(|e| panic!("{e}"));
-    let dir = tempfile::tempdir().unwrap();
-    let opts = BackendOptions {
-        tether_bin: common::tether_bin(),
-        envoy,
-        work_dir: dir.path().join("work"),
-        ready_timeout: Duration::from_secs(60),
+    let timeline = Timeline::new();
+    let Some((topo, dir)) =
+        common::bring_up("fixtures/suites/listener-features.yaml", &timeline).await
+    else {
+        return;
     };
-    let topo = RunningTopology::up(&plan, &opts, &Timeline::new())
-        .await
-        .unwrap_or_else(|e| panic!("{e:#}"));
     let egress = topo.egress_of("client").unwrap();
     let admin = |node: &str| topo.placement.nodes[node].admin;
     let http = reqwest::Client::builder().no_proxy().build().unwrap();

@@ -7,7 +7,6 @@ mod common;
 
 use serde_json::json;
 use std::time::{Duration, Instant};
-use tether::backend::{BackendOptions, RunningTopology};
 use tether::timeline::{Event, Timeline, XdsKind};
 
 const CLIENT: &str = "mesh/features/virtualNode/client";
@@ -39,20 +38,12 @@ async fn answer(timeline: &Timeline, version: &str) -> (XdsKind, Option<String>)
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn added_routes_take_traffic_and_a_nacked_route_leaves_the_last_good_config() {
-    let Some(envoy) = common::envoy() else { return };
-    let plan = tether::suite::load(&common::repo("fixtures/suites/route-features.yaml"))
-        .unwrap_or_else(|e| panic!("{e}"));
-    let dir = tempfile::tempdir().unwrap();
-    let opts = BackendOptions {
-        tether_bin: common::tether_bin(),
-        envoy,
-        work_dir: dir.path().join("work"),
-        ready_timeout: Duration::from_secs(60),
-    };
     let timeline = Timeline::new();
-    let topo = RunningTopology::up(&plan, &opts, &timeline)
-        .await
-        .unwrap_or_else(|e| panic!("{e:#}"));
+    let Some((topo, dir)) =
+        common::bring_up("fixtures/suites/route-features.yaml", &timeline).await
+    else {
+        return;
+    };
     let egress = topo.egress_of("client").unwrap();
     let http = reqwest::Client::builder().no_proxy().build().unwrap();
     let served_by = |path: &'static str| {

@@ -3,24 +3,16 @@
 mod common;
 
 use std::time::{Duration, Instant};
-use tether::backend::{BackendOptions, RunningTopology};
 use tether::timeline::Timeline;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn header_match_priority_retries_and_timeouts_behave_as_configured() {
-    let Some(envoy) = common::envoy() else { return };
-    let plan = tether::suite::load(&common::repo("fixtures/suites/route-features.yaml"))
-        .unwrap_or_else(|e| panic!("{e}"));
-    let dir = tempfile::tempdir().unwrap();
-    let opts = BackendOptions {
-        tether_bin: common::tether_bin(),
-        envoy,
-        work_dir: dir.path().join("work"),
-        ready_timeout: Duration::from_secs(60),
+    let timeline = Timeline::new();
+    let Some((topo, dir)) =
+        common::bring_up("fixtures/suites/route-features.yaml", &timeline).await
+    else {
+        return;
     };
-    let topo = RunningTopology::up(&plan, &opts, &Timeline::new())
-        .await
-        .unwrap_or_else(|e| panic!("{e:#}"));
     let egress = topo.egress_of("client").unwrap();
     let http = reqwest::Client::builder().no_proxy().build().unwrap();
     let get = |path: &str| {

@@ -134,3 +134,25 @@ pub fn check_run_folder(dir: &Path, outcome: &tether::run::Outcome) {
     );
     assert_eq!(verdicts, outcome.verdicts, "judged again from its folder");
 }
+
+/// Bring up the topology of a test suite in a fresh folder, without running its phases;
+/// `None` when Envoy cannot be had (see [`envoy`]). The control plane's log goes onto
+/// `timeline`. Keep the folder alive as long as the topology.
+pub async fn bring_up(
+    suite: &str,
+    timeline: &tether::timeline::Timeline,
+) -> Option<(tether::backend::RunningTopology, tempfile::TempDir)> {
+    let envoy = envoy()?;
+    let plan = tether::suite::load(&repo(suite)).unwrap_or_else(|e| panic!("{e}"));
+    let dir = tempfile::tempdir().unwrap();
+    let opts = tether::backend::BackendOptions {
+        tether_bin: tether_bin(),
+        envoy,
+        work_dir: dir.path().join("work"),
+        ready_timeout: std::time::Duration::from_secs(60),
+    };
+    let topo = tether::backend::RunningTopology::up(&plan, &opts, timeline)
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    Some((topo, dir))
+}
