@@ -165,6 +165,20 @@ fn lost_control_plane_between(entries: &[Entry], node: &str, from: u64, to: u64)
         })
 }
 
+/// `client 1.2 s, svc-v1 0.8 s` from measurements named `<prefix><node>` in ms.
+fn per_node(measurements: &[Measurement], prefix: &str) -> Vec<String> {
+    measurements
+        .iter()
+        .map(|m| {
+            format!(
+                "{} {}",
+                m.name.trim_start_matches(prefix),
+                secs(m.value as u64)
+            )
+        })
+        .collect()
+}
+
 fn secs(ms: u64) -> String {
     format!("{:.1} s", ms as f64 / 1000.0)
 }
@@ -458,16 +472,7 @@ fn reconvergence(ctx: &Context, entries: &[Entry], phase: &str, within_ms: u64) 
         }
     }
     let passed = slow.is_empty();
-    let per_node: Vec<String> = measurements
-        .iter()
-        .map(|m| {
-            format!(
-                "{} {}",
-                m.name.trim_start_matches("reconvergence_ms."),
-                secs(m.value as u64)
-            )
-        })
-        .collect();
+    let per_node = per_node(&measurements, "reconvergence_ms.");
     let detail = if passed {
         format!(
             "all {} outpost sidecars ACKed version {latest} within {} of the heal (bound {}): {}",
@@ -561,16 +566,7 @@ fn partition_noticed(
     let passed = wrong.is_empty();
     let detail = match (passed, within_ms) {
         (true, Some(bound)) => {
-            let each: Vec<String> = measurements
-                .iter()
-                .map(|m| {
-                    format!(
-                        "{} {}",
-                        m.name.trim_start_matches("noticed_ms."),
-                        secs(m.value as u64)
-                    )
-                })
-                .collect();
+            let each = per_node(&measurements, "noticed_ms.");
             format!(
                 "the partition was noticed within {} by {}",
                 secs(bound),

@@ -309,7 +309,8 @@ mod tests {
     use super::*;
     use crate::faults::client::{DOWNSTREAM, Toxic, ToxiproxyClient, UPSTREAM};
     use crate::faults::testutil::{
-        IO_DEADLINE, closed_within, round_trip, start_echo, start_server, with_deadline,
+        IO_DEADLINE, closed_within, proxy_to_echo, round_trip, start_echo, start_server,
+        with_deadline,
     };
     use serde_json::json;
     use std::io::ErrorKind;
@@ -396,13 +397,7 @@ mod tests {
     #[tokio::test]
     async fn reset_peer_resets_open_and_new_connections() {
         with_deadline(async {
-            let server = start_server().await;
-            let api = ToxiproxyClient::new(&server.base_url).unwrap();
-            let echo = start_echo().await;
-            let proxy = api
-                .create_proxy("link", "127.0.0.1:0", &echo.to_string())
-                .await
-                .unwrap();
+            let (server, api, proxy) = proxy_to_echo().await;
             let mut open = TcpStream::connect(&proxy.listen).await.unwrap();
             round_trip(&mut open, b"before").await.unwrap();
 
@@ -474,13 +469,7 @@ mod tests {
     #[tokio::test]
     async fn reset_peer_survives_disable_enable_and_reset_clears_it() {
         with_deadline(async {
-            let server = start_server().await;
-            let api = ToxiproxyClient::new(&server.base_url).unwrap();
-            let echo = start_echo().await;
-            let proxy = api
-                .create_proxy("link", "127.0.0.1:0", &echo.to_string())
-                .await
-                .unwrap();
+            let (server, api, proxy) = proxy_to_echo().await;
             api.add_toxic("link", &reset_peer("reset", UPSTREAM, 0))
                 .await
                 .unwrap();

@@ -1292,8 +1292,8 @@ mod tests {
     use super::*;
     use crate::faults::client::{DOWNSTREAM, ToxiproxyClient};
     use crate::faults::testutil::{
-        IO_DEADLINE, TestServer, closed_within, exchange, exchange_within, round_trip, start_echo,
-        start_server, start_server_with, start_tagged_echo, with_deadline,
+        IO_DEADLINE, TestServer, closed_within, exchange, exchange_within, proxy_to_echo,
+        round_trip, start_echo, start_server, start_server_with, start_tagged_echo, with_deadline,
     };
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -1360,13 +1360,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn toxics_apply_to_open_connections() {
         with_deadline(async {
-            let server = start_server().await;
-            let api = ToxiproxyClient::new(&server.base_url).unwrap();
-            let echo = start_echo().await;
-            let proxy = api
-                .create_proxy("link", "127.0.0.1:0", &echo.to_string())
-                .await
-                .unwrap();
+            let (server, api, proxy) = proxy_to_echo().await;
 
             let mut conn = TcpStream::connect(&proxy.listen).await.unwrap();
             let before = round_trip(&mut conn, b"before").await.unwrap();
@@ -1416,13 +1410,7 @@ mod tests {
     #[tokio::test]
     async fn blackhole_holds_reads_for_a_second() {
         with_deadline(async {
-            let server = start_server().await;
-            let api = ToxiproxyClient::new(&server.base_url).unwrap();
-            let echo = start_echo().await;
-            let proxy = api
-                .create_proxy("link", "127.0.0.1:0", &echo.to_string())
-                .await
-                .unwrap();
+            let (server, api, proxy) = proxy_to_echo().await;
             let mut conn = TcpStream::connect(&proxy.listen).await.unwrap();
             round_trip(&mut conn, b"ok").await.unwrap();
 
@@ -1441,13 +1429,7 @@ mod tests {
     #[tokio::test]
     async fn disabling_closes_connections_and_enabling_restores() {
         with_deadline(async {
-            let server = start_server().await;
-            let api = ToxiproxyClient::new(&server.base_url).unwrap();
-            let echo = start_echo().await;
-            let proxy = api
-                .create_proxy("link", "127.0.0.1:0", &echo.to_string())
-                .await
-                .unwrap();
+            let (server, api, proxy) = proxy_to_echo().await;
             api.add_toxic("link", &Toxic::latency("lag", DOWNSTREAM, 200, 0))
                 .await
                 .unwrap();

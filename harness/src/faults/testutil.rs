@@ -45,6 +45,23 @@ impl TestServer {
     }
 }
 
+/// A fault API server with one proxy, `link`, on a free port in front of an echo server;
+/// with the client that made it.
+pub async fn proxy_to_echo() -> (
+    TestServer,
+    super::client::ToxiproxyClient,
+    super::client::Proxy,
+) {
+    let server = start_server().await;
+    let api = super::client::ToxiproxyClient::new(&server.base_url).unwrap();
+    let echo = start_echo().await;
+    let proxy = api
+        .create_proxy("link", "127.0.0.1:0", &echo.to_string())
+        .await
+        .unwrap();
+    (server, api, proxy)
+}
+
 /// Starts the fault API server on a free loopback port.
 pub async fn start_server() -> TestServer {
     start_server_with(super::server::ServeOptions::default()).await
