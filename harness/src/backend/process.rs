@@ -9,7 +9,7 @@ use crate::envoy::{AdminClient, EnvoyBinary, bootstrap};
 use crate::faults::client::ToxiproxyClient;
 use crate::suite::Plan;
 use crate::timeline::{Event, Timeline};
-use crate::topology::{NodePlacement, Placement, Site};
+use crate::topology::{Placement, Site};
 use anyhow::{Context, Result, anyhow, bail};
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, TcpListener};
@@ -215,8 +215,7 @@ impl RunningTopology {
             .with_context(|| format!("cannot create {}", logs.display()))?;
         let deadline = Instant::now() + opts.ready_timeout;
         // Addresses for everything, decided up front.
-        let per_node = 5;
-        let ports = free_ports(4 + per_node * plan.sites.len())?;
+        let ports = free_ports(4 + Placement::addresses_needed(&plan.mesh, &plan.sites))?;
         let (xds_addr, cp_admin, fault_api, xds_link) = (
             loopback(ports[0]),
             loopback(ports[1]),
@@ -235,24 +234,11 @@ impl RunningTopology {
             timeline: timeline.clone(),
         };
         // On any error below, `topo` drops and kills what already started.
-        for (i, (name, site)) in plan.sites.iter().enumerate() {
-            let p = &ports[4 + i * per_node..4 + (i + 1) * per_node];
-            let serves = plan
-                .mesh
-                .node(name)
-                .is_some_and(|n| !n.listeners.is_empty());
-            topo.placement.nodes.insert(
-                name.clone(),
-                NodePlacement {
-                    site: *site,
-                    admin: loopback(p[0]),
-                    egress: loopback(p[1]),
-                    ingress: serves.then(|| loopback(p[2])),
-                    app: serves.then(|| loopback(p[3])),
-                    remote_ingress: serves.then(|| loopback(p[4])),
-                },
-            );
-        }
+        topo.placement = Placement::assign(
+            &plan.mesh,
+            &plan.sites,
+            &mut ports[4..].iter().map(|p| loopback(*p)),
+        );
 
         // The fault proxy, and one proxy per cross-site connection.
         let log = logs.join("fault-proxy.log");

@@ -1,12 +1,13 @@
 //! Mesh changes a suite (or a test) can make while the mesh runs.
 //!
 //! [`Change`] is every change the control plane accepts on its admin API and persists:
-//! route weights, adding and removing routes, and a route's timeout and retry policy.
+//! route weights, adding and removing routes, a route's timeout and retry policy, and
+//! a virtual node's endpoints leaving and joining service discovery.
 
 use crate::mesh::Mesh;
 use crate::mesh::model::{
-    HeaderMatch, HttpMatch, HttpRoute, Provider, RETRY_EVENTS, RetryPolicy, Route, RouteAction,
-    RouteTimeout, VirtualRouter, WeightedTarget,
+    HeaderMatch, HttpMatch, HttpRoute, Protocol, Provider, RETRY_EVENTS, RetryPolicy, Route,
+    RouteAction, RouteTimeout, VirtualRouter, WeightedTarget,
 };
 use crate::suite::source::Duration;
 use marked_yaml::{Span, Spanned};
@@ -57,6 +58,17 @@ pub enum Change {
         route: String,
         /// The new policy.
         retry: Option<NewRetryPolicy>,
+    },
+    /// Deregister a virtual node's endpoints: its callers keep the cluster but get no
+    /// endpoint for it (as when its instances leave Cloud Map).
+    RemoveEndpoints {
+        /// The virtual node.
+        virtual_node: String,
+    },
+    /// Register a virtual node's endpoints again.
+    AddEndpoints {
+        /// The virtual node.
+        virtual_node: String,
     },
 }
 
@@ -130,6 +142,8 @@ impl NewRetryPolicy {
                 .cloned()
                 .map(spanned)
                 .collect(),
+            grpc_retry_events: Vec::new(),
+            tcp_retry_events: Vec::new(),
         })
     }
 }
@@ -154,7 +168,8 @@ fn check_weights(mesh: &Mesh, weights: &BTreeMap<String, u32>) -> Result<(), Str
 }
 
 impl NewRoute {
-    fn to_model(&self, mesh: &Mesh) -> Result<Route, String> {
+    /// The route as a route of kind `protocol` (`http` or `http2`).
+    fn to_model(&self, mesh: &Mesh, protocol: Protocol) -> Result<Route, String> {
         if self.name.trim().is_empty() {
             return Err("the route has no name".into());
         }
@@ -180,31 +195,48 @@ impl NewRoute {
             return Err(format!("route `{}` has no targets", self.name));
         }
         check_weights(mesh, &self.targets)?;
+        let route = HttpRoute {
+            matcher: HttpMatch {
+                prefix: Some(spanned(self.prefix.clone())),
+                headers: self.headers.clone(),
+                ..Default::default()
+            },
+            action: RouteAction {
+                weighted_targets: self
+                    .targets
+                    .iter()
+                    .map(|(node, w)| WeightedTarget {
+                        virtual_node: spanned(node.clone()),
+                        weight: spanned(*w),
+                    })
+                    .collect(),
+            },
+            timeout: self
+                .per_request_ms
+                .map(|ms| millis(ms, "per_request_ms"))
+                .transpose()?
+                .map(|per_request| RouteTimeout {
+                    per_request: Some(per_request),
+                    idle: None,
+                }),
+            retry_policy: self.retry.as_ref().map(|r| r.to_model()).transpose()?,
+        };
+        let (http_route, http2_route) = match protocol {
+            Protocol::Http => (Some(route), None),
+            Protocol::Http2 => (None, Some(route)),
+            other => {
+                return Err(format!(
+                    "add_route adds HTTP routes; the router listens for {other}"
+                ));
+            }
+        };
         Ok(Route {
             name: spanned(self.name.clone()),
             priority: self.priority.map(spanned),
-            http_route: HttpRoute {
-                matcher: HttpMatch {
-                    prefix: self.prefix.clone(),
-                    headers: self.headers.clone(),
-                },
-                action: RouteAction {
-                    weighted_targets: self
-                        .targets
-                        .iter()
-                        .map(|(node, w)| WeightedTarget {
-                            virtual_node: spanned(node.clone()),
-                            weight: spanned(*w),
-                        })
-                        .collect(),
-                },
-                timeout: self
-                    .per_request_ms
-                    .map(|ms| millis(ms, "per_request_ms"))
-                    .transpose()?
-                    .map(|per_request| RouteTimeout { per_request }),
-                retry_policy: self.retry.as_ref().map(|r| r.to_model()).transpose()?,
-            },
+            http_route,
+            http2_route,
+            grpc_route: None,
+            tcp_route: None,
         })
     }
 }
@@ -243,15 +275,26 @@ fn route_mut<'a>(router: &'a mut VirtualRouter, route: &str) -> Result<&'a mut R
         })
 }
 
+/// A route's timeout and retry policy, or an error for a TCP route, which has neither.
+fn request_policy(
+    route: &mut Route,
+) -> Result<(&mut Option<RouteTimeout>, &mut Option<RetryPolicy>), String> {
+    let name = route.name.to_string();
+    route.request_policy_mut().ok_or_else(|| {
+        format!("route `{name}` is a TCP route; it has no request timeout or retries")
+    })
+}
+
 impl Change {
-    /// The virtual router the change is about.
-    pub fn router(&self) -> &str {
+    /// The virtual router the change is about, if it is about one.
+    pub fn router(&self) -> Option<&str> {
         match self {
             Change::SetRouteWeights { router, .. }
             | Change::AddRoute { router, .. }
             | Change::RemoveRoute { router, .. }
             | Change::SetRouteTimeout { router, .. }
-            | Change::SetRetryPolicy { router, .. } => router,
+            | Change::SetRetryPolicy { router, .. } => Some(router),
+            Change::RemoveEndpoints { .. } | Change::AddEndpoints { .. } => None,
         }
     }
 
@@ -294,24 +337,61 @@ impl Change {
                 ),
                 None => format!("route {router}/{route} no retries"),
             },
+            Change::RemoveEndpoints { virtual_node } => {
+                format!("deregister the endpoints of {virtual_node}")
+            }
+            Change::AddEndpoints { virtual_node } => {
+                format!("register the endpoints of {virtual_node}")
+            }
         }
     }
 
-    /// The virtual nodes whose sidecars' config the change alters: those that call a
-    /// virtual service the changed router provides.
+    /// The virtual nodes and gateways whose Envoys' config the change alters: those that
+    /// call a virtual service the changed router provides, or that leads to the node
+    /// whose endpoints change.
     pub fn affects(&self, mesh: &Mesh) -> Vec<String> {
-        let router = self.router();
         let services: Vec<&str> = mesh
             .virtual_services
             .iter()
-            .filter(|s| matches!(&s.provider, Provider::VirtualRouter(r) if r.as_str() == router))
+            .filter(|s| match (&s.provider, self) {
+                (
+                    Provider::VirtualNode(n),
+                    Change::RemoveEndpoints { virtual_node }
+                    | Change::AddEndpoints { virtual_node },
+                ) => n.as_str() == virtual_node,
+                (
+                    Provider::VirtualRouter(r),
+                    Change::RemoveEndpoints { virtual_node }
+                    | Change::AddEndpoints { virtual_node },
+                ) => mesh.router(r).is_some_and(|r| {
+                    r.routes
+                        .iter()
+                        .filter_map(|route| route.action())
+                        .flat_map(|a| &a.weighted_targets)
+                        .any(|t| t.virtual_node.as_str() == virtual_node)
+                }),
+                (Provider::VirtualRouter(r), _) => Some(r.as_str()) == self.router(),
+                (Provider::VirtualNode(_), _) => false,
+            })
             .map(|s| s.name.as_str())
             .collect();
-        mesh.virtual_nodes
+        let nodes = mesh
+            .virtual_nodes
             .iter()
             .filter(|n| n.backends.iter().any(|b| services.contains(&b.as_str())))
-            .map(|n| n.name.to_string())
-            .collect()
+            .map(|n| n.name.to_string());
+        let gateways = mesh
+            .virtual_gateways
+            .iter()
+            .filter(|g| {
+                mesh.routes_of_gateway(&g.name).any(|r| {
+                    r.kind().is_some_and(|(_, _, a)| {
+                        services.contains(&a.target.virtual_service.virtual_service_name.as_str())
+                    })
+                })
+            })
+            .map(|g| g.name.to_string());
+        nodes.chain(gateways).collect()
     }
 
     /// Apply the change to `mesh`, or say why it cannot be; a refused change leaves
@@ -331,7 +411,10 @@ impl Change {
                     return Err(format!("weights add up to {sum}; expected 100"));
                 }
                 let rt = route_mut(router_mut(mesh, router)?, route)?;
-                let targets = &mut rt.http_route.action.weighted_targets;
+                let Some(action) = rt.action_mut() else {
+                    return Err(format!("route `{route}` has no action"));
+                };
+                let targets = &mut action.weighted_targets;
                 for node in weights.keys() {
                     if !targets.iter().any(|t| t.virtual_node.as_str() == node) {
                         return Err(format!("route `{route}` has no target `{node}`"));
@@ -346,7 +429,12 @@ impl Change {
                 Ok(())
             }
             Change::AddRoute { router, route } => {
-                let new = route.to_model(mesh)?;
+                let protocol = router_mut(mesh, router)?
+                    .listeners
+                    .first()
+                    .map(|l| *l.protocol)
+                    .unwrap_or(Protocol::Http);
+                let new = route.to_model(mesh, protocol)?;
                 let r = router_mut(mesh, router)?;
                 if r.routes.iter().any(|x| x.name.as_str() == route.name) {
                     return Err(format!(
@@ -372,7 +460,12 @@ impl Change {
                     .map(|ms| millis(ms, "per_request_ms"))
                     .transpose()?;
                 let rt = route_mut(router_mut(mesh, router)?, route)?;
-                rt.http_route.timeout = timeout.map(|per_request| RouteTimeout { per_request });
+                let (current, _) = request_policy(rt)?;
+                let idle = current.as_ref().and_then(|t| t.idle);
+                *current = (timeout.is_some() || idle.is_some()).then_some(RouteTimeout {
+                    per_request: timeout,
+                    idle,
+                });
                 Ok(())
             }
             Change::SetRetryPolicy {
@@ -382,7 +475,36 @@ impl Change {
             } => {
                 let policy = retry.as_ref().map(|r| r.to_model()).transpose()?;
                 let rt = route_mut(router_mut(mesh, router)?, route)?;
-                rt.http_route.retry_policy = policy;
+                *request_policy(rt)?.1 = policy;
+                Ok(())
+            }
+            Change::RemoveEndpoints { virtual_node } | Change::AddEndpoints { virtual_node } => {
+                let known: Vec<String> = mesh
+                    .virtual_nodes
+                    .iter()
+                    .map(|n| n.name.to_string())
+                    .collect();
+                let Some(node) = mesh
+                    .virtual_nodes
+                    .iter_mut()
+                    .find(|n| n.name.as_str() == virtual_node)
+                else {
+                    return Err(format!(
+                        "unknown virtual node `{virtual_node}`; expected one of: {}",
+                        known.join(", ")
+                    ));
+                };
+                if node.listeners.is_empty() {
+                    return Err(format!(
+                        "virtual node `{virtual_node}` has no endpoints: it has no listener"
+                    ));
+                }
+                if node.service_discovery.is_some() {
+                    return Err(format!(
+                        "virtual node `{virtual_node}` is found through DNS; its endpoints are DNS's, not the control plane's"
+                    ));
+                }
+                node.deregistered = matches!(self, Change::RemoveEndpoints { .. });
                 Ok(())
             }
         }
@@ -430,21 +552,15 @@ mod tests {
         .apply(&mut m)
         .unwrap();
         assert_eq!(route_names(&m), ["split", "beta"]);
-        let beta = &m.router("svc-router").unwrap().routes[1];
+        let beta = m.router("svc-router").unwrap().routes[1]
+            .http_route
+            .clone()
+            .unwrap();
         assert_eq!(
-            beta.http_route
-                .timeout
-                .as_ref()
-                .unwrap()
-                .per_request
-                .0
-                .as_millis(),
+            beta.timeout.unwrap().per_request.unwrap().0.as_millis(),
             500
         );
-        assert_eq!(
-            beta.http_route.retry_policy.as_ref().unwrap().max_retries,
-            2
-        );
+        assert_eq!(beta.retry_policy.unwrap().max_retries, 2);
         change(json!({"remove_route": {"router": "svc-router", "route": "beta"}}))
             .apply(&mut m)
             .unwrap();
@@ -526,11 +642,25 @@ mod tests {
     #[test]
     fn timeouts_and_retries_are_set_and_cleared() {
         let mut m = mesh();
-        let route = |m: &Mesh| m.router("svc-router").unwrap().routes[0].http_route.clone();
+        let route = |m: &Mesh| {
+            m.router("svc-router").unwrap().routes[0]
+                .http_route
+                .clone()
+                .unwrap()
+        };
         change(json!({"set_route_timeout": {"router": "svc-router", "route": "split", "per_request_ms": 250}}))
             .apply(&mut m)
             .unwrap();
-        assert_eq!(route(&m).timeout.unwrap().per_request.0.as_millis(), 250);
+        assert_eq!(
+            route(&m)
+                .timeout
+                .unwrap()
+                .per_request
+                .unwrap()
+                .0
+                .as_millis(),
+            250
+        );
         change(json!({"set_retry_policy": {"router": "svc-router", "route": "split",
             "retry": {"max_retries": 3, "per_retry_timeout_ms": 100, "http_retry_events": ["gateway-error"]}}}))
             .apply(&mut m)

@@ -121,13 +121,14 @@ impl ControlPlane {
         self.version_tx.subscribe()
     }
 
-    /// Is `node_id` a placed virtual node of this mesh (`mesh/<mesh>/virtualNode/<name>`)?
+    /// Is `node_id` a placed virtual node or gateway of this mesh
+    /// (`mesh/<mesh>/virtualNode/<name>`, `mesh/<mesh>/virtualGateway/<name>`)?
     pub fn knows(&self, node_id: &str) -> bool {
         let state = self.lock();
-        let prefix = format!("mesh/{}/virtualNode/", *state.mesh.mesh.name);
-        node_id
-            .strip_prefix(&prefix)
-            .is_some_and(|n| state.mesh.node(n).is_some() && state.placement.nodes.contains_key(n))
+        state
+            .mesh
+            .member_of(node_id)
+            .is_some_and(|n| state.placement.nodes.contains_key(n))
     }
 
     /// Admit a stream from `node_id`, or the status to refuse it with: an empty
@@ -146,9 +147,8 @@ impl ControlPlane {
     /// The resources for the Envoy with this node id, and the version they belong to.
     pub fn snapshot(&self, node_id: &str) -> (u64, Resources) {
         let state = self.lock();
-        let prefix = format!("mesh/{}/virtualNode/", *state.mesh.mesh.name);
-        let resources = match node_id.strip_prefix(&prefix) {
-            Some(node) => translate(&state.mesh, node, &state.placement),
+        let resources = match state.mesh.member_of(node_id) {
+            Some(name) => translate(&state.mesh, name, &state.placement),
             None => Resources::default(),
         };
         (state.version, resources)
@@ -219,8 +219,8 @@ mod tests {
         let state = cp.lock();
         let route = &state.mesh.router("svc-router").unwrap().routes[0];
         route
-            .http_route
-            .action
+            .action()
+            .unwrap()
             .weighted_targets
             .iter()
             .map(|t| *t.weight)
@@ -282,6 +282,8 @@ mod tests {
                 admin: addr,
                 app: None,
                 remote_ingress: None,
+                tcp_egress: Default::default(),
+                gateway_hop: None,
             },
         );
         let cp = ControlPlane::new(Mesh::load(&mesh).unwrap(), placement, tx);

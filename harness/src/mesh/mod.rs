@@ -3,6 +3,7 @@
 pub mod model;
 pub mod render;
 pub mod translate;
+mod validate;
 
 pub use model::Mesh;
 pub use translate::{Resources, translate};

@@ -3,7 +3,6 @@
 use crate::suite::source::{self, Duration, InputError};
 use marked_yaml::Spanned;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeSet;
 use std::path::Path;
 
 /// A whole mesh definition file.
@@ -21,6 +20,12 @@ pub struct Mesh {
     /// Virtual routers: route a virtual service's traffic to virtual nodes.
     #[serde(default)]
     pub virtual_routers: Vec<VirtualRouter>,
+    /// Virtual gateways: standalone Envoys that let traffic into the mesh.
+    #[serde(default)]
+    pub virtual_gateways: Vec<VirtualGateway>,
+    /// Gateway routes: which virtual service a gateway sends a request to.
+    #[serde(default)]
+    pub gateway_routes: Vec<GatewayRoute>,
 }
 
 /// The mesh resource.
@@ -29,6 +34,66 @@ pub struct Mesh {
 pub struct MeshSpec {
     /// Mesh name; part of every Envoy node id (`mesh/<mesh>/virtualNode/<node>`).
     pub name: Spanned<String>,
+    /// What the sidecars may call besides the mesh's virtual services.
+    #[serde(default)]
+    pub egress_filter: Option<EgressFilter>,
+}
+
+/// The mesh's egress filter.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct EgressFilter {
+    /// `DROP_ALL` (the default: only virtual services) or `ALLOW_ALL` (any host, passed
+    /// through to where the caller asked).
+    #[serde(rename = "type")]
+    pub kind: Spanned<EgressFilterType>,
+}
+
+/// The kinds of egress filter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum EgressFilterType {
+    /// Only the virtual services a node names as backends.
+    DropAll,
+    /// Also any other host, passed through to its original address.
+    AllowAll,
+}
+
+/// A listener's protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    /// HTTP/1.1.
+    Http,
+    /// HTTP/2 (cleartext, h2c).
+    Http2,
+    /// gRPC over HTTP/2.
+    Grpc,
+    /// Plain TCP, proxied byte for byte.
+    Tcp,
+}
+
+impl Protocol {
+    /// The name used in the mesh file and in App Mesh's Envoy resource names.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Http => "http",
+            Protocol::Http2 => "http2",
+            Protocol::Grpc => "grpc",
+            Protocol::Tcp => "tcp",
+        }
+    }
+
+    /// Does the sidecar speak HTTP/2 to the app and to other sidecars for it?
+    pub fn is_http2(self) -> bool {
+        matches!(self, Protocol::Http2 | Protocol::Grpc)
+    }
+}
+
+impl std::fmt::Display for Protocol {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// A listener port and protocol.
@@ -37,9 +102,8 @@ pub struct MeshSpec {
 pub struct Listener {
     /// Port the service listens on.
     pub port: u16,
-    /// Protocol; only `http` for now.
-    #[serde(default = "http")]
-    pub protocol: Spanned<String>,
+    /// Protocol: `http`, `http2`, `grpc` or `tcp`.
+    pub protocol: Spanned<Protocol>,
     /// Limits on the sidecar's connections to the local app (App Mesh: the listener's
     /// connection pool, i.e. circuit breakers on the node's ingress cluster).
     #[serde(default)]
@@ -51,17 +115,27 @@ pub struct Listener {
     /// Active health checking of the local app by this node's sidecar.
     #[serde(default)]
     pub health_check: Option<HealthCheck>,
-    /// Timeouts of requests the listener takes in.
+    /// Timeouts of requests (or connections, for `tcp`) the listener takes in.
     #[serde(default)]
     pub timeout: Option<ListenerTimeout>,
 }
 
-/// A listener's connection pool, per protocol.
+/// A listener's connection pool: one entry, named after the listener's protocol.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ConnectionPool {
-    /// Limits for an HTTP listener.
-    pub http: HttpConnectionPool,
+    /// Limits for an `http` listener.
+    #[serde(default)]
+    pub http: Option<HttpConnectionPool>,
+    /// Limits for an `http2` listener.
+    #[serde(default)]
+    pub http2: Option<StreamPool>,
+    /// Limits for a `grpc` listener.
+    #[serde(default)]
+    pub grpc: Option<StreamPool>,
+    /// Limits for a `tcp` listener.
+    #[serde(default)]
+    pub tcp: Option<TcpConnectionPool>,
 }
 
 /// Connection limits for an HTTP listener.
@@ -73,6 +147,22 @@ pub struct HttpConnectionPool {
     /// Requests waiting for a connection at most (at least 1; Envoy's 1024 when unset).
     #[serde(default)]
     pub max_pending_requests: Option<Spanned<u32>>,
+}
+
+/// Stream limits for an HTTP/2 or gRPC listener.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct StreamPool {
+    /// Requests in flight to the local app at most (at least 1).
+    pub max_requests: Spanned<u32>,
+}
+
+/// Connection limits for a TCP listener.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct TcpConnectionPool {
+    /// Connections to the local app at most (at least 1).
+    pub max_connections: Spanned<u32>,
 }
 
 /// When callers eject an endpoint of this node.
@@ -93,9 +183,9 @@ pub struct OutlierDetection {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct HealthCheck {
-    /// `http` (a GET of `path` must answer 2xx) or `tcp` (a connection must open).
-    pub protocol: Spanned<String>,
-    /// Path to GET (required for `http`).
+    /// `http` or `http2` (a GET of `path` must answer 2xx) or `tcp` (a connection must open).
+    pub protocol: Spanned<Protocol>,
+    /// Path to GET (required for `http` and `http2`).
     #[serde(default)]
     pub path: Option<Spanned<String>>,
     /// Time between checks, 5000-300000 ms.
@@ -108,16 +198,39 @@ pub struct HealthCheck {
     pub unhealthy_threshold: Spanned<u32>,
 }
 
-/// A listener's timeouts, per protocol.
+/// A listener's timeouts: one entry, named after the listener's protocol.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ListenerTimeout {
-    /// Timeouts of an HTTP listener.
-    pub http: RouteTimeout,
+    /// Timeouts of an `http` listener.
+    #[serde(default)]
+    pub http: Option<RouteTimeout>,
+    /// Timeouts of an `http2` listener.
+    #[serde(default)]
+    pub http2: Option<RouteTimeout>,
+    /// Timeouts of a `grpc` listener.
+    #[serde(default)]
+    pub grpc: Option<RouteTimeout>,
+    /// Timeouts of a `tcp` listener.
+    #[serde(default)]
+    pub tcp: Option<TcpTimeout>,
 }
 
-fn http() -> Spanned<String> {
-    Spanned::new(marked_yaml::Span::new_blank(), "http".to_string())
+/// How a virtual node's instances are found.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ServiceDiscovery {
+    /// Callers resolve this DNS name (at the node's listener port) instead of getting
+    /// endpoints from the control plane.
+    pub dns: DnsDiscovery,
+}
+
+/// DNS service discovery.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct DnsDiscovery {
+    /// The name callers' sidecars resolve, e.g. `svc-v1.outpost.internal`.
+    pub hostname: Spanned<String>,
 }
 
 /// A virtual node: a service version with its sidecar.
@@ -132,6 +245,14 @@ pub struct VirtualNode {
     /// Virtual services this node may call.
     #[serde(default)]
     pub backends: Vec<Spanned<String>>,
+    /// How callers find its instances: endpoints pushed by the control plane (EDS) when
+    /// unset, or a DNS name.
+    #[serde(default)]
+    pub service_discovery: Option<ServiceDiscovery>,
+    /// Set by the change API, never in a file: the node's instances are deregistered,
+    /// so callers get no endpoints for it.
+    #[serde(skip)]
+    pub deregistered: bool,
 }
 
 /// A virtual service: a name, provided by a node or a router.
@@ -160,13 +281,24 @@ pub enum Provider {
 pub struct VirtualRouter {
     /// Name, unique in the mesh.
     pub name: Spanned<String>,
-    /// The port and protocol it routes.
-    pub listeners: Vec<Listener>,
-    /// Routes, tried in order.
+    /// The port and protocol it routes (exactly one).
+    pub listeners: Vec<RouterListener>,
+    /// Routes, tried by priority.
     pub routes: Vec<Route>,
 }
 
-/// One route of a virtual router.
+/// A virtual router's or virtual gateway's listener.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RouterListener {
+    /// The port.
+    pub port: u16,
+    /// The protocol; a router's routes must be of this kind.
+    pub protocol: Spanned<Protocol>,
+}
+
+/// One route of a virtual router: exactly one of the four kinds, matching the router's
+/// listener protocol.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Route {
@@ -176,8 +308,18 @@ pub struct Route {
     /// come last, in the order written.
     #[serde(default)]
     pub priority: Option<Spanned<u32>>,
-    /// An HTTP route.
-    pub http_route: HttpRoute,
+    /// An HTTP/1.1 route.
+    #[serde(default)]
+    pub http_route: Option<HttpRoute>,
+    /// An HTTP/2 route (same fields as an HTTP route).
+    #[serde(default)]
+    pub http2_route: Option<HttpRoute>,
+    /// A gRPC route.
+    #[serde(default)]
+    pub grpc_route: Option<GrpcRoute>,
+    /// A TCP route.
+    #[serde(default)]
+    pub tcp_route: Option<TcpRoute>,
 }
 
 /// An HTTP route: a match and an action.
@@ -197,12 +339,67 @@ pub struct HttpRoute {
     pub retry_policy: Option<RetryPolicy>,
 }
 
-/// A route's timeouts.
+/// A gRPC route: a match on service and method, and an action.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct GrpcRoute {
+    /// What calls it takes.
+    #[serde(rename = "match")]
+    pub matcher: GrpcMatch,
+    /// Where they go.
+    pub action: RouteAction,
+    /// How long a call may take, all retries included.
+    #[serde(default)]
+    pub timeout: Option<RouteTimeout>,
+    /// When and how often to retry.
+    #[serde(default)]
+    pub retry_policy: Option<RetryPolicy>,
+}
+
+/// Which gRPC calls a route takes (every call when empty).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct GrpcMatch {
+    /// Fully qualified service, e.g. `shop.Cart`.
+    #[serde(default)]
+    pub service_name: Option<Spanned<String>>,
+    /// Method of that service, e.g. `Add` (needs `serviceName`).
+    #[serde(default)]
+    pub method_name: Option<Spanned<String>>,
+    /// Metadata (request headers) the call must carry.
+    #[serde(default)]
+    pub metadata: Vec<HeaderMatch>,
+}
+
+/// A TCP route: where connections go.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct TcpRoute {
+    /// Where they go.
+    pub action: RouteAction,
+    /// How long a connection may stay idle.
+    #[serde(default)]
+    pub timeout: Option<TcpTimeout>,
+}
+
+/// A route's or HTTP listener's timeouts.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RouteTimeout {
     /// The whole request, retries included (`15s` when unset).
-    pub per_request: Duration,
+    #[serde(default)]
+    pub per_request: Option<Duration>,
+    /// How long a stream may stay without activity.
+    #[serde(default)]
+    pub idle: Option<Duration>,
+}
+
+/// A TCP timeout.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct TcpTimeout {
+    /// How long a connection may stay without traffic before it is closed.
+    pub idle: Duration,
 }
 
 /// A route's retry policy.
@@ -217,6 +414,13 @@ pub struct RetryPolicy {
     /// `client-error` (409), `stream-error` (a refused stream).
     #[serde(default)]
     pub http_retry_events: Vec<Spanned<String>>,
+    /// gRPC status codes that are retried (gRPC routes): `cancelled`,
+    /// `deadline-exceeded`, `internal`, `resource-exhausted`, `unavailable`.
+    #[serde(default)]
+    pub grpc_retry_events: Vec<Spanned<String>>,
+    /// `connection-error` retries a failed connection (Envoy's `connect-failure`).
+    #[serde(default)]
+    pub tcp_retry_events: Vec<Spanned<String>>,
 }
 
 /// The retry events App Mesh knows, and Envoy's `retry_on` name for each.
@@ -227,16 +431,61 @@ pub const RETRY_EVENTS: [(&str, &str); 4] = [
     ("stream-error", "refused-stream"),
 ];
 
-/// Which requests a route takes.
-#[derive(Debug, Clone, Deserialize)]
+/// The gRPC retry events App Mesh knows; Envoy's `retry_on` uses the same names.
+pub const GRPC_RETRY_EVENTS: [&str; 5] = [
+    "cancelled",
+    "deadline-exceeded",
+    "internal",
+    "resource-exhausted",
+    "unavailable",
+];
+
+/// Which requests a route takes: a `prefix` or a `path`, and optionally a method and
+/// headers (and, in gateway routes only, a hostname).
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct HttpMatch {
     /// Path prefix, e.g. `/`.
-    pub prefix: String,
+    #[serde(default)]
+    pub prefix: Option<Spanned<String>>,
+    /// The whole path.
+    #[serde(default)]
+    pub path: Option<PathMatch>,
+    /// HTTP method, e.g. `POST`.
+    #[serde(default)]
+    pub method: Option<Spanned<String>>,
     /// Headers the request must carry.
     #[serde(default)]
     pub headers: Vec<HeaderMatch>,
+    /// The request's host (gateway routes only).
+    #[serde(default)]
+    pub hostname: Option<HostnameMatch>,
 }
+
+/// A whole-path match.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub enum PathMatch {
+    /// Exactly this path.
+    Exact(Spanned<String>),
+    /// Matching this RE2 regular expression.
+    Regex(Spanned<String>),
+}
+
+/// A gateway route's hostname match.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub enum HostnameMatch {
+    /// Exactly this host.
+    Exact(Spanned<String>),
+    /// Any host ending with this, e.g. `.example.com`.
+    Suffix(Spanned<String>),
+}
+
+/// The HTTP methods a route may match.
+pub const METHODS: [&str; 9] = [
+    "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
+];
 
 /// A header a request must carry, and its value.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -281,177 +530,232 @@ pub struct WeightedTarget {
     pub weight: Spanned<u32>,
 }
 
+/// A virtual gateway: a standalone Envoy at the edge of the mesh (ingress into the
+/// outpost); its gateway routes send requests on to virtual services.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct VirtualGateway {
+    /// Name, unique among virtual nodes and gateways.
+    pub name: Spanned<String>,
+    /// The port and protocol (`http`, `http2` or `grpc`) it takes requests on (exactly one).
+    pub listeners: Vec<RouterListener>,
+}
+
+/// A gateway route: requests a gateway takes, and the virtual service they go to.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct GatewayRoute {
+    /// Name, unique in its gateway.
+    pub name: Spanned<String>,
+    /// The gateway it belongs to.
+    pub virtual_gateway: Spanned<String>,
+    /// Tried from the lowest number up (0-1000); routes without one come last.
+    #[serde(default)]
+    pub priority: Option<Spanned<u32>>,
+    /// An HTTP/1.1 gateway route.
+    #[serde(default)]
+    pub http_route: Option<GatewayHttpRoute>,
+    /// An HTTP/2 gateway route.
+    #[serde(default)]
+    pub http2_route: Option<GatewayHttpRoute>,
+    /// A gRPC gateway route.
+    #[serde(default)]
+    pub grpc_route: Option<GatewayGrpcRoute>,
+}
+
+/// An HTTP gateway route.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct GatewayHttpRoute {
+    /// What requests it takes (`prefix` or `path`, method, headers, hostname).
+    #[serde(rename = "match")]
+    pub matcher: HttpMatch,
+    /// Where they go.
+    pub action: GatewayAction,
+}
+
+/// A gRPC gateway route.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct GatewayGrpcRoute {
+    /// What calls it takes.
+    #[serde(rename = "match")]
+    pub matcher: GrpcMatch,
+    /// Where they go.
+    pub action: GatewayAction,
+}
+
+/// A gateway route's target and rewrites.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct GatewayAction {
+    /// The virtual service.
+    pub target: GatewayTarget,
+    /// How the request is rewritten on its way (HTTP routes).
+    #[serde(default)]
+    pub rewrite: Option<GatewayRewrite>,
+}
+
+/// A gateway route's target.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct GatewayTarget {
+    /// The virtual service requests go to.
+    pub virtual_service: GatewayService,
+}
+
+/// A virtual service named by a gateway route.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct GatewayService {
+    /// Its name.
+    pub virtual_service_name: Spanned<String>,
+}
+
+/// Rewrites of a gateway route. By default (as in App Mesh) the matched prefix becomes
+/// `/` and the host becomes the target virtual service's name.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct GatewayRewrite {
+    /// The matched prefix.
+    #[serde(default)]
+    pub prefix: Option<PrefixRewrite>,
+    /// The host.
+    #[serde(default)]
+    pub hostname: Option<HostnameRewrite>,
+}
+
+/// What the matched prefix becomes.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PrefixRewrite {
+    /// `ENABLED` (the prefix becomes `/`) or `DISABLED` (the path is kept).
+    #[serde(default)]
+    pub default_prefix: Option<Toggle>,
+    /// The prefix becomes this instead.
+    #[serde(default)]
+    pub value: Option<Spanned<String>>,
+}
+
+/// What the host becomes.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct HostnameRewrite {
+    /// `ENABLED` (the target virtual service's name) or `DISABLED` (kept).
+    pub default_target_hostname: Toggle,
+}
+
+/// App Mesh's on/off switch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Toggle {
+    /// On.
+    Enabled,
+    /// Off.
+    Disabled,
+}
+
+/// A route of either kind a virtual router has, seen through what they share.
+#[derive(Debug, Clone, Copy)]
+pub enum RouteKind<'a> {
+    /// `httpRoute` or `http2Route`.
+    Http(Protocol, &'a HttpRoute),
+    /// `grpcRoute`.
+    Grpc(&'a GrpcRoute),
+    /// `tcpRoute`.
+    Tcp(&'a TcpRoute),
+}
+
+impl Route {
+    /// The route's kind and body, `None` unless exactly one kind is written.
+    pub fn kind(&self) -> Option<RouteKind<'_>> {
+        let kinds = [
+            self.http_route
+                .as_ref()
+                .map(|r| RouteKind::Http(Protocol::Http, r)),
+            self.http2_route
+                .as_ref()
+                .map(|r| RouteKind::Http(Protocol::Http2, r)),
+            self.grpc_route.as_ref().map(RouteKind::Grpc),
+            self.tcp_route.as_ref().map(RouteKind::Tcp),
+        ];
+        let mut written = kinds.into_iter().flatten();
+        match (written.next(), written.next()) {
+            (Some(kind), None) => Some(kind),
+            _ => None,
+        }
+    }
+
+    /// The route's targets.
+    pub fn action(&self) -> Option<&RouteAction> {
+        Some(match self.kind()? {
+            RouteKind::Http(_, r) => &r.action,
+            RouteKind::Grpc(r) => &r.action,
+            RouteKind::Tcp(r) => &r.action,
+        })
+    }
+
+    /// The route's targets, to change them.
+    pub fn action_mut(&mut self) -> Option<&mut RouteAction> {
+        if let Some(r) = self.http_route.as_mut().or(self.http2_route.as_mut()) {
+            return Some(&mut r.action);
+        }
+        if let Some(r) = self.grpc_route.as_mut() {
+            return Some(&mut r.action);
+        }
+        self.tcp_route.as_mut().map(|r| &mut r.action)
+    }
+
+    /// The timeout and retry policy of an HTTP, HTTP/2 or gRPC route, to change them.
+    pub fn request_policy_mut(
+        &mut self,
+    ) -> Option<(&mut Option<RouteTimeout>, &mut Option<RetryPolicy>)> {
+        if let Some(r) = self.http_route.as_mut().or(self.http2_route.as_mut()) {
+            return Some((&mut r.timeout, &mut r.retry_policy));
+        }
+        self.grpc_route
+            .as_mut()
+            .map(|r| (&mut r.timeout, &mut r.retry_policy))
+    }
+}
+
+impl GatewayRoute {
+    /// The route's protocol, match and action, `None` unless exactly one kind is written.
+    pub fn kind(&self) -> Option<(Protocol, GatewayMatch<'_>, &GatewayAction)> {
+        let kinds = [
+            self.http_route
+                .as_ref()
+                .map(|r| (Protocol::Http, GatewayMatch::Http(&r.matcher), &r.action)),
+            self.http2_route
+                .as_ref()
+                .map(|r| (Protocol::Http2, GatewayMatch::Http(&r.matcher), &r.action)),
+            self.grpc_route
+                .as_ref()
+                .map(|r| (Protocol::Grpc, GatewayMatch::Grpc(&r.matcher), &r.action)),
+        ];
+        let mut written = kinds.into_iter().flatten();
+        match (written.next(), written.next()) {
+            (Some(kind), None) => Some(kind),
+            _ => None,
+        }
+    }
+}
+
+/// A gateway route's match, by kind.
+#[derive(Debug, Clone, Copy)]
+pub enum GatewayMatch<'a> {
+    /// HTTP or HTTP/2.
+    Http(&'a HttpMatch),
+    /// gRPC.
+    Grpc(&'a GrpcMatch),
+}
+
 impl Mesh {
     /// Load and validate a mesh file.
     pub fn load(path: &Path) -> Result<Mesh, InputError> {
         let mesh: Mesh = source::load(path)?;
         mesh.validate(path)?;
         Ok(mesh)
-    }
-
-    /// Reject what App Mesh would reject, naming the place in `path`.
-    pub fn validate(&self, path: &Path) -> Result<(), InputError> {
-        let mut nodes = BTreeSet::new();
-        for node in &self.virtual_nodes {
-            if !nodes.insert(node.name.as_str()) {
-                return Err(InputError::spanned(
-                    path,
-                    &node.name,
-                    format!("duplicate virtual node `{}`", *node.name),
-                ));
-            }
-            if node.listeners.len() > 1 {
-                return Err(InputError::spanned(
-                    path,
-                    &node.name,
-                    format!(
-                        "virtual node `{}` has {} listeners; expected at most one",
-                        *node.name,
-                        node.listeners.len()
-                    ),
-                ));
-            }
-            let mut ports = BTreeSet::new();
-            for l in &node.listeners {
-                if l.protocol.as_str() != "http" {
-                    return Err(InputError::spanned(
-                        path,
-                        &l.protocol,
-                        format!("unsupported protocol `{}`; expected `http`", *l.protocol),
-                    ));
-                }
-                validate_listener(path, l)?;
-                if !ports.insert(l.port) {
-                    return Err(InputError::spanned(
-                        path,
-                        &node.name,
-                        format!("duplicate listener port {} on `{}`", l.port, *node.name),
-                    ));
-                }
-            }
-        }
-        let routers: BTreeSet<&str> = self
-            .virtual_routers
-            .iter()
-            .map(|r| r.name.as_str())
-            .collect();
-        let services: BTreeSet<&str> = self
-            .virtual_services
-            .iter()
-            .map(|s| s.name.as_str())
-            .collect();
-        for node in &self.virtual_nodes {
-            for backend in &node.backends {
-                if !services.contains(backend.as_str()) {
-                    return Err(InputError::spanned(
-                        path,
-                        backend,
-                        format!(
-                            "backend `{}` names no virtual service; expected one of: {}",
-                            **backend,
-                            join(&services)
-                        ),
-                    ));
-                }
-            }
-        }
-        for service in &self.virtual_services {
-            match &service.provider {
-                Provider::VirtualNode(n) if !nodes.contains(n.as_str()) => {
-                    return Err(InputError::spanned(
-                        path,
-                        n,
-                        format!(
-                            "unknown virtual node `{}`; expected one of: {}",
-                            **n,
-                            join(&nodes)
-                        ),
-                    ));
-                }
-                Provider::VirtualRouter(r) if !routers.contains(r.as_str()) => {
-                    return Err(InputError::spanned(
-                        path,
-                        r,
-                        format!(
-                            "unknown virtual router `{}`; expected one of: {}",
-                            **r,
-                            join(&routers)
-                        ),
-                    ));
-                }
-                _ => {}
-            }
-        }
-        for router in &self.virtual_routers {
-            let mut route_names = BTreeSet::new();
-            for route in &router.routes {
-                if !route_names.insert(route.name.as_str()) {
-                    return Err(InputError::spanned(
-                        path,
-                        &route.name,
-                        format!("duplicate route `{}` in `{}`", *route.name, *router.name),
-                    ));
-                }
-                let mut sum = 0;
-                for target in &route.http_route.action.weighted_targets {
-                    if !nodes.contains(target.virtual_node.as_str()) {
-                        return Err(InputError::spanned(
-                            path,
-                            &target.virtual_node,
-                            format!(
-                                "unknown virtual node `{}`; expected one of: {}",
-                                *target.virtual_node,
-                                join(&nodes)
-                            ),
-                        ));
-                    }
-                    if *target.weight > 100 {
-                        return Err(InputError::spanned(
-                            path,
-                            &target.weight,
-                            format!("expected a weight from 0 to 100, found {}", *target.weight),
-                        ));
-                    }
-                    sum += *target.weight;
-                }
-                if let Some(p) = &route.priority
-                    && **p > 1000
-                {
-                    return Err(InputError::spanned(
-                        path,
-                        p,
-                        format!("expected a priority from 0 to 1000, found {}", **p),
-                    ));
-                }
-                if let Some(retry) = &route.http_route.retry_policy {
-                    for event in &retry.http_retry_events {
-                        if !RETRY_EVENTS.iter().any(|(name, _)| *name == event.as_str()) {
-                            let known: Vec<&str> = RETRY_EVENTS.iter().map(|(n, _)| *n).collect();
-                            return Err(InputError::spanned(
-                                path,
-                                event,
-                                format!(
-                                    "unknown retry event `{}`; expected one of: {}",
-                                    **event,
-                                    known.join(", ")
-                                ),
-                            ));
-                        }
-                    }
-                }
-                if sum != 100 {
-                    return Err(InputError::spanned(
-                        path,
-                        &route.name,
-                        format!(
-                            "weights of route `{}` add up to {sum}; expected 100",
-                            *route.name
-                        ),
-                    ));
-                }
-            }
-        }
-        Ok(())
     }
 
     /// The virtual node called `name`.
@@ -466,147 +770,80 @@ impl Mesh {
             .find(|r| r.name.as_str() == name)
     }
 
-    /// The Envoy node id App Mesh gives a virtual node.
-    pub fn node_id(&self, node: &str) -> String {
-        format!("mesh/{}/virtualNode/{}", *self.mesh.name, node)
+    /// The virtual gateway called `name`.
+    pub fn gateway(&self, name: &str) -> Option<&VirtualGateway> {
+        self.virtual_gateways
+            .iter()
+            .find(|g| g.name.as_str() == name)
     }
-}
 
-/// Check a listener's connection pool, outlier detection, health check and timeout
-/// against App Mesh's limits.
-fn validate_listener(path: &Path, l: &Listener) -> Result<(), InputError> {
-    let range = |v: &Spanned<u64>, what: &str, low: u64, high: u64| {
-        if **v < low || **v > high {
-            Err(InputError::spanned(
-                path,
-                v,
-                format!("expected {what} from {low} to {high}, found {}", **v),
-            ))
+    /// The virtual service called `name`.
+    pub fn service(&self, name: &str) -> Option<&VirtualService> {
+        self.virtual_services
+            .iter()
+            .find(|s| s.name.as_str() == name)
+    }
+
+    /// The gateway routes of gateway `name`.
+    pub fn routes_of_gateway<'a>(
+        &'a self,
+        name: &'a str,
+    ) -> impl Iterator<Item = &'a GatewayRoute> {
+        self.gateway_routes
+            .iter()
+            .filter(move |r| r.virtual_gateway.as_str() == name)
+    }
+
+    /// The port and protocol a virtual service is called on: its router's listener, or
+    /// its node's.
+    pub fn service_listener(&self, service: &str) -> Option<(u16, Protocol)> {
+        match &self.service(service)?.provider {
+            Provider::VirtualNode(n) => self
+                .node(n)?
+                .listeners
+                .first()
+                .map(|l| (l.port, *l.protocol)),
+            Provider::VirtualRouter(r) => self
+                .router(r)?
+                .listeners
+                .first()
+                .map(|l| (l.port, *l.protocol)),
+        }
+    }
+
+    /// The Envoy node id App Mesh gives a virtual node (`mesh/<mesh>/virtualNode/<name>`)
+    /// or a virtual gateway (`mesh/<mesh>/virtualGateway/<name>`).
+    pub fn node_id(&self, name: &str) -> String {
+        let kind = if self.gateway(name).is_some() {
+            "virtualGateway"
         } else {
-            Ok(())
-        }
-    };
-    let widen = |v: &Spanned<u32>| Spanned::new(*v.span(), u64::from(**v));
-    if let Some(pool) = &l.connection_pool {
-        range(
-            &widen(&pool.http.max_connections),
-            "maxConnections",
-            1,
-            u64::from(u32::MAX),
-        )?;
-        if let Some(p) = &pool.http.max_pending_requests {
-            range(&widen(p), "maxPendingRequests", 1, u64::from(u32::MAX))?;
-        }
+            "virtualNode"
+        };
+        format!("mesh/{}/{kind}/{name}", *self.mesh.name)
     }
-    if let Some(od) = &l.outlier_detection {
-        range(
-            &widen(&od.max_server_errors),
-            "maxServerErrors",
-            1,
-            u64::from(u32::MAX),
-        )?;
-        range(
-            &widen(&od.max_ejection_percent),
-            "maxEjectionPercent",
-            0,
-            100,
-        )?;
-        for (d, what) in [
-            (&od.interval, "interval"),
-            (&od.base_ejection_duration, "baseEjectionDuration"),
-        ] {
-            if d.0.is_zero() {
-                return Err(InputError::spanned(
-                    path,
-                    d,
-                    format!("expected a {what} longer than 0s"),
-                ));
-            }
+
+    /// The virtual node or gateway an Envoy node id names, if it is one of this mesh's.
+    pub fn member_of<'a>(&self, node_id: &'a str) -> Option<&'a str> {
+        let rest = node_id
+            .strip_prefix("mesh/")?
+            .strip_prefix(self.mesh.name.as_str())?;
+        if let Some(name) = rest.strip_prefix("/virtualNode/") {
+            return self.node(name).map(|_| name);
         }
+        let name = rest.strip_prefix("/virtualGateway/")?;
+        self.gateway(name).map(|_| name)
     }
-    if let Some(hc) = &l.health_check {
-        match hc.protocol.as_str() {
-            "http" => {
-                if !hc.path.as_ref().is_some_and(|p| p.starts_with('/')) {
-                    return Err(InputError::spanned(
-                        path,
-                        hc.path.as_ref().unwrap_or(&hc.protocol),
-                        "an http health check needs a `path` starting with `/`",
-                    ));
-                }
-            }
-            "tcp" => {}
-            other => {
-                return Err(InputError::spanned(
-                    path,
-                    &hc.protocol,
-                    format!(
-                        "unsupported health check protocol `{other}`; expected `http` or `tcp`"
-                    ),
-                ));
-            }
-        }
-        range(&hc.interval_millis, "intervalMillis", 5_000, 300_000)?;
-        range(&hc.timeout_millis, "timeoutMillis", 2_000, 60_000)?;
-        range(&widen(&hc.healthy_threshold), "healthyThreshold", 2, 10)?;
-        range(&widen(&hc.unhealthy_threshold), "unhealthyThreshold", 2, 10)?;
+
+    /// Does `egressFilter` let sidecars call hosts outside the mesh?
+    pub fn allows_all_egress(&self) -> bool {
+        self.mesh
+            .egress_filter
+            .as_ref()
+            .is_some_and(|f| *f.kind == EgressFilterType::AllowAll)
     }
-    Ok(())
 }
 
 /// `a, b, c` for error messages.
 pub fn join<'a>(names: impl IntoIterator<Item = &'a &'a str>) -> String {
     names.into_iter().copied().collect::<Vec<_>>().join(", ")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The error `validate` gives for a one-node mesh whose listener has `extra` keys.
-    fn listener_error(extra: &str) -> String {
-        let text = format!(
-            "mesh: {{ name: m }}\nvirtualNodes:\n  - name: n\n    listeners:\n      - port: 8080\n{extra}"
-        );
-        let path = Path::new("m.yaml");
-        let mesh: Mesh = source::parse(path, &text).unwrap_or_else(|e| panic!("{e}"));
-        mesh.validate(path)
-            .err()
-            .map(|e| e.to_string())
-            .unwrap_or_default()
-    }
-
-    #[test]
-    fn listener_features_outside_app_mesh_limits_are_rejected_where_written() {
-        let hc = |interval: u64, path: &str| {
-            format!(
-                "        healthCheck: {{ protocol: http, {path} intervalMillis: {interval}, timeoutMillis: 2000, healthyThreshold: 2, unhealthyThreshold: 2 }}\n"
-            )
-        };
-        assert_eq!(listener_error(&hc(5000, "path: /ping,")), "");
-        let e = listener_error(&hc(1000, "path: /ping,"));
-        assert!(
-            e.starts_with("m.yaml:6:")
-                && e.contains("intervalMillis from 5000 to 300000, found 1000"),
-            "{e}"
-        );
-        let e = listener_error(&hc(5000, ""));
-        assert!(e.contains("needs a `path`"), "{e}");
-        let e = listener_error(
-            "        outlierDetection: { maxServerErrors: 3, interval: 0s, baseEjectionDuration: 1s, maxEjectionPercent: 10 }\n",
-        );
-        assert!(e.contains("interval longer than 0s"), "{e}");
-        let e = listener_error(
-            "        outlierDetection: { maxServerErrors: 3, interval: 1s, baseEjectionDuration: 1s, maxEjectionPercent: 101 }\n",
-        );
-        assert!(
-            e.contains("maxEjectionPercent from 0 to 100, found 101"),
-            "{e}"
-        );
-        let e = listener_error("        connectionPool: { http: { maxConnections: 0 } }\n");
-        assert!(
-            e.starts_with("m.yaml:6:") && e.contains("maxConnections from 1"),
-            "{e}"
-        );
-    }
 }

@@ -1,6 +1,7 @@
 //! A readable form of [`Resources`] for snapshots and reports: names, addresses, matches,
-//! weights, timeouts, retry policies, endpoints, circuit breakers, outlier detection and
-//! health checks, with the packed `Any` configs (the HTTP connection manager) decoded.
+//! weights, timeouts, retry policies, rewrites, endpoints, circuit breakers, outlier
+//! detection and health checks, with the packed `Any` configs (the HTTP connection
+//! manager, the TCP proxy) decoded.
 
 use super::Resources;
 use envoy_types::pb::envoy::config::cluster::v3::{Cluster, cluster};
@@ -13,7 +14,9 @@ use envoy_types::pb::envoy::config::route::v3::{
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
     HttpConnectionManager, http_connection_manager,
 };
+use envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3::{TcpProxy, tcp_proxy};
 use envoy_types::pb::envoy::r#type::matcher::v3::string_matcher;
+use envoy_types::pb::envoy::r#type::v3::CodecClientType;
 use envoy_types::pb::google::protobuf::{Any, Duration};
 use prost::Message;
 use serde_json::{Map, Value, json};
@@ -93,7 +96,14 @@ fn render_cluster(c: &Cluster) -> Value {
         _ => "other".into(),
     };
     put(&mut m, "type", json!(kind));
+    if let Some(cluster::ClusterDiscoveryType::ClusterType(custom)) = &c.cluster_discovery_type {
+        put(&mut m, "cluster_type", json!(custom.name));
+    }
     put(&mut m, "connect_timeout", dur(&c.connect_timeout));
+    if !c.typed_extension_protocol_options.is_empty() {
+        // The only protocol options tether sets: HTTP/2 upstream.
+        put(&mut m, "upstream", json!("http2"));
+    }
     if let Some(eds) = &c.eds_cluster_config {
         put(&mut m, "eds_service", json!(eds.service_name));
     }
@@ -137,7 +147,12 @@ fn render_cluster(c: &Cluster) -> Value {
             let mut m = Map::new();
             match &hc.health_checker {
                 Some(health_check::HealthChecker::HttpHealthCheck(h)) => {
-                    put(&mut m, "protocol", json!("http"));
+                    let http2 = h.codec_client_type == CodecClientType::Http2 as i32;
+                    put(
+                        &mut m,
+                        "protocol",
+                        json!(if http2 { "http2" } else { "http" }),
+                    );
                     put(&mut m, "path", json!(h.path));
                 }
                 Some(health_check::HealthChecker::TcpHealthCheck(_)) => {
@@ -156,6 +171,14 @@ fn render_cluster(c: &Cluster) -> Value {
     Value::Object(m)
 }
 
+/// The TCP proxy packed in `any`, if that is what it holds.
+fn decode_tcp_proxy(any: &Any) -> Option<TcpProxy> {
+    any.type_url
+        .ends_with("TcpProxy")
+        .then(|| TcpProxy::decode(any.value.as_slice()).ok())
+        .flatten()
+}
+
 /// The HTTP connection manager packed in `any`, if that is what it holds.
 fn decode_hcm(any: &Any) -> Option<HttpConnectionManager> {
     any.type_url
@@ -172,10 +195,29 @@ fn render_listener(l: &Listener) -> Value {
         .map(|f| {
             let mut m = Map::new();
             put(&mut m, "name", json!(f.name));
-            let hcm = match &f.config_type {
-                Some(filter::ConfigType::TypedConfig(any)) => decode_hcm(any),
+            let any = match &f.config_type {
+                Some(filter::ConfigType::TypedConfig(any)) => Some(any),
                 _ => None,
             };
+            if let Some(proxy) = any.and_then(decode_tcp_proxy) {
+                put(&mut m, "stat_prefix", json!(proxy.stat_prefix));
+                match &proxy.cluster_specifier {
+                    Some(tcp_proxy::ClusterSpecifier::Cluster(c)) => {
+                        put(&mut m, "cluster", json!(c))
+                    }
+                    Some(tcp_proxy::ClusterSpecifier::WeightedClusters(wc)) => {
+                        let w: Vec<Value> = wc
+                            .clusters
+                            .iter()
+                            .map(|c| json!({ "cluster": c.name, "weight": c.weight }))
+                            .collect();
+                        put(&mut m, "weighted_clusters", json!(w));
+                    }
+                    None => {}
+                }
+                put(&mut m, "idle_timeout", dur(&proxy.idle_timeout));
+            }
+            let hcm = any.and_then(decode_hcm);
             if let Some(hcm) = hcm {
                 put(&mut m, "stat_prefix", json!(hcm.stat_prefix));
                 if let Some(http_connection_manager::RouteSpecifier::Rds(rds)) =
@@ -199,7 +241,13 @@ fn render_route(r: &Route) -> Value {
         match &rm.path_specifier {
             Some(route_match::PathSpecifier::Prefix(p)) => put(&mut matcher, "prefix", json!(p)),
             Some(route_match::PathSpecifier::Path(p)) => put(&mut matcher, "path", json!(p)),
+            Some(route_match::PathSpecifier::SafeRegex(r)) => {
+                put(&mut matcher, "path_regex", json!(r.regex))
+            }
             _ => {}
+        }
+        if rm.grpc.is_some() {
+            put(&mut matcher, "grpc", json!(true));
         }
         let headers: Vec<Value> = rm
             .headers
@@ -239,6 +287,15 @@ fn render_route(r: &Route) -> Value {
             _ => {}
         }
         put(&mut m, "timeout", dur(&a.timeout));
+        put(&mut m, "idle_timeout", dur(&a.idle_timeout));
+        if !a.prefix_rewrite.is_empty() {
+            put(&mut m, "prefix_rewrite", json!(a.prefix_rewrite));
+        }
+        if let Some(route_action::HostRewriteSpecifier::HostRewriteLiteral(h)) =
+            &a.host_rewrite_specifier
+        {
+            put(&mut m, "host_rewrite", json!(h));
+        }
         if let Some(rp) = &a.retry_policy {
             let mut retry = Map::new();
             put(&mut retry, "retry_on", json!(rp.retry_on));
@@ -274,38 +331,35 @@ fn render_route_config(rc: &RouteConfiguration) -> Value {
 mod tests {
     use super::*;
     use crate::mesh::{Mesh, translate};
-    use crate::topology::{NodePlacement, Placement, Site};
+    use crate::topology::{Placement, Site};
     use std::net::SocketAddr;
     use std::path::Path;
 
-    /// Fixed addresses for every node of `mesh`, in name order: node `i` gets ports
-    /// `10000 + 100 i` (admin) to `+4`; every third node is in the region, so snapshots
-    /// show both direct and cross-site (data link) endpoints.
+    /// Fixed addresses for every node and gateway of `mesh`, in name order, from port
+    /// 10000 up; every third is in the region, so snapshots show both direct and
+    /// cross-site (data link) endpoints.
     fn placement(mesh: &Mesh) -> Placement {
-        let mut names: Vec<&str> = mesh.virtual_nodes.iter().map(|n| n.name.as_str()).collect();
+        let mut names: Vec<&str> = mesh
+            .virtual_nodes
+            .iter()
+            .map(|n| n.name.as_str())
+            .chain(mesh.virtual_gateways.iter().map(|g| g.name.as_str()))
+            .collect();
         names.sort();
-        let addr = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
-        let nodes = names.iter().enumerate().map(|(i, name)| {
-            let base = 10_000 + 100 * i as u16;
-            let serves = mesh.node(name).is_some_and(|n| !n.listeners.is_empty());
-            let site = if i % 3 == 2 {
-                Site::Region
-            } else {
-                Site::Outpost
-            };
-            let placed = NodePlacement {
-                site,
-                admin: addr(base),
-                egress: addr(base + 1),
-                ingress: serves.then(|| addr(base + 2)),
-                app: serves.then(|| addr(base + 3)),
-                remote_ingress: serves.then(|| addr(base + 4)),
-            };
-            (name.to_string(), placed)
-        });
-        Placement {
-            nodes: nodes.collect(),
-        }
+        let sites = names
+            .iter()
+            .enumerate()
+            .map(|(i, name)| {
+                let site = if i % 3 == 2 {
+                    Site::Region
+                } else {
+                    Site::Outpost
+                };
+                (name.to_string(), site)
+            })
+            .collect();
+        let mut addrs = (10_000..).map(|port| SocketAddr::from(([127, 0, 0, 1], port)));
+        Placement::assign(mesh, &sites, &mut addrs)
     }
 
     #[test]

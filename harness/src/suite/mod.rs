@@ -179,6 +179,20 @@ pub struct ChangeSpec {
     /// Remove a route from a virtual router.
     #[serde(default)]
     pub remove_route: Option<RouteRef>,
+    /// Deregister a virtual node's endpoints (callers get none for it).
+    #[serde(default)]
+    pub remove_endpoints: Option<NodeRef>,
+    /// Register a virtual node's endpoints again.
+    #[serde(default)]
+    pub add_endpoints: Option<NodeRef>,
+}
+
+/// A virtual node, named in a change.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeRef {
+    /// The virtual node.
+    pub virtual_node: Spanned<String>,
 }
 
 /// A route to add, and the router it goes into.
@@ -203,8 +217,8 @@ pub struct RouteRef {
 }
 
 impl ChangeSpec {
-    /// The change this entry asks for, and the router it names; `None` unless exactly one
-    /// kind of change is given.
+    /// The change this entry asks for, and the router or node it names; `None` unless
+    /// exactly one kind of change is given.
     pub fn change(&self) -> Option<(Change, &Spanned<String>)> {
         let mut given = Vec::new();
         if let Some(w) = &self.set_route_weights {
@@ -233,6 +247,22 @@ impl ChangeSpec {
                     route: r.route.to_string(),
                 },
                 &r.router,
+            ));
+        }
+        if let Some(n) = &self.remove_endpoints {
+            given.push((
+                Change::RemoveEndpoints {
+                    virtual_node: n.virtual_node.to_string(),
+                },
+                &n.virtual_node,
+            ));
+        }
+        if let Some(n) = &self.add_endpoints {
+            given.push((
+                Change::AddEndpoints {
+                    virtual_node: n.virtual_node.to_string(),
+                },
+                &n.virtual_node,
             ));
         }
         if given.len() == 1 { given.pop() } else { None }
@@ -570,16 +600,21 @@ fn parse_at(path: &Path, at: &Spanned<String>) -> Result<std::time::Duration, In
 
 fn validate(path: &Path, suite: &Suite, mesh: &Mesh) -> Result<(), InputError> {
     let err = |at: &Spanned<String>, msg: String| Err(InputError::spanned(path, at, msg));
-    let nodes: BTreeSet<&str> = mesh.virtual_nodes.iter().map(|n| n.name.as_str()).collect();
+    let members: BTreeSet<&str> = mesh
+        .virtual_nodes
+        .iter()
+        .map(|n| n.name.as_str())
+        .chain(mesh.virtual_gateways.iter().map(|g| g.name.as_str()))
+        .collect();
     let mut placed = BTreeSet::new();
     for n in suite.topology.outpost.iter().chain(&suite.topology.region) {
-        if !nodes.contains(n.as_str()) {
+        if !members.contains(n.as_str()) {
             return err(
                 n,
                 format!(
-                    "unknown virtual node `{}`; expected one of: {}",
+                    "unknown virtual node or gateway `{}`; expected one of: {}",
                     **n,
-                    join(&nodes)
+                    join(&members)
                 ),
             );
         }
@@ -607,13 +642,22 @@ fn validate(path: &Path, suite: &Suite, mesh: &Mesh) -> Result<(), InputError> {
             ),
         );
     }
-    let through = mesh.node(&suite.load.through).map(|n| &n.backends);
-    if !through.is_some_and(|b| b.iter().any(|s| **s == *suite.load.service)) {
+    let through = suite.load.through.as_str();
+    let reachable = match mesh.node(through) {
+        Some(n) => n.backends.iter().any(|s| **s == *suite.load.service),
+        // Through a gateway: a service one of its gateway routes leads to.
+        None => mesh.routes_of_gateway(through).any(|r| {
+            r.kind().is_some_and(|(_, _, a)| {
+                *a.target.virtual_service.virtual_service_name == *suite.load.service
+            })
+        }),
+    };
+    if !reachable {
         return err(
             &suite.load.service,
             format!(
-                "`{}` is not a backend of `{}`",
-                *suite.load.service, *suite.load.through
+                "`{}` is not a backend of `{through}` (nor a gateway route target)",
+                *suite.load.service
             ),
         );
     }
@@ -704,30 +748,31 @@ fn validate(path: &Path, suite: &Suite, mesh: &Mesh) -> Result<(), InputError> {
                     ),
                 );
             }
-            let Some((change, router)) = c.change() else {
+            let Some((change, subject)) = c.change() else {
                 return err(
                     &c.at,
-                    "expected exactly one of set_route_weights, add_route, remove_route".into(),
+                    "expected exactly one of set_route_weights, add_route, remove_route, remove_endpoints, add_endpoints".into(),
                 );
             };
-            if mesh.router(router).is_none() {
+            if let Some(router) = change.router()
+                && mesh.router(router).is_none()
+            {
                 let routers: BTreeSet<&str> = mesh
                     .virtual_routers
                     .iter()
                     .map(|r| r.name.as_str())
                     .collect();
                 return err(
-                    router,
+                    subject,
                     format!(
-                        "unknown virtual router `{}`; expected one of: {}",
-                        **router,
+                        "unknown virtual router `{router}`; expected one of: {}",
                         join(&routers)
                     ),
                 );
             }
             // Changes apply in order, each on top of the ones before.
             if let Err(e) = change.apply(&mut trial) {
-                return err(router, e);
+                return err(subject, e);
             }
         }
     }
@@ -845,7 +890,7 @@ mod tests {
             (
                 "outpost: [client, svc-v1, svc-v2]",
                 "outpost: [client, svc-v9, svc-v2]",
-                "broken.yaml:11:21: unknown virtual node `svc-v9`; expected one of: client, svc-v1, svc-v2",
+                "broken.yaml:11:21: unknown virtual node or gateway `svc-v9`; expected one of: client, svc-v1, svc-v2",
             ),
             (
                 "duration: 5s",

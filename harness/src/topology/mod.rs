@@ -3,6 +3,8 @@
 //! The backend decides the addresses before it starts anything and hands the same
 //! [`Placement`] to the control plane, so every Envoy is told where its peers are.
 
+use crate::mesh::Mesh;
+use crate::mesh::model::Protocol;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -41,6 +43,15 @@ pub struct NodePlacement {
     pub app: Option<SocketAddr>,
     /// How the other site reaches the ingress: through the fault proxy of a data link.
     pub remote_ingress: Option<SocketAddr>,
+    /// An egress listener per TCP virtual service the node calls (a TCP connection names
+    /// no host, so each gets its own port).
+    #[serde(default)]
+    pub tcp_egress: BTreeMap<String, SocketAddr>,
+    /// A virtual gateway's second listener: its gateway routes hand requests there, and
+    /// it routes them to the virtual services as a sidecar's egress would. (A gateway's
+    /// own listener, where requests come in, is its `egress`.)
+    #[serde(default)]
+    pub gateway_hop: Option<SocketAddr>,
 }
 
 /// Every node's placement, by virtual node name.
@@ -51,6 +62,46 @@ pub struct Placement {
 }
 
 impl Placement {
+    /// The addresses [`Placement::assign`] takes for `sites`.
+    pub fn addresses_needed(mesh: &Mesh, sites: &BTreeMap<String, Site>) -> usize {
+        sites.keys().map(|n| 5 + tcp_backends(mesh, n).len()).sum()
+    }
+
+    /// Place every virtual node and gateway of `sites`, taking addresses from `addrs`:
+    /// each Envoy gets an admin and an egress address; a node with a listener an ingress,
+    /// an app and a remote ingress; a gateway its hop; a TCP backend its own egress.
+    pub fn assign(
+        mesh: &Mesh,
+        sites: &BTreeMap<String, Site>,
+        addrs: &mut impl Iterator<Item = SocketAddr>,
+    ) -> Placement {
+        let mut placement = Placement::default();
+        for (name, site) in sites {
+            let mut next = || addrs.next().expect("addresses_needed addresses");
+            let (admin, egress, a, b, c) = (next(), next(), next(), next(), next());
+            let serves = mesh.node(name).is_some_and(|n| !n.listeners.is_empty());
+            let gateway = mesh.gateway(name).is_some();
+            let tcp_egress = tcp_backends(mesh, name)
+                .into_iter()
+                .map(|s| (s, next()))
+                .collect();
+            placement.nodes.insert(
+                name.clone(),
+                NodePlacement {
+                    site: *site,
+                    admin,
+                    egress,
+                    ingress: serves.then_some(a),
+                    app: serves.then_some(b),
+                    remote_ingress: serves.then_some(c),
+                    tcp_egress,
+                    gateway_hop: gateway.then_some(a),
+                },
+            );
+        }
+        placement
+    }
+
     /// The address the sidecar of `from` uses to reach the ingress of `to`: direct on
     /// the same site, through the data link's fault proxy across sites.
     pub fn endpoint_from(&self, from: &str, to: &str) -> Option<SocketAddr> {
@@ -62,4 +113,20 @@ impl Placement {
             to.remote_ingress
         }
     }
+}
+
+/// The TCP virtual services a virtual node calls.
+fn tcp_backends(mesh: &Mesh, node: &str) -> Vec<String> {
+    mesh.node(node)
+        .map(|n| {
+            n.backends
+                .iter()
+                .filter(|b| {
+                    mesh.service_listener(b)
+                        .is_some_and(|(_, p)| p == Protocol::Tcp)
+                })
+                .map(|b| b.to_string())
+                .collect()
+        })
+        .unwrap_or_default()
 }
