@@ -1,7 +1,7 @@
 //! Mesh changes through the control plane's admin API, proven against real Envoy: an added
 //! route takes traffic, a removed one stops taking it, and a route Envoy rejects (an RE2
 //! regex App Mesh's API would accept) is NACKed with Envoy's error text on the timeline
-//! while the last good config keeps serving.
+//! while the last good config keeps serving; a node's endpoints leave and rejoin.
 
 mod common;
 
@@ -11,8 +11,9 @@ use tether::timeline::{Event, Timeline, XdsKind};
 
 const CLIENT: &str = "mesh/features/virtualNode/client";
 
-/// The client's answer to a route config version: the ACK or NACK event, once it comes.
-async fn answer(timeline: &Timeline, version: &str) -> (XdsKind, Option<String>) {
+/// The client's answer to a config version of one xDS type (`rds`, `eds`, ...): the ACK
+/// or NACK event, once it comes.
+async fn answer(timeline: &Timeline, kind: &str, version: &str) -> (XdsKind, Option<String>) {
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         let found = timeline.entries().into_iter().find_map(|e| match e.event {
@@ -22,7 +23,7 @@ async fn answer(timeline: &Timeline, version: &str) -> (XdsKind, Option<String>)
                 xds: xds @ (XdsKind::Ack | XdsKind::Nack),
                 version: v,
                 error,
-            } if node == CLIENT && type_name == "rds" && v == version => Some((xds, error)),
+            } if node == CLIENT && type_name == kind && v == version => Some((xds, error)),
             _ => None,
         });
         if let Some(found) = found {
@@ -30,7 +31,7 @@ async fn answer(timeline: &Timeline, version: &str) -> (XdsKind, Option<String>)
         }
         assert!(
             Instant::now() < deadline,
-            "the client never answered rds version {version}"
+            "the client never answered {kind} version {version}"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -86,13 +87,19 @@ async fn added_routes_take_traffic_and_a_nacked_route_leaves_the_last_good_confi
     let version = change(json!({"add_route": {"router": "svc-router", "route": {
         "name": "beta", "priority": 0, "prefix": "/beta", "targets": {"svc-v2": 100}}}}))
     .await;
-    assert_eq!(answer(&timeline, &version).await, (XdsKind::Ack, None));
+    assert_eq!(
+        answer(&timeline, "rds", &version).await,
+        (XdsKind::Ack, None)
+    );
     assert_eq!(served_by("/beta").await, v2);
     assert_eq!(served_by("/").await, v1);
 
     // Removed: /beta falls back to the default route.
     let version = change(json!({"remove_route": {"router": "svc-router", "route": "beta"}})).await;
-    assert_eq!(answer(&timeline, &version).await, (XdsKind::Ack, None));
+    assert_eq!(
+        answer(&timeline, "rds", &version).await,
+        (XdsKind::Ack, None)
+    );
     assert_eq!(served_by("/beta").await, v1);
     let good = version;
 
@@ -102,7 +109,7 @@ async fn added_routes_take_traffic_and_a_nacked_route_leaves_the_last_good_confi
         "headers": [{"name": "x-version", "match": {"regex": "(?=v2).*"}}],
         "targets": {"svc-v2": 100}}}}))
     .await;
-    let (kind, error) = answer(&timeline, &bad).await;
+    let (kind, error) = answer(&timeline, "rds", &bad).await;
     assert_eq!(kind, XdsKind::Nack);
     let error = error.unwrap_or_default();
     eprintln!("Envoy's NACK: {error}");
@@ -126,7 +133,25 @@ async fn added_routes_take_traffic_and_a_nacked_route_leaves_the_last_good_confi
     // Taking the bad route out again makes the next version acceptable.
     let version =
         change(json!({"remove_route": {"router": "svc-router", "route": "lookahead"}})).await;
-    assert_eq!(answer(&timeline, &version).await, (XdsKind::Ack, None));
+    assert_eq!(
+        answer(&timeline, "rds", &version).await,
+        (XdsKind::Ack, None)
+    );
+    assert_eq!(served_by("/").await, v1);
+
+    // Endpoints: deregistered, svc-v1 keeps its cluster on the client but has no endpoint
+    // (503); registered again, it serves.
+    let version = change(json!({"remove_endpoints": {"virtual_node": "svc-v1"}})).await;
+    assert_eq!(
+        answer(&timeline, "eds", &version).await,
+        (XdsKind::Ack, None)
+    );
+    assert_eq!(served_by("/").await, (503, String::new()));
+    let version = change(json!({"add_endpoints": {"virtual_node": "svc-v1"}})).await;
+    assert_eq!(
+        answer(&timeline, "eds", &version).await,
+        (XdsKind::Ack, None)
+    );
     assert_eq!(served_by("/").await, v1);
 
     topo.shutdown().await;

@@ -78,6 +78,28 @@ async fn header_match_priority_retries_and_timeouts_behave_as_configured() {
     let r = get("/?delay_ms=800").send().await.unwrap();
     assert_eq!(r.status().as_u16(), 200);
 
+    // Egress filter DROP_ALL (the default): a host outside the mesh gets no route.
+    let outside = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let outside_addr = outside.local_addr().unwrap();
+    let stop = tokio_util::sync::CancellationToken::new();
+    tokio::spawn(tether::service::serve(
+        "outside".into(),
+        outside,
+        stop.clone(),
+    ));
+    let r = http
+        .get(format!("http://{egress}/"))
+        .header("host", outside_addr.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status().as_u16(),
+        404,
+        "DROP_ALL keeps the client in the mesh"
+    );
+    stop.cancel();
+
     topo.shutdown().await;
     assert_eq!(common::processes_of_run(dir.path()), Vec::<String>::new());
 }

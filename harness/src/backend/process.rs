@@ -11,7 +11,7 @@ use crate::suite::Plan;
 use crate::timeline::{Event, Timeline};
 use crate::topology::{Placement, Site};
 use anyhow::{Context, Result, anyhow, bail};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -90,7 +90,11 @@ fn free_ports(n: usize) -> Result<Vec<u16>> {
         .unwrap_or(32768);
     let (low, high) = (10_000u16, ephemeral_low.max(10_000 + 2 * n as u16));
     let span = (high - low) as u64;
-    // Start somewhere different for every run so parallel runs rarely probe the same ports.
+    // Start somewhere different for every run so parallel runs rarely probe the same
+    // ports; within this process (tests bring up topologies side by side), never hand
+    // out a port twice.
+    static GIVEN: std::sync::Mutex<BTreeSet<u16>> = std::sync::Mutex::new(BTreeSet::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
     let seed = std::process::id() as u64 * 7919 + crate::timeline::now_unix_ms();
     let mut held = Vec::with_capacity(n);
     for i in 0..span {
@@ -98,10 +102,17 @@ fn free_ports(n: usize) -> Result<Vec<u16>> {
             break;
         }
         let port = low + ((seed + i * 13) % span) as u16;
+        if given.contains(&port) {
+            continue;
+        }
         if let Ok(l) = TcpListener::bind(("127.0.0.1", port)) {
             held.push(l);
         }
     }
+    given.extend(
+        held.iter()
+            .filter_map(|l| Some(l.local_addr().ok()?.port())),
+    );
     if held.len() < n {
         bail!("cannot find {n} free loopback ports between {low} and {high}");
     }

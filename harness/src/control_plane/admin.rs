@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 /// Serve the admin API on `listener` until `shutdown`.
 pub async fn serve(cp: ControlPlane, listener: TcpListener, shutdown: CancellationToken) {
-    crate::service::serve_http1(listener, shutdown, move |req| handle(cp.clone(), req)).await
+    crate::service::serve_http(listener, shutdown, move |req| handle(cp.clone(), req)).await
 }
 
 async fn handle(

@@ -142,8 +142,20 @@ pub async fn bring_up(
     suite: &str,
     timeline: &tether::timeline::Timeline,
 ) -> Option<(tether::backend::RunningTopology, tempfile::TempDir)> {
+    bring_up_on(suite, None, timeline).await
+}
+
+/// [`bring_up`], with every sidecar on `xds` when given (as `tether run --xds` does).
+pub async fn bring_up_on(
+    suite: &str,
+    xds: Option<tether::envoy::XdsVariant>,
+    timeline: &tether::timeline::Timeline,
+) -> Option<(tether::backend::RunningTopology, tempfile::TempDir)> {
     let envoy = envoy()?;
-    let plan = tether::suite::load(&repo(suite)).unwrap_or_else(|e| panic!("{e}"));
+    let mut plan = tether::suite::load(&repo(suite)).unwrap_or_else(|e| panic!("{e}"));
+    if let Some(variant) = xds {
+        plan.force_xds_variant(variant);
+    }
     let dir = tempfile::tempdir().unwrap();
     let opts = tether::backend::BackendOptions {
         tether_bin: tether_bin(),
