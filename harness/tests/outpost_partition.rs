@@ -6,6 +6,8 @@
 
 mod common;
 
+use tether::envoy::XdsVariant;
+
 use tether::checks::Outcome as CheckOutcome;
 
 static ONE_RUN_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -133,10 +135,23 @@ async fn negative_control_a_control_plane_that_stays_down_fails_reconvergence() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_route_change_reaches_all_fifty_client_sidecars() {
+async fn every_route_change_reaches_all_fifty_client_sidecars_over_sotw() {
+    every_route_change_reaches_all_fifty_client_sidecars(XdsVariant::Sotw).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_change_reaches_all_fifty_client_sidecars_over_delta() {
+    every_route_change_reaches_all_fifty_client_sidecars(XdsVariant::Delta).await;
+}
+
+/// The propagation suite with every sidecar on `xds`: it passes, with every change ACKed
+/// by all 50 clients.
+async fn every_route_change_reaches_all_fifty_client_sidecars(xds: XdsVariant) {
     let _serial = ONE_RUN_AT_A_TIME.lock().await;
     let dir = tempfile::tempdir().unwrap();
-    let Some(outcome) = run_suite("suites/propagation.yaml", dir.path()).await else {
+    let mut plan = tether::suite::load(&common::repo("suites/propagation.yaml")).unwrap();
+    plan.force_xds_variant(xds);
+    let Some(outcome) = common::run_plan(&plan, dir.path()).await else {
         return;
     };
     assert!(outcome.passed(), "{:#?}", outcome.verdicts);
@@ -172,11 +187,22 @@ async fn negative_control_a_change_behind_a_blackhole_fails_propagation() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn control_plane_restart_with_every_sidecar_on_sotw_xds() {
+    control_plane_restart_with_every_sidecar_on(XdsVariant::Sotw, "\"GRPC\"").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn control_plane_restart_with_every_sidecar_on_delta_xds() {
+    control_plane_restart_with_every_sidecar_on(XdsVariant::Delta, "DELTA_GRPC").await;
+}
+
+/// The control-plane-restart suite with every sidecar on `xds` (whose bootstraps then
+/// name `api_type`): it passes.
+async fn control_plane_restart_with_every_sidecar_on(xds: XdsVariant, api_type: &str) {
     let _serial = ONE_RUN_AT_A_TIME.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let mut plan = tether::suite::load(&common::repo("suites/control-plane-restart.yaml")).unwrap();
-    plan.force_xds_variant(tether::envoy::XdsVariant::Delta);
+    plan.force_xds_variant(xds);
     let Some(outcome) = common::run_plan(&plan, dir.path()).await else {
         return;
     };
@@ -185,8 +211,8 @@ async fn control_plane_restart_with_every_sidecar_on_delta_xds() {
         let bootstrap =
             std::fs::read_to_string(dir.path().join(format!("work/envoy-{node}.json"))).unwrap();
         assert!(
-            bootstrap.contains("DELTA_GRPC"),
-            "{node} was not on delta xDS"
+            bootstrap.contains(api_type),
+            "{node} was not on {xds:?} xDS"
         );
     }
 }

@@ -90,7 +90,19 @@ async fn protocols(xds: XdsVariant) {
         ok("web-v1")
     );
 
-    // HTTP/2: h2c in, and HTTP/2 from both sidecars on to the app.
+    // Weights: 30/70 over 200 requests, within 10 points.
+    let mut to_v2 = 0;
+    for i in 0..200 {
+        let (status, who) = served_by(egress, "GET", web, &format!("/split/{i}")).await;
+        assert_eq!(status, 200);
+        to_v2 += u32::from(who == "web-v2");
+    }
+    assert!(
+        (120..=160).contains(&to_v2),
+        "{to_v2} of 200 to web-v2, expected about 140"
+    );
+
+    // HTTP/2: h2c in, an http2Route, and HTTP/2 from both sidecars on to the app.
     let h2 = h2c_request(egress, "h2.protocols.local", "/", false, &[])
         .await
         .unwrap();

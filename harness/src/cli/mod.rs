@@ -96,7 +96,7 @@ pub fn main() -> i32 {
             Command::Validate { suite } => match crate::suite::load(&suite) {
                 Ok(plan) => {
                     println!(
-                        "{}: suite `{}` is valid: {} virtual nodes, {} phases ({:.0} s), {} checks",
+                        "{}: suite `{}` is valid: {} Envoys (virtual nodes and gateways), {} phases ({:.0} s), {} checks",
                         suite.display(),
                         plan.name(),
                         plan.sites.len(),

@@ -152,7 +152,7 @@ pub async fn run(plan: &Plan, opts: &RunOptions) -> Result<Outcome, EnvironmentE
         opts,
         &timeline,
         &format!(
-            "suite {}: bringing up {} virtual nodes with Envoy {envoy_version}",
+            "suite {}: bringing up {} Envoys (virtual nodes and gateways) with Envoy {envoy_version}",
             plan.name(),
             plan.sites.len()
         ),
