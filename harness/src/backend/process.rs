@@ -1,18 +1,22 @@
 //! The process backend: control plane, fault proxy, sample services and Envoys as child
-//! processes on 127.0.0.1, with every cross-site connection through the fault proxy.
+//! processes on 127.0.0.1, with every cross-site connection through the fault proxy; or,
+//! with a packet link, each site's processes in its own network namespace, the two joined
+//! by a veth pair (and each reachable from the harness by one of its own).
 //!
 //! Children die with the harness: each is killed when its handle drops (success, failure,
 //! panic) and, through `PR_SET_PDEATHSIG`, when the harness itself is killed.
 
+use super::links::Links;
 use crate::control_plane::XdsLogLine;
 use crate::envoy::{AdminClient, EnvoyBinary, bootstrap};
 use crate::faults::client::ToxiproxyClient;
-use crate::suite::Plan;
+use crate::faults::packet::{self, PacketLink};
+use crate::suite::{LinkKind, Plan};
 use crate::timeline::{Event, Timeline};
 use crate::topology::{Placement, Site};
 use anyhow::{Context, Result, anyhow, bail};
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::{SocketAddr, TcpListener};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -42,10 +46,6 @@ struct Managed {
 pub struct RunningTopology {
     /// Addresses of every node's processes.
     pub placement: Placement,
-    /// The fault proxy's API.
-    pub faults: ToxiproxyClient,
-    /// Fault proxy proxies per link name (`xds`, `data`).
-    pub links: BTreeMap<String, Vec<String>>,
     /// The control plane's admin API.
     pub control_plane_admin: SocketAddr,
     /// Admin clients of the Envoys, by virtual node.
@@ -56,6 +56,9 @@ pub struct RunningTopology {
     /// How to (re)start the control plane.
     control_plane: ControlPlaneCommand,
     timeline: Timeline,
+    /// The links between the sites. Declared after `children`, so on drop the children
+    /// are killed before a packet link's namespaces are deleted.
+    pub links: Links,
 }
 
 /// The command line and log of the control plane, kept to restart it.
@@ -65,6 +68,8 @@ struct ControlPlaneCommand {
     args: Vec<String>,
     log: PathBuf,
     health: String,
+    /// The region's network namespace, with a packet link.
+    netns: Option<String>,
 }
 
 /// The name the control plane's process has among the children.
@@ -77,6 +82,21 @@ impl std::fmt::Debug for RunningTopology {
             .finish_non_exhaustive()
     }
 }
+
+/// A packet link for this run, reachable from the harness, after deleting the
+/// namespaces of runs that were killed before they could.
+fn packet_sites() -> Result<(PacketLink, packet::SiteAddresses)> {
+    let _ = packet::cleanup_stale(NAMESPACE_ROOT);
+    let link = PacketLink::create(&packet::unique_prefix(NAMESPACE_ROOT))
+        .context("a packet link needs network namespaces")?;
+    let sites = link
+        .reach_from_host()
+        .context("cannot reach the packet link's namespaces from the harness")?;
+    Ok((link, sites))
+}
+
+/// The start of the name of every network namespace a run makes.
+pub const NAMESPACE_ROOT: &str = "tether";
 
 /// Free loopback ports, reserved together so they differ from each other.
 ///
@@ -128,12 +148,14 @@ fn loopback(port: u16) -> SocketAddr {
 pub const RUN_MARKER: &str = "TETHER_RUN_DIR";
 
 /// Start `program args` with its output in `log` (inside `<work dir>/logs/`), killed when dropped or when we die.
+/// With `netns`, the child runs in that network namespace.
 fn spawn(
     name: &str,
     program: &Path,
     args: &[String],
     log: &Path,
     piped_stdout: bool,
+    netns: Option<&str>,
 ) -> Result<Managed> {
     let work_dir = log
         .parent()
@@ -156,11 +178,24 @@ fn spawn(
     } else {
         cmd.stdout(log_file);
     }
-    // SAFETY: prctl is async-signal-safe; it only asks the kernel to kill the child when
-    // the thread that spawned it exits, so nothing outlives the harness.
+    let namespace = netns
+        .map(|ns| {
+            let path = Path::new(packet::NETNS_DIR).join(ns);
+            std::fs::File::open(&path).with_context(|| format!("cannot open {}", path.display()))
+        })
+        .transpose()?;
+    // SAFETY: prctl and setns are async-signal-safe system calls. prctl asks the kernel
+    // to kill the child when the thread that spawned it exits, so nothing outlives the
+    // harness; setns moves the child into its site's namespace (the file stays open in
+    // the closure until the child is started).
     unsafe {
-        cmd.pre_exec(|| {
+        cmd.pre_exec(move || {
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            if let Some(ns) = &namespace
+                && libc::setns(std::os::fd::AsRawFd::as_raw_fd(ns), libc::CLONE_NEWNET) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
             Ok(())
         });
     }
@@ -226,64 +261,103 @@ impl RunningTopology {
             .with_context(|| format!("cannot create {}", logs.display()))?;
         let deadline = Instant::now() + opts.ready_timeout;
         // Addresses for everything, decided up front.
+        // How the sites are joined, and the address each site's processes listen on.
+        let packet_link = match plan.link {
+            LinkKind::Proxy => None,
+            LinkKind::Packet => Some(packet_sites()?),
+        };
+        let addresses = packet_link.as_ref().map(|(_, sites)| *sites);
+        let site_ip = |site: Site| match addresses {
+            None => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            Some(sites) if site == Site::Outpost => IpAddr::V4(sites.outpost),
+            Some(sites) => IpAddr::V4(sites.region),
+        };
+        let namespaces = packet_link
+            .as_ref()
+            .map(|(link, _)| (link.outpost_ns().to_string(), link.region_ns().to_string()));
+        let site_ns = |site: Site| {
+            namespaces.clone().map(|(outpost, region)| match site {
+                Site::Outpost => outpost,
+                Site::Region => region,
+            })
+        };
+        // Addresses for everything, decided up front.
         let ports = free_ports(4 + Placement::addresses_needed(&plan.mesh, &plan.sites))?;
-        let (xds_addr, cp_admin, fault_api, xds_link) = (
-            loopback(ports[0]),
-            loopback(ports[1]),
-            loopback(ports[2]),
-            loopback(ports[3]),
+        let mut next_port = ports.into_iter();
+        let mut next = || next_port.next().expect("free_ports gave enough ports");
+        let region = site_ip(Site::Region);
+        let (xds_addr, cp_admin, fault_api) = (
+            SocketAddr::new(region, next()),
+            SocketAddr::new(region, next()),
+            loopback(next()),
         );
+        // Outpost sidecars reach the control plane across the link: through its fault
+        // proxy, or across the wire to the region's address.
+        let xds_link = match addresses {
+            None => loopback(next()),
+            Some(_) => xds_addr,
+        };
+        let placement = Placement::assign(
+            &plan.mesh,
+            &plan.sites,
+            |site| SocketAddr::new(site_ip(site), next()),
+            packet_link.is_none(),
+        );
+        let links = match packet_link {
+            Some((link, _)) => Links::Packet {
+                link,
+                active: Default::default(),
+            },
+            None => Links::Proxy {
+                api: ToxiproxyClient::new(&format!("http://{fault_api}"))?,
+                proxies: BTreeMap::new(),
+            },
+        };
         let mut topo = RunningTopology {
-            placement: Placement::default(),
-            faults: ToxiproxyClient::new(&format!("http://{fault_api}"))?,
-            links: BTreeMap::new(),
+            placement,
             control_plane_admin: cp_admin,
             envoys: BTreeMap::new(),
             children: Vec::new(),
             log_readers: Vec::new(),
             control_plane: ControlPlaneCommand::default(),
             timeline: timeline.clone(),
+            links,
         };
         // On any error below, `topo` drops and kills what already started.
-        topo.placement = Placement::assign(
-            &plan.mesh,
-            &plan.sites,
-            &mut ports[4..].iter().map(|p| loopback(*p)),
-        );
-
-        // The fault proxy, and one proxy per cross-site connection.
-        let log = logs.join("fault-proxy.log");
-        let mut fp = spawn(
-            "fault proxy",
-            &opts.tether_bin,
-            &[
-                "fault-proxy".into(),
-                "--listen".into(),
-                fault_api.to_string(),
-            ],
-            &log,
-            false,
-        )?;
-        let probe = topo.faults.clone();
-        wait_until("fault proxy", &mut fp, deadline, &log, || {
-            let c = probe.clone();
-            async move { c.version().await.is_ok() }
-        })
-        .await?;
-        topo.children.push(fp);
-        topo.faults
-            .create_proxy("xds", &xds_link.to_string(), &xds_addr.to_string())
-            .await
-            .map_err(|e| anyhow!("cannot create the xds link proxy: {e}"))?;
-        topo.links.insert("xds".into(), vec!["xds".into()]);
-        for (name, node) in &topo.placement.nodes {
-            if let (Some(remote), Some(ingress)) = (node.remote_ingress, node.ingress) {
-                let proxy = format!("data-{name}");
-                topo.faults
-                    .create_proxy(&proxy, &remote.to_string(), &ingress.to_string())
-                    .await
-                    .map_err(|e| anyhow!("cannot create the data link proxy {proxy}: {e}"))?;
-                topo.links.entry("data".into()).or_default().push(proxy);
+        if let Links::Proxy { api, proxies } = &mut topo.links {
+            // The fault proxy, and one proxy per cross-site connection.
+            let log = logs.join("fault-proxy.log");
+            let mut fp = spawn(
+                "fault proxy",
+                &opts.tether_bin,
+                &[
+                    "fault-proxy".into(),
+                    "--listen".into(),
+                    fault_api.to_string(),
+                ],
+                &log,
+                false,
+                None,
+            )?;
+            let probe = api.clone();
+            wait_until("fault proxy", &mut fp, deadline, &log, || {
+                let c = probe.clone();
+                async move { c.version().await.is_ok() }
+            })
+            .await?;
+            topo.children.push(fp);
+            api.create_proxy("xds", &xds_link.to_string(), &xds_addr.to_string())
+                .await
+                .map_err(|e| anyhow!("cannot create the xds link proxy: {e}"))?;
+            proxies.insert("xds".into(), vec!["xds".into()]);
+            for (name, node) in &topo.placement.nodes {
+                if let (Some(remote), Some(ingress)) = (node.remote_ingress, node.ingress) {
+                    let proxy = format!("data-{name}");
+                    api.create_proxy(&proxy, &remote.to_string(), &ingress.to_string())
+                        .await
+                        .map_err(|e| anyhow!("cannot create the data link proxy {proxy}: {e}"))?;
+                    proxies.entry("data".into()).or_default().push(proxy);
+                }
             }
         }
 
@@ -313,6 +387,7 @@ impl RunningTopology {
             args,
             log: logs.join("control-plane.log"),
             health: format!("http://{cp_admin}/healthz"),
+            netns: site_ns(Site::Region),
         };
         topo.start_control_plane(deadline).await?;
 
@@ -333,6 +408,7 @@ impl RunningTopology {
                     &args,
                     &log,
                     false,
+                    site_ns(node.site).as_deref(),
                 )?;
                 let url = format!("http://{app}/healthz");
                 wait_until(&format!("service {name}"), &mut svc, deadline, &log, || {
@@ -374,6 +450,7 @@ impl RunningTopology {
                 &args,
                 &log,
                 false,
+                site_ns(node.site).as_deref(),
             )?;
             starting.push((name.clone(), envoy, log, AdminClient::new(node.admin)));
         }
@@ -395,7 +472,14 @@ impl RunningTopology {
     /// the timeline.
     async fn start_control_plane(&mut self, deadline: Instant) -> Result<()> {
         let cmd = self.control_plane.clone();
-        let mut cp = spawn(CONTROL_PLANE, &cmd.program, &cmd.args, &cmd.log, true)?;
+        let mut cp = spawn(
+            CONTROL_PLANE,
+            &cmd.program,
+            &cmd.args,
+            &cmd.log,
+            true,
+            cmd.netns.as_deref(),
+        )?;
         if let Some(stdout) = cp.child.stdout.take() {
             let timeline = self.timeline.clone();
             self.log_readers.push(tokio::spawn(async move {

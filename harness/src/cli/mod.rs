@@ -210,6 +210,29 @@ fn doctor(envoy_bin: Option<PathBuf>) -> i32 {
         ),
     }
     println!("fault proxy: tether's own Toxiproxy-compatible server (`tether fault-proxy`)");
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    println!(
+        "packet links: {}",
+        if root {
+            "root: network namespaces can be made (`link: packet`)"
+        } else {
+            "not root: `link: packet` suites exit 3"
+        }
+    );
+    let leftovers: Vec<String> = std::fs::read_dir(crate::faults::packet::NETNS_DIR)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(crate::backend::process::NAMESPACE_ROOT))
+        .collect();
+    if !leftovers.is_empty() {
+        println!(
+            "packet links: namespaces left by runs (deleted by the next packet run if theirs is gone): {}",
+            leftovers.join(", ")
+        );
+    }
     match std::process::Command::new("docker")
         .args(["version", "--format", "{{.Server.Version}}"])
         .output()

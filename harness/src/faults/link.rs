@@ -9,6 +9,45 @@ use crate::suite::source::Duration;
 use serde::Deserialize;
 use serde_json::json;
 
+/// How the sites are joined, which decides how real a fault is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LinkKind {
+    /// Every cross-site connection through a Toxiproxy-compatible fault proxy (the
+    /// default): faults act on TCP streams, and the proxy answers TCP keepalives itself.
+    #[default]
+    Proxy,
+    /// The sites as two network namespaces joined by a veth pair: faults act on packets,
+    /// so a partition silences TCP keepalives too. Needs root.
+    Packet,
+}
+
+impl LinkKind {
+    /// The name a suite writes.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LinkKind::Proxy => "proxy",
+            LinkKind::Packet => "packet",
+        }
+    }
+
+    /// Can this kind of link make `fault`? `None` if so, or why not.
+    pub fn cannot(self, fault: &Fault) -> Option<&'static str> {
+        match (self, fault) {
+            (LinkKind::Proxy, Fault::Loss { .. }) => Some(
+                "packet loss is a packet-level fault; the fault proxy carries TCP streams (set `link: packet`)",
+            ),
+            (
+                LinkKind::Packet,
+                Fault::Reset | Fault::SlowClose { .. } | Fault::LimitData { .. },
+            ) => Some(
+                "reset, slow_close and limit_data act on TCP connections; a packet link has none (use `link: proxy`)",
+            ),
+            _ => None,
+        }
+    }
+}
+
 /// One direction of a link.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -123,6 +162,11 @@ pub enum Fault {
         /// Bytes allowed per connection.
         bytes: u64,
     },
+    /// Degraded: a share of packets is lost each way (packet links only).
+    Loss {
+        /// Percent of packets lost, 0-100.
+        percent: f64,
+    },
     /// Flapping: the link goes down for `down_for` once every `every`, for the whole
     /// phase; with `random`, each cycle's outage starts at a seeded random point in it.
     Flapping {
@@ -159,6 +203,7 @@ impl std::fmt::Display for Fault {
             Fault::Bandwidth { rate } => write!(f, "bandwidth {rate}"),
             Fault::SlowClose { delay } => write!(f, "slow close {}ms", ms(delay)),
             Fault::LimitData { bytes } => write!(f, "limit data {bytes} bytes"),
+            Fault::Loss { percent } => write!(f, "{percent}% packet loss"),
             Fault::Flapping {
                 every,
                 down_for,
@@ -176,7 +221,7 @@ impl std::fmt::Display for Fault {
 
 impl Fault {
     /// The toxics that make this fault on a link's proxies; empty for faults made with the
-    /// proxy's `enabled` flag (`down`, `flapping`).
+    /// proxy's `enabled` flag (`down`, `flapping`) and for packet-only faults (`loss`).
     pub fn toxics(&self) -> Vec<Toxic> {
         let both = |name: &str, kind: &str, attributes: serde_json::Value| {
             [UPSTREAM, DOWNSTREAM]
@@ -232,7 +277,7 @@ impl Fault {
                     json!({"bytes": bytes}),
                 )]
             }
-            Fault::Down | Fault::Flapping { .. } => Vec::new(),
+            Fault::Down | Fault::Flapping { .. } | Fault::Loss { .. } => Vec::new(),
         }
     }
 }

@@ -42,7 +42,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 /// Where `ip netns` keeps its namespace handles.
-const NETNS_DIR: &str = "/var/run/netns";
+pub const NETNS_DIR: &str = "/var/run/netns";
 /// The outpost end of the veth pair (inside the outpost namespace).
 const OUTPOST_VETH: &str = "veth-region";
 /// The region end of the veth pair (inside the region namespace).
@@ -51,6 +51,8 @@ const REGION_VETH: &str = "veth-outpost";
 const OUTPOST_ADDR: Ipv4Addr = Ipv4Addr::new(169, 254, 77, 1);
 /// The region's address, on the same /30.
 const REGION_ADDR: Ipv4Addr = Ipv4Addr::new(169, 254, 77, 2);
+/// Each namespace's end of its veth to the host.
+const HOST_VETH: &str = "veth-host";
 /// The NFQUEUE number the delayer uses (queues are per namespace).
 const QUEUE: u16 = 0;
 /// Longest accepted prefix (namespace names are `<prefix>-outpost`, `<prefix>-region`).
@@ -204,6 +206,17 @@ pub enum Mechanism {
     /// No `sch_netem` in the kernel: iptables (loss, duplication), `tbf` (rate) and a
     /// user-space NFQUEUE delayer in this process (delay, jitter, reordering).
     Emulated,
+}
+
+/// Where each site's processes listen when the host reaches them
+/// ([`PacketLink::reach_from_host`]): from the host directly, from the other site
+/// across the link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SiteAddresses {
+    /// The outpost's address.
+    pub outpost: Ipv4Addr,
+    /// The region's address.
+    pub region: Ipv4Addr,
 }
 
 /// The two sites and the veth between them. Dropping it deletes both namespaces.
@@ -425,13 +438,103 @@ impl PacketLink {
         Ok(())
     }
 
-    /// Removes every partition and impairment, both ways.
-    pub fn heal(&self) -> Result<(), PacketLinkError> {
-        for &leg in Direction::Both.legs() {
+    /// Ends the partition of `direction` (impairments stay).
+    pub fn reconnect(&self, direction: Direction) -> Result<(), PacketLinkError> {
+        for &leg in direction.legs() {
             let (_, receiver, _, _) = self.ends(leg);
             iptables_restore(receiver, "*mangle\n-F TETHER-CUT\nCOMMIT\n")?;
         }
+        Ok(())
+    }
+
+    /// Removes every partition and impairment, both ways.
+    pub fn heal(&self) -> Result<(), PacketLinkError> {
+        self.reconnect(Direction::Both)?;
         self.clear(Direction::Both)
+    }
+
+    /// Lets this (host) namespace reach both sites without crossing the link: a veth
+    /// pair from the host into each namespace on a /30 of 169.254.0.0/16 no host
+    /// interface uses, and routes that send each site's traffic for the *other* site's
+    /// host-facing address across the link (so it feels the link's faults). Returns the
+    /// addresses processes of each site listen on. The host-side veths (`tether<N>o`,
+    /// `tether<N>r`) go away with the namespaces.
+    pub fn reach_from_host(&self) -> Result<SiteAddresses, PacketLinkError> {
+        let used = capture(Command::new("ip").args(["-4", "-o", "addr", "show"]))?;
+        let pid = std::process::id();
+        let n = (0..200u32)
+            .map(|i| 10 + (pid + i) % 200)
+            .find(|n| *n != 77 && !used.contains(&format!("169.254.{n}.")))
+            .ok_or_else(|| {
+                PacketLinkError::Unavailable("no free 169.254.N.0/29 on this host".into())
+            })?;
+        let n = n as u8;
+        let outpost = Ipv4Addr::new(169, 254, n, 2);
+        let region = Ipv4Addr::new(169, 254, n, 6);
+        for (ns, side, host, inside, other_net, via) in [
+            (
+                &self.outpost_ns,
+                'o',
+                Ipv4Addr::new(169, 254, n, 1),
+                outpost,
+                format!("169.254.{n}.4/30"),
+                REGION_ADDR,
+            ),
+            (
+                &self.region_ns,
+                'r',
+                Ipv4Addr::new(169, 254, n, 5),
+                region,
+                format!("169.254.{n}.0/30"),
+                OUTPOST_ADDR,
+            ),
+        ] {
+            let host_veth = format!("tether{n}{side}");
+            run(
+                Command::new("ip").args([
+                    "link", "add", "name", &host_veth, "type", "veth", "peer", "name", HOST_VETH,
+                    "netns", ns,
+                ]),
+                None,
+            )?;
+            run(
+                Command::new("ip").args(["addr", "add", &format!("{host}/30"), "dev", &host_veth]),
+                None,
+            )?;
+            run(
+                Command::new("ip").args(["link", "set", &host_veth, "up"]),
+                None,
+            )?;
+            run(
+                Command::new("ip").args([
+                    "-n",
+                    ns,
+                    "addr",
+                    "add",
+                    &format!("{inside}/30"),
+                    "dev",
+                    HOST_VETH,
+                ]),
+                None,
+            )?;
+            run(
+                Command::new("ip").args(["-n", ns, "link", "set", HOST_VETH, "up"]),
+                None,
+            )?;
+            run(
+                Command::new("ip").args([
+                    "-n",
+                    ns,
+                    "route",
+                    "add",
+                    &other_net,
+                    "via",
+                    &via.to_string(),
+                ]),
+                None,
+            )?;
+        }
+        Ok(SiteAddresses { outpost, region })
     }
 
     /// Deletes both namespaces (and with them the veth, qdiscs and rules), reporting

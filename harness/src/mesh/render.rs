@@ -358,8 +358,12 @@ mod tests {
                 (name.to_string(), site)
             })
             .collect();
-        let mut addrs = (10_000..).map(|port| SocketAddr::from(([127, 0, 0, 1], port)));
-        Placement::assign(mesh, &sites, &mut addrs)
+        let mut port = 10_000;
+        let addr = |_| {
+            port += 1;
+            SocketAddr::from(([127, 0, 0, 1], port - 1))
+        };
+        Placement::assign(mesh, &sites, addr, true)
     }
 
     #[test]

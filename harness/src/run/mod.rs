@@ -494,33 +494,9 @@ async fn push_change(topo: &RunningTopology, change: &Change) -> Result<String> 
     Ok(body["version"].to_string())
 }
 
-/// Put `fault` on (or take it off) every proxy of `link`: its toxics, or the proxies'
-/// `enabled` flag for `down`.
+/// Put `fault` on (or take it off) `link`.
 async fn apply_fault(topo: &RunningTopology, link: &str, fault: &Fault, on: bool) -> Result<()> {
-    let proxies = topo.links.get(link).cloned().unwrap_or_default();
-    let c = &topo.faults;
-    for proxy in proxies {
-        let result = async {
-            if *fault == Fault::Down {
-                return c.set_enabled(&proxy, !on).await.map(|_| ());
-            }
-            for toxic in fault.toxics() {
-                if on {
-                    c.add_toxic(&proxy, &toxic).await?;
-                } else {
-                    c.remove_toxic(&proxy, &toxic.name).await?;
-                }
-            }
-            Ok(())
-        };
-        result.await.map_err(|e| {
-            anyhow!(
-                "fault proxy: cannot {} {fault} on {proxy}: {e}",
-                if on { "apply" } else { "remove" }
-            )
-        })?;
-    }
-    Ok(())
+    topo.links.set(link, fault, on).await
 }
 
 /// A flapping link: down for `down_for` once in every `every` from `start` until `end`,

@@ -30,6 +30,9 @@ pub struct Suite {
     pub mesh: Spanned<String>,
     /// Which virtual nodes run on which site.
     pub topology: Topology,
+    /// How the sites are joined: `proxy` (the default) or `packet`.
+    #[serde(default)]
+    pub link: Option<Spanned<LinkKind>>,
     /// The sidecars' xDS connection settings (App Mesh's by default).
     #[serde(default)]
     pub xds: XdsConfig,
@@ -162,7 +165,7 @@ pub struct FaultSpec {
     pub fault: Fault,
 }
 
-pub use crate::faults::link::Fault;
+pub use crate::faults::link::{Fault, LinkKind};
 
 /// A mesh change at a time within its phase.
 #[derive(Debug, Clone, Deserialize)]
@@ -382,8 +385,10 @@ impl Check {
     }
 }
 
-/// The two link kinds a suite names.
-pub const LINKS: [&str; 2] = ["xds", "data"];
+/// The links a suite names: the outpost sidecars' xDS connection, the outpost-to-region
+/// service connections, or the whole wire between the sites (the only one a packet link
+/// has).
+pub const LINKS: [&str; 3] = ["xds", "data", "all"];
 
 /// A validated suite with its mesh: everything a backend and a run need.
 #[derive(Debug, Clone)]
@@ -400,6 +405,8 @@ pub struct Plan {
     pub mesh: Mesh,
     /// Site of each virtual node that runs.
     pub sites: BTreeMap<String, Site>,
+    /// How the sites are joined.
+    pub link: LinkKind,
     /// The sidecars' xDS settings (see [`Plan::xds_for`] for one sidecar's).
     pub xds: XdsSettings,
     /// Sidecars whose xDS settings differ from `xds`.
@@ -483,6 +490,7 @@ pub fn load_with_mesh(path: &Path, mesh: Option<&Path>) -> Result<Plan, InputErr
     let text = std::fs::read_to_string(path)
         .map_err(|e| InputError::file(path, format!("cannot read suite: {e}")))?;
     let suite: Suite = source::parse(path, &text)?;
+    let link = suite.link.as_ref().map(|l| **l).unwrap_or_default();
     let mesh_path = match mesh {
         Some(mesh) => mesh.to_path_buf(),
         None => path
@@ -583,6 +591,7 @@ pub fn load_with_mesh(path: &Path, mesh: Option<&Path>) -> Result<Plan, InputErr
         mesh_path,
         mesh,
         sites,
+        link,
         xds,
         phases,
     })
@@ -722,7 +731,31 @@ fn validate(path: &Path, suite: &Suite, mesh: &Mesh) -> Result<(), InputError> {
             if !LINKS.contains(&f.link.as_str()) {
                 return err(
                     &f.link,
-                    format!("unknown link `{}`; expected one of: xds, data", *f.link),
+                    format!(
+                        "unknown link `{}`; expected one of: xds, data, all",
+                        *f.link
+                    ),
+                );
+            }
+            let kind = suite.link.as_ref().map(|l| **l).unwrap_or_default();
+            if kind == LinkKind::Packet && f.link.as_str() != "all" {
+                return err(
+                    &f.link,
+                    format!(
+                        "a packet link is one wire between the sites; expected link `all`, found `{}`",
+                        *f.link
+                    ),
+                );
+            }
+            if let Some(why) = kind.cannot(&f.fault) {
+                return err(&f.link, why.to_string());
+            }
+            if let Fault::Loss { percent } = f.fault
+                && !(0.0..=100.0).contains(&percent)
+            {
+                return err(
+                    &f.link,
+                    format!("expected a loss from 0 to 100 percent, found {percent}"),
                 );
             }
         }
@@ -885,7 +918,17 @@ mod tests {
             (
                 "- link: xds",
                 "- link: xdz",
-                "broken.yaml:29:15: unknown link `xdz`; expected one of: xds, data",
+                "broken.yaml:29:15: unknown link `xdz`; expected one of: xds, data, all",
+            ),
+            (
+                "topology:\n  outpost",
+                "link: packet\ntopology:\n  outpost",
+                "broken.yaml:30:15: a packet link is one wire between the sites; expected link `all`, found `xds`",
+            ),
+            (
+                "fault: blackhole",
+                "fault: { loss: { percent: 5 } }",
+                "broken.yaml:29:15: packet loss is a packet-level fault; the fault proxy carries TCP streams (set `link: packet`)",
             ),
             (
                 "outpost: [client, svc-v1, svc-v2]",

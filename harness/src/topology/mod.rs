@@ -67,18 +67,22 @@ impl Placement {
         sites.keys().map(|n| 5 + tcp_backends(mesh, n).len()).sum()
     }
 
-    /// Place every virtual node and gateway of `sites`, taking addresses from `addrs`:
-    /// each Envoy gets an admin and an egress address; a node with a listener an ingress,
-    /// an app and a remote ingress; a gateway its hop; a TCP backend its own egress.
+    /// Place every virtual node and gateway of `sites`, taking each address from
+    /// `addr(site)`: each Envoy gets an admin and an egress address; a node with a
+    /// listener an ingress, an app and, when cross-site connections go through a fault
+    /// proxy (`proxied`), a remote ingress (else the other site dials the ingress itself);
+    /// a gateway its hop; a TCP backend its own egress.
     pub fn assign(
         mesh: &Mesh,
         sites: &BTreeMap<String, Site>,
-        addrs: &mut impl Iterator<Item = SocketAddr>,
+        mut addr: impl FnMut(Site) -> SocketAddr,
+        proxied: bool,
     ) -> Placement {
         let mut placement = Placement::default();
         for (name, site) in sites {
-            let mut next = || addrs.next().expect("addresses_needed addresses");
-            let (admin, egress, a, b, c) = (next(), next(), next(), next(), next());
+            let mut next = || addr(*site);
+            let (admin, egress, a, b) = (next(), next(), next(), next());
+            let c = if proxied { next() } else { a };
             let serves = mesh.node(name).is_some_and(|n| !n.listeners.is_empty());
             let gateway = mesh.gateway(name).is_some();
             let tcp_egress = tcp_backends(mesh, name)

@@ -168,3 +168,49 @@ pub async fn bring_up_on(
         .unwrap_or_else(|e| panic!("{e:#}"));
     Some((topo, dir))
 }
+
+/// Can this machine build a packet-level link (root, `ip netns`)? `false` (after a loud
+/// SKIPPED line) when it cannot outside CI; under `CI=true` that is a failure instead.
+pub fn packet_links() -> bool {
+    use tether::faults::packet::{PacketLink, PacketLinkError, unique_prefix};
+    match PacketLink::create(&unique_prefix("tetherprobe")) {
+        Ok(_) => true,
+        Err(PacketLinkError::Unavailable(reason)) => {
+            if std::env::var("CI").is_ok_and(|v| v == "true") {
+                panic!("CI=true and the packet-level link cannot be built here: {reason}");
+            }
+            eprintln!(
+                "\n\n*** SKIPPED: this test needs root and `ip netns` for a packet-level link: {reason} ***\n\n"
+            );
+            false
+        }
+        Err(e) => panic!("creating a packet link failed: {e}"),
+    }
+}
+
+/// Network namespaces and host interfaces a run made (`tether*`) that are still there
+/// after `wait`: the kernel removes a deleted namespace's interfaces a moment later.
+pub fn leftover_links(wait: std::time::Duration) -> Vec<String> {
+    let deadline = std::time::Instant::now() + wait;
+    loop {
+        let list = |args: &[&str]| {
+            let out = std::process::Command::new("ip")
+                .args(args)
+                .output()
+                .unwrap();
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .filter_map(|l| {
+                    let name = l.split([' ', ':', '@']).find(|w| w.starts_with("tether"))?;
+                    Some(name.to_string())
+                })
+                .collect::<Vec<_>>()
+        };
+        let mut left = list(&["netns", "list"]);
+        left.extend(list(&["-o", "link", "show"]));
+        if left.is_empty() || std::time::Instant::now() > deadline {
+            return left;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}

@@ -1,0 +1,58 @@
+//! The packet-level link end to end: the sites as two network namespaces, a partition
+//! that drops packets, and the difference it makes to TCP keepalive (against
+//! `suites/keepalive-detection.yaml`, where a TCP-terminating proxy answers the probes).
+
+mod common;
+
+use std::time::Duration;
+use tether::checks::Outcome;
+
+static ONE_RUN_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_packet_partition_is_noticed_even_on_tcp_keepalive() {
+    let _serial = ONE_RUN_AT_A_TIME.lock().await;
+    if !common::packet_links() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let Some(outcome) = common::run_suite("suites/packet-partition.yaml", dir.path()).await else {
+        return;
+    };
+    assert!(outcome.passed(), "{:#?}", outcome.verdicts);
+    let noticed = outcome.verdict("partition_noticed").unwrap();
+    assert!(
+        noticed.detail.contains("svc-v1"),
+        "the TCP-keepalive sidecar is judged too: {noticed:?}"
+    );
+    assert_eq!(common::processes_of_run(dir.path()), Vec::<String>::new());
+    assert_eq!(
+        common::leftover_links(Duration::from_secs(10)),
+        Vec::<String>::new(),
+        "namespaces and veths go with the run"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn negative_control_tcp_keepalive_does_not_miss_a_packet_partition() {
+    let _serial = ONE_RUN_AT_A_TIME.lock().await;
+    if !common::packet_links() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let Some(outcome) = common::run_suite(
+        "suites/negative/packet-partition-tcp-unnoticed.yaml",
+        dir.path(),
+    )
+    .await
+    else {
+        return;
+    };
+    let v = outcome.verdict("partition_unnoticed").unwrap();
+    assert_eq!(v.outcome, Outcome::Failed, "{v:?}");
+    assert!(v.detail.contains("`svc-v1` noticed"), "{v:?}");
+    assert_eq!(
+        common::leftover_links(Duration::from_secs(10)),
+        Vec::<String>::new()
+    );
+}
