@@ -56,3 +56,47 @@ async fn negative_control_tcp_keepalive_does_not_miss_a_packet_partition() {
         Vec::<String>::new()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn xds_and_traffic_carry_on_over_a_lossy_slow_reordering_wire() {
+    let _serial = ONE_RUN_AT_A_TIME.lock().await;
+    if !common::packet_links() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let Some(outcome) = common::run_suite("suites/packet-degraded.yaml", dir.path()).await else {
+        return;
+    };
+    assert!(outcome.passed(), "{:#?}", outcome.verdicts);
+    // The delay was on the wire: the change took about a round trip (180 ms +- jitter).
+    let p = outcome.verdict("propagation@lossy-180ms").unwrap();
+    let max = p
+        .measurements
+        .iter()
+        .find(|m| m.name == "propagation_ms.max")
+        .unwrap();
+    assert!(max.value >= 150.0, "{p:?}");
+    assert_eq!(
+        common::leftover_links(Duration::from_secs(10)),
+        Vec::<String>::new()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn negative_control_a_round_trip_past_the_keepalive_timeout_on_the_wire_drops_xds() {
+    let _serial = ONE_RUN_AT_A_TIME.lock().await;
+    if !common::packet_links() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let Some(outcome) = common::run_suite(
+        "suites/negative/packet-latency-past-keepalive.yaml",
+        dir.path(),
+    )
+    .await
+    else {
+        return;
+    };
+    let v = outcome.verdict("xds_stays_connected").unwrap();
+    assert_eq!(v.outcome, Outcome::Failed, "{v:?}");
+}

@@ -115,6 +115,13 @@ fn apply_to_wire(link: &PacketLink, faults: &[Fault]) -> Result<(), packet::Pack
             Fault::Loss { percent } => {
                 imp.loss_percent = (imp.loss_percent + percent).min(100.0);
             }
+            Fault::Duplicate { percent } => {
+                imp.duplicate_percent = (imp.duplicate_percent + percent).min(100.0);
+            }
+            Fault::Reorder { percent, delay } => {
+                imp.reorder_percent = (imp.reorder_percent + percent).min(100.0);
+                imp.delay = imp.delay.max(delay.0);
+            }
             // Refused for packet links when the suite is read.
             Fault::Reset | Fault::SlowClose { .. } | Fault::LimitData { .. } => {}
         }

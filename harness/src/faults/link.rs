@@ -167,6 +167,19 @@ pub enum Fault {
         /// Percent of packets lost, 0-100.
         percent: f64,
     },
+    /// Degraded: a share of packets is sent twice each way (packet links only).
+    Duplicate {
+        /// Percent of packets duplicated, 0-100.
+        percent: f64,
+    },
+    /// Degraded: a share of packets overtakes the others, which are delayed by `delay`
+    /// (packet links only; netem's `reorder`).
+    Reorder {
+        /// Percent of packets sent at once, 0-100.
+        percent: f64,
+        /// Delay of the other packets.
+        delay: Duration,
+    },
     /// Flapping: the link goes down for `down_for` once every `every`, for the whole
     /// phase; with `random`, each cycle's outage starts at a seeded random point in it.
     Flapping {
@@ -204,6 +217,12 @@ impl std::fmt::Display for Fault {
             Fault::SlowClose { delay } => write!(f, "slow close {}ms", ms(delay)),
             Fault::LimitData { bytes } => write!(f, "limit data {bytes} bytes"),
             Fault::Loss { percent } => write!(f, "{percent}% packet loss"),
+            Fault::Duplicate { percent } => write!(f, "{percent}% packets duplicated"),
+            Fault::Reorder { percent, delay } => write!(
+                f,
+                "{percent}% packets reordered (others delayed {}ms)",
+                ms(delay)
+            ),
             Fault::Flapping {
                 every,
                 down_for,
@@ -220,8 +239,19 @@ impl std::fmt::Display for Fault {
 }
 
 impl Fault {
+    /// The percentage a packet-level fault names, if it is one.
+    pub fn percent(&self) -> Option<f64> {
+        match self {
+            Fault::Loss { percent }
+            | Fault::Duplicate { percent }
+            | Fault::Reorder { percent, .. } => Some(*percent),
+            _ => None,
+        }
+    }
+
     /// The toxics that make this fault on a link's proxies; empty for faults made with the
-    /// proxy's `enabled` flag (`down`, `flapping`) and for packet-only faults (`loss`).
+    /// proxy's `enabled` flag (`down`, `flapping`) and for packet-only faults (`loss`,
+    /// `duplicate`, `reorder`).
     pub fn toxics(&self) -> Vec<Toxic> {
         let both = |name: &str, kind: &str, attributes: serde_json::Value| {
             [UPSTREAM, DOWNSTREAM]
@@ -277,7 +307,11 @@ impl Fault {
                     json!({"bytes": bytes}),
                 )]
             }
-            Fault::Down | Fault::Flapping { .. } | Fault::Loss { .. } => Vec::new(),
+            Fault::Down
+            | Fault::Flapping { .. }
+            | Fault::Loss { .. }
+            | Fault::Duplicate { .. }
+            | Fault::Reorder { .. } => Vec::new(),
         }
     }
 }

@@ -928,7 +928,7 @@ mod tests {
             (
                 "fault: blackhole",
                 "fault: { loss: { percent: 5 } }",
-                "broken.yaml:29:15: packet loss is a packet-level fault; the fault proxy carries TCP streams (set `link: packet`)",
+                "broken.yaml:29:15: loss, duplicate and reorder are packet-level faults; the fault proxy carries TCP streams (set `link: packet`)",
             ),
             (
                 "outpost: [client, svc-v1, svc-v2]",
