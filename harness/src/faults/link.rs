@@ -34,8 +34,11 @@ impl LinkKind {
     /// Can this kind of link make `fault`? `None` if so, or why not.
     pub fn cannot(self, fault: &Fault) -> Option<&'static str> {
         match (self, fault) {
-            (LinkKind::Proxy, Fault::Loss { .. }) => Some(
-                "packet loss is a packet-level fault; the fault proxy carries TCP streams (set `link: packet`)",
+            (
+                LinkKind::Proxy,
+                Fault::Loss { .. } | Fault::Duplicate { .. } | Fault::Reorder { .. },
+            ) => Some(
+                "loss, duplicate and reorder are packet-level faults; the fault proxy carries TCP streams (set `link: packet`)",
             ),
             (
                 LinkKind::Packet,
