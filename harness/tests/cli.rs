@@ -332,3 +332,69 @@ fn fault_proxy_rejects_bad_config_files_with_exit_2() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_toxiproxy_server_on_path_is_used_instead_of_tethers_own() {
+    let Some(envoy) = common::envoy() else { return };
+    // A stand-in `toxiproxy-server` that notes its Toxiproxy-style flags and serves the
+    // API with tether's own server (no Toxiproxy binary can be had on this machine).
+    let shim_dir = tempfile::tempdir().unwrap();
+    let noted = shim_dir.path().join("flags");
+    let shim = shim_dir.path().join("toxiproxy-server");
+    std::fs::write(
+        &shim,
+        format!(
+            "#!/bin/sh\necho \"$@\" > '{}'\nexec '{}' fault-proxy --listen \"$2:$4\"\n",
+            noted.display(),
+            common::tether_bin().display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&shim, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!(
+        "{}:{}",
+        shim_dir.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let run = |own: bool| {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cmd = Command::new(common::tether_bin());
+        cmd.args(["run", "fixtures/suites/route-features.yaml", "--report-dir"])
+            .arg(dir.path())
+            .arg("--envoy-bin")
+            .arg(&envoy.path)
+            .env("PATH", &path)
+            .env_remove("TETHER_FAULT_PROXY")
+            .current_dir(common::repo(""));
+        if own {
+            cmd.env("TETHER_FAULT_PROXY", "tether");
+        }
+        let out = cmd.output().unwrap();
+        // Progress lines go to stderr, the verdicts to stdout.
+        let output = String::from_utf8_lossy(&out.stderr).into_owned()
+            + &String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(0), "{output}");
+        assert!(common::processes_of_run(dir.path()).is_empty());
+        output
+    };
+
+    let stdout = run(false);
+    assert!(
+        stdout.contains(&format!("through Toxiproxy ({})", shim.display())),
+        "{stdout}"
+    );
+    let flags = std::fs::read_to_string(&noted).expect("the Toxiproxy binary was started");
+    assert!(flags.starts_with("-host 127.0.0.1 -port "), "{flags}");
+
+    std::fs::remove_file(&noted).unwrap();
+    let stdout = run(true);
+    assert!(
+        stdout.contains("through tether's own Toxiproxy-compatible server"),
+        "{stdout}"
+    );
+    assert!(
+        !noted.exists(),
+        "TETHER_FAULT_PROXY=tether keeps tether's own"
+    );
+}

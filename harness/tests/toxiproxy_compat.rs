@@ -1,4 +1,5 @@
-//! A third-party Toxiproxy client, `toxiproxy_rust`, drives tether's fault server.
+//! A third-party Toxiproxy client, `toxiproxy_rust`, drives tether's fault server (and,
+//! where `toxiproxy-server` is on PATH, Shopify's own, through the same steps).
 //!
 //! `toxiproxy_rust` is blocking and panics on some HTTP errors, so tether never
 //! uses it itself; here it stands for the clients users already have. Its
@@ -128,12 +129,13 @@ fn refuses(addr: &str) -> bool {
     }
 }
 
-/// What the third-party client does, step by step, against a running server.
-fn drive(api: SocketAddr, echo: SocketAddr) {
+/// What the third-party client does, step by step, against a running server (tether's
+/// own when `tether` is set, which says so in its version).
+fn drive(api: SocketAddr, echo: SocketAddr, tether: bool) {
     let client = Client::new(api);
     assert!(client.is_running());
     let version = client.version().unwrap();
-    assert!(version.contains("-tether"), "{version}");
+    assert_eq!(version.contains("-tether"), tether, "{version}");
 
     // Populate: one proxy on a free port; the answer shows the real address.
     let created = client
@@ -211,13 +213,50 @@ fn drive(api: SocketAddr, echo: SocketAddr) {
 #[test]
 fn toxiproxy_rust_drives_tether_fault_server() {
     let server = Server::start();
-    let echo = start_echo();
-    let api = server.addr;
+    drive_within_deadline(server.addr, true);
+    server.stop();
+}
 
-    // The blocking client runs on a plain thread; a hang fails the test.
+/// The same steps against Shopify's Toxiproxy where `toxiproxy-server` is on PATH, so
+/// tether's server is held to the real one's behaviour (and tether's use of it).
+#[test]
+fn toxiproxy_rust_drives_a_real_toxiproxy_when_one_is_on_path() {
+    let tether::faults::FaultProxy::Toxiproxy(binary) = tether::faults::FaultProxy::find() else {
+        eprintln!(
+            "\n\n*** NOT RUN against a real Toxiproxy: `toxiproxy-server` is not on PATH (only tether's own server was driven) ***\n\n"
+        );
+        return;
+    };
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = std::process::Command::new(&binary)
+        .args(["-host", "127.0.0.1", "-port", &port.to_string()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let api = SocketAddr::from(([127, 0, 0, 1], port));
+    let started = Instant::now();
+    while TcpStream::connect(api).is_err() && started.elapsed() < Duration::from_secs(10) {
+        thread::sleep(Duration::from_millis(50));
+    }
+    let outcome = std::panic::catch_unwind(|| drive_within_deadline(api, false));
+    let _ = child.kill();
+    let _ = child.wait();
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+/// [`drive`] the server at `api` on a plain thread (the client blocks); a hang fails.
+fn drive_within_deadline(api: SocketAddr, tether: bool) {
+    let echo = start_echo();
     let (done_tx, done_rx) = mpsc::channel();
     let driver = thread::spawn(move || {
-        drive(api, echo);
+        drive(api, echo, tether);
         let _ = done_tx.send(());
     });
     match done_rx.recv_timeout(TEST_DEADLINE) {
@@ -231,5 +270,4 @@ fn toxiproxy_rust_drives_tether_fault_server() {
             panic!("the client did not finish within {TEST_DEADLINE:?}")
         }
     }
-    server.stop();
 }

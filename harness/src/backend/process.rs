@@ -34,6 +34,8 @@ pub struct BackendOptions {
     pub work_dir: PathBuf,
     /// How long bring-up may take before it counts as an environment failure.
     pub ready_timeout: Duration,
+    /// The fault proxy to run (proxy links).
+    pub fault_proxy: crate::faults::FaultProxy,
 }
 
 /// A child process the topology owns.
@@ -327,18 +329,8 @@ impl RunningTopology {
         if let Links::Proxy { api, proxies } = &mut topo.links {
             // The fault proxy, and one proxy per cross-site connection.
             let log = logs.join("fault-proxy.log");
-            let mut fp = spawn(
-                "fault proxy",
-                &opts.tether_bin,
-                &[
-                    "fault-proxy".into(),
-                    "--listen".into(),
-                    fault_api.to_string(),
-                ],
-                &log,
-                false,
-                None,
-            )?;
+            let (program, args) = opts.fault_proxy.command(&opts.tether_bin, fault_api);
+            let mut fp = spawn("fault proxy", &program, &args, &log, false, None)?;
             let probe = api.clone();
             wait_until("fault proxy", &mut fp, deadline, &log, || {
                 let c = probe.clone();

@@ -209,7 +209,11 @@ fn doctor(envoy_bin: Option<PathBuf>) -> i32 {
             provision::cache_dir().display()
         ),
     }
-    println!("fault proxy: tether's own Toxiproxy-compatible server (`tether fault-proxy`)");
+    println!(
+        "fault proxy: {} (Toxiproxy's `{}` on PATH is used when present; TETHER_FAULT_PROXY=tether keeps tether's own)",
+        crate::faults::FaultProxy::find(),
+        crate::faults::TOXIPROXY_SERVER
+    );
     // SAFETY: geteuid has no preconditions.
     let root = unsafe { libc::geteuid() } == 0;
     println!(

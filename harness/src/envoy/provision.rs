@@ -75,22 +75,24 @@ pub fn find(flag: Option<&Path>) -> Option<EnvoyBinary> {
             source: Source::Env,
         });
     }
-    if let Some(path) = std::env::var_os("PATH") {
-        for dir in std::env::split_paths(&path) {
-            let candidate = dir.join("envoy");
-            if is_executable(&candidate) {
-                return Some(EnvoyBinary {
-                    path: candidate,
-                    source: Source::Path,
-                });
-            }
-        }
+    if let Some(path) = on_path("envoy") {
+        return Some(EnvoyBinary {
+            path,
+            source: Source::Path,
+        });
     }
     let cached = cached_binary();
     is_executable(&cached).then_some(EnvoyBinary {
         path: cached,
         source: Source::Cache,
     })
+}
+
+/// The first executable called `name` in the directories of `PATH`.
+pub fn on_path(name: &str) -> Option<PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|dir| dir.join(name))
+        .find(|candidate| is_executable(candidate))
 }
 
 fn cached_binary() -> PathBuf {

@@ -25,5 +25,64 @@ pub mod packet;
 pub mod populate;
 pub mod server;
 
+/// The name of Shopify's Toxiproxy server binary.
+pub const TOXIPROXY_SERVER: &str = "toxiproxy-server";
+
+/// Which fault proxy a run uses: Shopify's Toxiproxy where `toxiproxy-server` is on
+/// `PATH` (unless `TETHER_FAULT_PROXY=tether`), tether's own otherwise.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FaultProxy {
+    /// `tether fault-proxy`.
+    Tether,
+    /// A real Toxiproxy server binary.
+    Toxiproxy(std::path::PathBuf),
+}
+
+impl FaultProxy {
+    /// The fault proxy this machine offers.
+    pub fn find() -> FaultProxy {
+        if std::env::var("TETHER_FAULT_PROXY").is_ok_and(|v| v == "tether") {
+            return FaultProxy::Tether;
+        }
+        match crate::envoy::provision::on_path(TOXIPROXY_SERVER) {
+            Some(path) => FaultProxy::Toxiproxy(path),
+            None => FaultProxy::Tether,
+        }
+    }
+
+    /// The program and arguments that serve the API on `api`, with `tether` the tether
+    /// binary.
+    pub fn command(
+        &self,
+        tether: &std::path::Path,
+        api: std::net::SocketAddr,
+    ) -> (std::path::PathBuf, Vec<String>) {
+        match self {
+            FaultProxy::Tether => (
+                tether.to_path_buf(),
+                vec!["fault-proxy".into(), "--listen".into(), api.to_string()],
+            ),
+            FaultProxy::Toxiproxy(path) => (
+                path.clone(),
+                vec![
+                    "-host".into(),
+                    api.ip().to_string(),
+                    "-port".into(),
+                    api.port().to_string(),
+                ],
+            ),
+        }
+    }
+}
+
+impl std::fmt::Display for FaultProxy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FaultProxy::Tether => f.write_str("tether's own Toxiproxy-compatible server"),
+            FaultProxy::Toxiproxy(path) => write!(f, "Toxiproxy ({})", path.display()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod testutil;

@@ -157,11 +157,20 @@ pub async fn run(plan: &Plan, opts: &RunOptions) -> Result<Outcome, EnvironmentE
             plan.sites.len()
         ),
     );
+    let fault_proxy = crate::faults::FaultProxy::find();
+    let links = match plan.link {
+        crate::suite::LinkKind::Proxy => {
+            format!("every cross-site connection through {fault_proxy}")
+        }
+        crate::suite::LinkKind::Packet => "packet link: the sites in two network namespaces".into(),
+    };
+    progress(opts, &timeline, &format!("links: {links}"));
     let backend = BackendOptions {
         tether_bin,
         envoy,
         work_dir: opts.report_dir.join("work"),
         ready_timeout: Duration::from_secs(60),
+        fault_proxy,
     };
     let up = tokio::select! {
         up = RunningTopology::up(plan, &backend, &timeline) => up,

@@ -162,6 +162,7 @@ pub async fn bring_up_on(
         envoy,
         work_dir: dir.path().join("work"),
         ready_timeout: std::time::Duration::from_secs(60),
+        fault_proxy: tether::faults::FaultProxy::find(),
     };
     let topo = tether::backend::RunningTopology::up(&plan, &opts, timeline)
         .await
