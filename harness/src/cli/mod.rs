@@ -1,6 +1,6 @@
 //! The `tether` command line.
 //!
-//! User commands: `run`, `report`, `validate`, `doctor`. The same binary also plays the parts a run
+//! User commands: `run`, `report`, `validate`, `load`, `doctor`. The same binary also plays the parts a run
 //! starts as child processes: `control-plane`, `fault-proxy` and `service`.
 
 mod roles;
@@ -51,6 +51,47 @@ enum Command {
     Validate {
         /// The suite file.
         suite: PathBuf,
+    },
+    /// Drive load at a URL on its own, as wrk does: throughput, errors by kind and latency
+    /// percentiles (open loop: measured from each intended send time). Exits 4 when the
+    /// figures are invalid (the generator saturated or fell behind its schedule).
+    Load {
+        /// `http://host:port/path` (h2c and gRPC are cleartext too).
+        url: String,
+        /// Connections.
+        #[arg(long, short = 'c', default_value_t = 16)]
+        connections: usize,
+        /// Requests in flight per connection (h2c, gRPC).
+        #[arg(long, default_value_t = 1)]
+        streams: usize,
+        /// How long to send for (default 10s unless --requests).
+        #[arg(long, short = 'd', value_parser = humantime::parse_duration)]
+        duration: Option<std::time::Duration>,
+        /// How many requests to send.
+        #[arg(long, short = 'n', conflicts_with = "duration")]
+        requests: Option<u64>,
+        /// Open loop at this many requests per second (closed loop without it).
+        #[arg(long, short = 'R')]
+        rate: Option<f64>,
+        /// The protocol.
+        #[arg(long, value_enum, default_value = "http1")]
+        protocol: crate::load::connection::Protocol,
+        /// The Host / :authority to send (default: the URL's).
+        #[arg(long)]
+        host: Option<String>,
+        /// Per-request timeout.
+        #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+        timeout: std::time::Duration,
+        /// Worker threads of the generator.
+        #[arg(long, short = 't', default_value_t = 1)]
+        threads: usize,
+        /// Open loop: the generator's own p99 scheduling delay past which the figures
+        /// are invalid.
+        #[arg(long, default_value = "10ms", value_parser = humantime::parse_duration)]
+        max_lag: std::time::Duration,
+        /// Print the figures as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Show which Envoy, fault proxy and Docker engine tether finds.
     Doctor {
@@ -112,6 +153,38 @@ pub fn main() -> i32 {
                 }
             },
             Command::Doctor { envoy_bin } => doctor(envoy_bin),
+            Command::Load {
+                url,
+                connections,
+                streams,
+                duration,
+                requests,
+                rate,
+                protocol,
+                host,
+                timeout,
+                threads,
+                max_lag,
+                json,
+            } => {
+                let options = crate::load::standalone::Options {
+                    url,
+                    host,
+                    protocol,
+                    connections,
+                    streams,
+                    duration,
+                    requests,
+                    rate,
+                    timeout,
+                    threads,
+                    max_lag,
+                };
+                // The generator runs on a runtime of its own, with the threads it is given.
+                tokio::task::spawn_blocking(move || load(&options, json))
+                    .await
+                    .unwrap_or(exit::ENVIRONMENT)
+            }
             Command::Role(role) => roles::run(role).await,
         }
     })
@@ -168,6 +241,30 @@ async fn run_suite(
         Err(e) => {
             eprintln!("error: the environment could not run the suite: {e}");
             exit::ENVIRONMENT
+        }
+    }
+}
+
+fn load(options: &crate::load::standalone::Options, json: bool) -> i32 {
+    match crate::load::standalone::run(options) {
+        Ok(report) => {
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&report).unwrap_or_default()
+                );
+            } else {
+                print!("{report}");
+            }
+            if report.valid {
+                exit::PASSED
+            } else {
+                exit::INVALID
+            }
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            exit::BAD_INPUT
         }
     }
 }

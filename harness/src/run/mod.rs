@@ -31,6 +31,9 @@ pub mod exit {
     pub const BAD_INPUT: i32 = 2;
     /// The environment could not bring the topology up.
     pub const ENVIRONMENT: i32 = 3;
+    /// `tether load`: the figures are invalid (the generator, not the target, was the
+    /// limit).
+    pub const INVALID: i32 = 4;
     /// The run was interrupted (Ctrl-C).
     pub const INTERRUPTED: i32 = 130;
 }

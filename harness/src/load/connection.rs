@@ -1,0 +1,178 @@
+//! One connection of the generator and one request on it, in each protocol: HTTP/1.1
+//! with keep-alive, HTTP/2 cleartext (h2c, many streams per connection) and gRPC unary
+//! (over h2c).
+
+use super::record::ErrorKind;
+use crate::service::SERVED_BY;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::{http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// The protocol the generator speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    /// HTTP/1.1 with keep-alive: one request at a time per connection.
+    Http1,
+    /// HTTP/2 cleartext, prior knowledge: `streams` requests at a time per connection.
+    H2c,
+    /// gRPC unary calls (an empty message) over h2c.
+    Grpc,
+}
+
+impl Protocol {
+    /// Does the protocol carry many requests at a time on one connection?
+    pub fn multiplexed(self) -> bool {
+        !matches!(self, Protocol::Http1)
+    }
+}
+
+/// Where requests go and what they ask for.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// The address to connect to.
+    pub addr: SocketAddr,
+    /// The `Host` (HTTP/1.1) or `:authority` (HTTP/2): a virtual service, say.
+    pub authority: String,
+    /// The path (for gRPC, `/package.Service/Method`).
+    pub path: String,
+}
+
+/// A connection's request sender.
+pub enum Sender {
+    /// HTTP/1.1: one request at a time.
+    Http1(http1::SendRequest<Full<Bytes>>),
+    /// HTTP/2: cloned per stream.
+    Http2(http2::SendRequest<Full<Bytes>>),
+}
+
+impl Sender {
+    /// Open a connection to `target` in `protocol`, within `timeout`.
+    pub async fn connect(
+        target: &Target,
+        protocol: Protocol,
+        timeout: Duration,
+    ) -> Result<Sender, ErrorKind> {
+        let connect = async {
+            let stream = tokio::net::TcpStream::connect(target.addr)
+                .await
+                .map_err(|e| match e.kind() {
+                    std::io::ErrorKind::ConnectionRefused => ErrorKind::ConnectRefused,
+                    _ => ErrorKind::Connect,
+                })?;
+            let _ = stream.set_nodelay(true);
+            let io = TokioIo::new(stream);
+            Ok(match protocol {
+                Protocol::Http1 => {
+                    let (send, conn) =
+                        http1::handshake(io).await.map_err(|_| ErrorKind::Connect)?;
+                    tokio::spawn(conn);
+                    Sender::Http1(send)
+                }
+                Protocol::H2c | Protocol::Grpc => {
+                    let (send, conn) = http2::handshake(TokioExecutor::new(), io)
+                        .await
+                        .map_err(|_| ErrorKind::Connect)?;
+                    tokio::spawn(conn);
+                    Sender::Http2(send)
+                }
+            })
+        };
+        tokio::time::timeout(timeout, connect)
+            .await
+            .unwrap_or(Err(ErrorKind::Connect))
+    }
+
+    /// Another sender on the same connection, for another stream (HTTP/2 only).
+    pub fn another_stream(&self) -> Option<Sender> {
+        match self {
+            Sender::Http1(_) => None,
+            Sender::Http2(s) => Some(Sender::Http2(s.clone())),
+        }
+    }
+
+    /// Can the connection take another request (else it must be replaced)?
+    pub fn is_open(&self) -> bool {
+        match self {
+            Sender::Http1(s) => !s.is_closed(),
+            Sender::Http2(s) => !s.is_closed(),
+        }
+    }
+
+    /// Send one request and read the whole answer; `served_by` gets who answered.
+    /// The caller bounds it with the request timeout.
+    pub async fn request(
+        &mut self,
+        target: &Target,
+        protocol: Protocol,
+        served_by: &mut String,
+    ) -> Result<(), ErrorKind> {
+        let request = build(target, protocol);
+        let response = match self {
+            Sender::Http1(s) => {
+                s.ready().await.map_err(|_| ErrorKind::Reset)?;
+                s.send_request(request).await
+            }
+            Sender::Http2(s) => {
+                s.ready().await.map_err(|_| ErrorKind::Reset)?;
+                s.send_request(request).await
+            }
+        }
+        .map_err(|_| ErrorKind::Reset)?;
+        let status = response.status().as_u16();
+        served_by.clear();
+        if let Some(v) = response
+            .headers()
+            .get(SERVED_BY)
+            .and_then(|v| v.to_str().ok())
+        {
+            served_by.push_str(v);
+        }
+        let mut grpc_status = response
+            .headers()
+            .get("grpc-status")
+            .map(|v| v.as_bytes() == b"0");
+        // Read the whole body (and trailers) so the connection can take the next request.
+        let mut body = response.into_body();
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|_| ErrorKind::Reset)?;
+            if let Ok(trailers) = frame.into_trailers()
+                && let Some(v) = trailers.get("grpc-status")
+            {
+                grpc_status = Some(v.as_bytes() == b"0");
+            }
+        }
+        match status {
+            200..=299 if protocol == Protocol::Grpc && grpc_status != Some(true) => {
+                Err(ErrorKind::Grpc)
+            }
+            200..=299 => Ok(()),
+            400..=499 => Err(ErrorKind::Status4xx),
+            500..=599 => Err(ErrorKind::Status5xx),
+            _ => Err(ErrorKind::StatusOther),
+        }
+    }
+}
+
+/// The request for `target` in `protocol`.
+fn build(target: &Target, protocol: Protocol) -> hyper::Request<Full<Bytes>> {
+    let builder = match protocol {
+        Protocol::Http1 => hyper::Request::get(target.path.as_str())
+            .header(hyper::header::HOST, target.authority.as_str()),
+        Protocol::H2c => hyper::Request::get(format!("http://{}{}", target.authority, target.path)),
+        Protocol::Grpc => {
+            hyper::Request::post(format!("http://{}{}", target.authority, target.path))
+                .header("content-type", "application/grpc")
+                .header("te", "trailers")
+        }
+    };
+    // An empty gRPC message: not compressed, length 0.
+    let body = match protocol {
+        Protocol::Grpc => Full::new(Bytes::from_static(&[0, 0, 0, 0, 0])),
+        _ => Full::new(Bytes::new()),
+    };
+    builder.body(body).unwrap_or_default()
+}

@@ -1,0 +1,312 @@
+//! `tether load URL`: the generator on its own, as wrk is used, with its saturation
+//! guard: when the generator's own CPU is saturated, or it fell behind its own schedule,
+//! its figures are marked invalid instead of being reported as the target's limit.
+
+use super::connection::{Protocol, Target};
+use super::engine::{self, Config, Pace, Stop, Totals};
+use super::record::Percentiles;
+use anyhow::{Context, Result, bail};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::time::Duration;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// What `tether load` was asked for.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// `http://host:port/path`.
+    pub url: String,
+    /// The `Host`/`:authority` to send (default: the URL's).
+    pub host: Option<String>,
+    /// The protocol.
+    pub protocol: Protocol,
+    /// Connections.
+    pub connections: usize,
+    /// Requests in flight per connection (h2c, gRPC).
+    pub streams: usize,
+    /// Stop after this long (default 10 s unless `requests` is given).
+    pub duration: Option<Duration>,
+    /// Stop after this many requests.
+    pub requests: Option<u64>,
+    /// Open loop at this many requests per second; closed loop without it.
+    pub rate: Option<f64>,
+    /// Per-request timeout.
+    pub timeout: Duration,
+    /// Worker threads of the generator's runtime.
+    pub threads: usize,
+    /// The generator's own scheduling delay (p99) past which an open-loop run is invalid.
+    pub max_lag: Duration,
+}
+
+/// The figures of one `tether load` run.
+#[derive(Debug, Clone, Serialize)]
+pub struct LoadReport {
+    /// `closed` or `open`.
+    pub mode: &'static str,
+    /// The protocol.
+    pub protocol: Protocol,
+    /// Connections.
+    pub connections: usize,
+    /// Streams per connection.
+    pub streams: usize,
+    /// The open-loop rate asked for.
+    pub rate: Option<f64>,
+    /// Requests that finished.
+    pub requests: u64,
+    /// Successful ones.
+    pub ok: u64,
+    /// Failed ones by kind.
+    pub errors: BTreeMap<String, u64>,
+    /// Requests the schedule asked for that were never sent.
+    pub unsent: u64,
+    /// Seconds from the first send to the last answer.
+    pub elapsed_s: f64,
+    /// Finished requests per second.
+    pub requests_per_second: f64,
+    /// Latency (open loop: from each intended send time).
+    pub latency: Percentiles,
+    /// The generator's own scheduling delay per request (open loop).
+    pub lag: Percentiles,
+    /// How late the last requests went out after their intended time (open loop), ms.
+    pub behind_ms: u64,
+    /// CPU seconds the generator used.
+    pub cpu_s: f64,
+    /// CPU milliseconds per 1,000 requests.
+    pub cpu_ms_per_1000: f64,
+    /// Share of its threads' time the generator was on CPU (0-1).
+    pub cpu_share: f64,
+    /// Are the throughput figures the target's (not the generator's) limit?
+    pub valid: bool,
+    /// Why not, when not.
+    pub invalid_because: Vec<String>,
+}
+
+/// CPU time this process has used (user + system).
+fn cpu_time() -> Duration {
+    // SAFETY: getrusage fills the struct we pass; RUSAGE_SELF has no preconditions.
+    let usage = unsafe {
+        let mut u: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut u);
+        u
+    };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(usage.ru_utime) + tv(usage.ru_stime)
+}
+
+/// Run the generator as `options` say, on a runtime of its own, and judge the run.
+pub fn run(options: &Options) -> Result<LoadReport> {
+    let uri: hyper::Uri = options
+        .url
+        .parse()
+        .with_context(|| format!("`{}` is not a URL", options.url))?;
+    if uri.scheme_str() != Some("http") {
+        bail!(
+            "`{}`: expected an http:// URL (h2c and gRPC are cleartext too)",
+            options.url
+        );
+    }
+    let authority = uri
+        .authority()
+        .with_context(|| format!("`{}` has no host", options.url))?
+        .clone();
+    let port = authority.port_u16().unwrap_or(80);
+    let addr = std::net::ToSocketAddrs::to_socket_addrs(&(authority.host(), port))
+        .with_context(|| format!("cannot resolve `{}`", authority.host()))?
+        .next()
+        .with_context(|| format!("`{}` resolves to no address", authority.host()))?;
+    if options.connections == 0 || options.streams == 0 || options.threads == 0 {
+        bail!("expected at least one connection, stream and thread");
+    }
+    if let Some(rate) = options.rate
+        && !(rate > 0.0 && rate.is_finite())
+    {
+        bail!("expected a rate above 0, found {rate}");
+    }
+    let stop = match (options.requests, options.duration) {
+        (Some(n), _) => Stop::Requests(n),
+        (None, Some(d)) => Stop::Duration(d),
+        (None, None) => Stop::Duration(Duration::from_secs(10)),
+    };
+    let config = Config {
+        target: Target {
+            addr,
+            authority: options
+                .host
+                .clone()
+                .unwrap_or_else(|| authority.to_string()),
+            path: uri
+                .path_and_query()
+                .map(|p| p.to_string())
+                .unwrap_or_else(|| "/".into()),
+        },
+        protocol: options.protocol,
+        connections: options.connections,
+        streams: options.streams,
+        pace: match options.rate {
+            Some(rate) => Pace::Open { rate },
+            None => Pace::Closed,
+        },
+        stop,
+        timeout: options.timeout,
+    };
+    let runtime = if options.threads == 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(options.threads)
+            .enable_all()
+            .build()
+    }
+    .context("cannot start the generator's runtime")?;
+    let cpu_before = cpu_time();
+    let totals = runtime.block_on(engine::run(
+        config.clone(),
+        Instant::now(),
+        None,
+        CancellationToken::new(),
+    ));
+    let cpu = cpu_time().saturating_sub(cpu_before);
+    Ok(judge(&config, options, &totals, cpu))
+}
+
+/// The report of a run, with the saturation guard's verdict.
+fn judge(config: &Config, options: &Options, totals: &Totals, cpu: Duration) -> LoadReport {
+    let all = &totals.all;
+    let elapsed = totals.elapsed.as_secs_f64().max(1e-9);
+    let cpu_share = cpu.as_secs_f64() / (elapsed * options.threads as f64);
+    let lag = Percentiles::of(&totals.lag);
+    let mut invalid_because = Vec::new();
+    if cpu_share >= 0.9 {
+        invalid_because.push(format!(
+            "the generator's CPU was saturated ({:.0}% of {} thread(s))",
+            cpu_share * 100.0,
+            options.threads
+        ));
+    }
+    let open = matches!(config.pace, Pace::Open { .. });
+    if open && lag.p99_us > options.max_lag.as_micros() as u64 {
+        invalid_because.push(format!(
+            "the generator's own scheduling was late: p99 {:.1} ms (bound {} ms)",
+            lag.p99_us as f64 / 1000.0,
+            options.max_lag.as_millis(),
+        ));
+    }
+    if open && (totals.behind > options.max_lag || totals.unsent > 0) {
+        invalid_because.push(format!(
+            "the generator fell behind its schedule: {} ms behind at the end, {} requests never sent (more connections or a lower rate)",
+            totals.behind.as_millis(),
+            totals.unsent
+        ));
+    }
+    LoadReport {
+        mode: if open { "open" } else { "closed" },
+        protocol: config.protocol,
+        connections: config.connections,
+        streams: if config.protocol.multiplexed() {
+            config.streams
+        } else {
+            1
+        },
+        rate: options.rate,
+        requests: all.sent,
+        ok: all.ok,
+        errors: all
+            .errors
+            .iter()
+            .map(|(k, n)| (k.as_str().to_string(), *n))
+            .collect(),
+        unsent: totals.unsent,
+        elapsed_s: elapsed,
+        requests_per_second: all.sent as f64 / elapsed,
+        latency: Percentiles::of(&all.latency),
+        lag,
+        behind_ms: if open {
+            totals.behind.as_millis() as u64
+        } else {
+            0
+        },
+        cpu_s: cpu.as_secs_f64(),
+        cpu_ms_per_1000: cpu.as_secs_f64() * 1000.0 / (all.sent.max(1) as f64 / 1000.0),
+        cpu_share,
+        valid: invalid_because.is_empty(),
+        invalid_because,
+    }
+}
+
+impl std::fmt::Display for LoadReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ms = |us: u64| us as f64 / 1000.0;
+        let protocol = serde_json::to_value(self.protocol)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        write!(
+            f,
+            "{} loop, {protocol}, {} connections x {} streams",
+            self.mode, self.connections, self.streams
+        )?;
+        if let Some(rate) = self.rate {
+            write!(f, ", {rate} requests/s asked")?;
+        }
+        writeln!(f)?;
+        writeln!(
+            f,
+            "  {} requests in {:.2} s: {:.0} requests/s, {} ok, {} failed{}",
+            self.requests,
+            self.elapsed_s,
+            self.requests_per_second,
+            self.ok,
+            self.requests - self.ok,
+            if self.unsent > 0 {
+                format!(", {} never sent", self.unsent)
+            } else {
+                String::new()
+            }
+        )?;
+        for (kind, n) in &self.errors {
+            writeln!(f, "    {kind}: {n}")?;
+        }
+        let l = &self.latency;
+        writeln!(
+            f,
+            "  latency{}: p50 {:.3} ms, p90 {:.3} ms, p99 {:.3} ms, p99.9 {:.3} ms, max {:.3} ms",
+            if self.mode == "open" {
+                " (from intended send time)"
+            } else {
+                ""
+            },
+            ms(l.p50_us),
+            ms(l.p90_us),
+            ms(l.p99_us),
+            ms(l.p999_us),
+            ms(l.max_us)
+        )?;
+        if self.mode == "open" {
+            writeln!(
+                f,
+                "  schedule: generator lag p99 {:.3} ms; {} ms behind schedule at the end",
+                ms(self.lag.p99_us),
+                self.behind_ms
+            )?;
+        }
+        writeln!(
+            f,
+            "  generator CPU: {:.2} s ({:.2} ms per 1,000 requests, {:.0}% of its threads)",
+            self.cpu_s,
+            self.cpu_ms_per_1000,
+            self.cpu_share * 100.0
+        )?;
+        if self.valid {
+            writeln!(f, "VALID: the figures are the target's")
+        } else {
+            writeln!(
+                f,
+                "INVALID: the figures are the generator's limit, not the target's: {}",
+                self.invalid_because.join("; ")
+            )
+        }
+    }
+}

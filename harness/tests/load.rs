@@ -1,0 +1,224 @@
+//! The load generator: both loops and the three protocols through real Envoy, the
+//! open loop's latency correction against a target that stalls for a known time, and
+//! the saturation guard.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+use tether::load::connection::{Protocol, Target};
+use tether::load::engine::{self, Config, Pace, Stop, Totals};
+use tether::load::record::{ErrorKind, Percentiles};
+use tether::timeline::Timeline;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// Run the generator in-process.
+async fn drive(config: Config) -> Totals {
+    engine::run(config, Instant::now(), None, CancellationToken::new()).await
+}
+
+fn target(addr: SocketAddr, authority: &str, path: &str) -> Target {
+    Target {
+        addr,
+        authority: authority.into(),
+        path: path.into(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn both_loops_in_every_protocol_through_real_envoy() {
+    let timeline = Timeline::new();
+    let Some((topo, dir)) = common::bring_up("fixtures/suites/protocols.yaml", &timeline).await
+    else {
+        return;
+    };
+    let egress = topo.egress_of("client").unwrap();
+    let config = |protocol, target, pace, stop| Config {
+        target,
+        protocol,
+        connections: 2,
+        streams: 4,
+        pace,
+        stop,
+        timeout: Duration::from_secs(2),
+    };
+    let cases = [
+        (
+            Protocol::Http1,
+            target(egress, "web.protocols.local", "/v2/exact"),
+            "web-v2",
+        ),
+        (
+            Protocol::H2c,
+            target(egress, "h2.protocols.local", "/"),
+            "h2-svc",
+        ),
+        (
+            Protocol::Grpc,
+            target(egress, "grpc.protocols.local", "/demo.Echo/Say"),
+            "grpc-v2",
+        ),
+    ];
+    for (protocol, target, served_by) in cases {
+        // Closed loop: a fixed number of requests, as fast as they are answered.
+        let closed = drive(config(
+            protocol,
+            target.clone(),
+            Pace::Closed,
+            Stop::Requests(300),
+        ))
+        .await;
+        assert_eq!(
+            (closed.all.sent, closed.all.ok),
+            (300, 300),
+            "{protocol:?}: {:?}",
+            closed.all.errors
+        );
+        assert_eq!(closed.all.served_by[served_by], 300, "{protocol:?}");
+        // Open loop: 100 requests/s for 2 s, all sent on schedule.
+        let open = drive(config(
+            protocol,
+            target,
+            Pace::Open { rate: 100.0 },
+            Stop::Duration(Duration::from_secs(2)),
+        ))
+        .await;
+        assert_eq!(
+            (open.all.sent, open.all.ok, open.unsent),
+            (200, 200, 0),
+            "{protocol:?}"
+        );
+        assert!(
+            open.elapsed >= Duration::from_millis(1980),
+            "{protocol:?}: the schedule spans the duration, took {:?}",
+            open.elapsed
+        );
+    }
+
+    // A gRPC call that fails is counted by kind.
+    let failing = drive(Config {
+        target: target(egress, "grpc.protocols.local", "/demo.Echo/Missing"),
+        ..config(
+            Protocol::Http1,
+            target(egress, "grpc.protocols.local", "/"),
+            Pace::Closed,
+            Stop::Requests(10),
+        )
+    })
+    .await;
+    assert_eq!(
+        failing.all.errors.get(&ErrorKind::Status4xx),
+        Some(&10),
+        "HTTP/1.1 to a gRPC-only route: no route, 404: {:?}",
+        failing.all.errors
+    );
+
+    topo.shutdown().await;
+    assert_eq!(common::processes_of_run(dir.path()), Vec::<String>::new());
+}
+
+/// A server that answers at once, except that every answer due between `from` and
+/// `until` (after it starts) waits until `until`: a stall of known length.
+async fn stalling_server(from: Duration, until: Duration) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let start = Instant::now();
+    tokio::spawn(tether::service::serve_http(
+        listener,
+        CancellationToken::new(),
+        move |_req| async move {
+            let now = start.elapsed();
+            if now >= from && now < until {
+                tokio::time::sleep_until(start + until).await;
+            }
+            Ok::<_, std::convert::Infallible>(hyper::Response::new(http_body_util::Full::new(
+                bytes::Bytes::from_static(b"ok"),
+            )))
+        },
+    ));
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_open_loop_records_a_one_second_stall_that_the_closed_loop_hides() {
+    let run = |pace| async move {
+        // The stall starts 1 s after the server (and the run) start, and lasts 1 s.
+        let addr = stalling_server(Duration::from_secs(1), Duration::from_secs(2)).await;
+        drive(Config {
+            target: target(addr, "stall", "/"),
+            protocol: Protocol::Http1,
+            connections: 4,
+            streams: 1,
+            pace,
+            stop: Stop::Duration(Duration::from_secs(3)),
+            timeout: Duration::from_secs(5),
+        })
+        .await
+    };
+    let open = run(Pace::Open { rate: 200.0 }).await;
+    let closed = run(Pace::Closed).await;
+    let (o, c) = (
+        Percentiles::of(&open.all.latency),
+        Percentiles::of(&closed.all.latency),
+    );
+    eprintln!("open loop: {o:?}\nclosed loop: {c:?}");
+    // Open: the ~200 requests due during the stall wait out the rest of it, so their
+    // latencies spread over 0-1000 ms: the top fifth of the run is above half a second.
+    assert_eq!(open.all.sent, 600, "the schedule is kept through the stall");
+    assert!(o.max_us >= 900_000, "{o:?}");
+    assert!(
+        o.p90_us >= 500_000,
+        "the stall shows in the percentiles: {o:?}"
+    );
+    // Closed: only the 4 requests in flight see it; the rest are fast.
+    assert!(c.max_us >= 900_000, "{c:?}");
+    assert!(
+        c.p99_us < 100_000,
+        "coordinated omission hides the stall from the closed loop's percentiles: {c:?}"
+    );
+}
+
+#[test]
+fn asking_for_more_than_the_generator_can_do_marks_the_figures_invalid() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    runtime.spawn(tether::service::serve(
+        "target".into(),
+        listener,
+        CancellationToken::new(),
+    ));
+    let load = |rate: &str| {
+        let out = std::process::Command::new(common::tether_bin())
+            .args([
+                "load",
+                &format!("http://{addr}/"),
+                "-c",
+                "8",
+                "-d",
+                "2s",
+                "-R",
+                rate,
+                "--json",
+            ])
+            .output()
+            .unwrap();
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+        (out.status.code(), report)
+    };
+    // Far more than one thread can send: CPU saturated, far behind schedule.
+    let (code, report) = load("1000000");
+    assert_eq!(code, Some(4), "{report:#}");
+    assert_eq!(report["valid"], false, "{report:#}");
+    let why = report["invalid_because"].to_string();
+    assert!(why.contains("saturated") || why.contains("behind"), "{why}");
+    // Negative control: a rate it can keep is valid.
+    let (code, report) = load("200");
+    assert_eq!(code, Some(0), "{report:#}");
+    assert_eq!(report["valid"], true, "{report:#}");
+    assert_eq!(report["requests"], 400);
+}
