@@ -8,10 +8,14 @@ use std::net::SocketAddr;
 use std::time::Duration;
 use tether::load::connection::{Protocol, Target};
 use tether::load::engine::{self, Config, Pace, Stop, Totals};
-use tether::load::record::{ErrorKind, Percentiles};
-use tether::timeline::Timeline;
+use tether::load::record::ErrorKind;
+use tether::timeline::{Percentiles, Timeline};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+
+/// Runs that bring topologies up go one at a time: each checks that no child of this
+/// test process outlives it.
+static ONE_RUN_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// Run the generator in-process.
 async fn drive(config: Config) -> Totals {
@@ -28,6 +32,7 @@ fn target(addr: SocketAddr, authority: &str, path: &str) -> Target {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn both_loops_in_every_protocol_through_real_envoy() {
+    let _serial = ONE_RUN_AT_A_TIME.lock().await;
     let timeline = Timeline::new();
     let Some((topo, dir)) = common::bring_up("fixtures/suites/protocols.yaml", &timeline).await
     else {
@@ -181,6 +186,8 @@ async fn the_open_loop_records_a_one_second_stall_that_the_closed_loop_hides() {
 
 #[test]
 fn asking_for_more_than_the_generator_can_do_marks_the_figures_invalid() {
+    // Its `tether load` children would count as leftovers of a suite running alongside.
+    let _serial = ONE_RUN_AT_A_TIME.blocking_lock();
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let listener = runtime
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
@@ -221,4 +228,39 @@ fn asking_for_more_than_the_generator_can_do_marks_the_figures_invalid() {
     assert_eq!(code, Some(0), "{report:#}");
     assert_eq!(report["valid"], true, "{report:#}");
     assert_eq!(report["requests"], 400);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_proxy_overhead_suite_measures_what_the_sidecar_adds() {
+    let _serial = ONE_RUN_AT_A_TIME.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let Some(outcome) = common::run_suite("suites/proxy-overhead.yaml", dir.path()).await else {
+        return;
+    };
+    let v = outcome.verdict("proxy_overhead").unwrap();
+    assert_eq!(v.outcome, tether::checks::Outcome::Passed, "{v:#?}");
+    let ratio = v
+        .measurements
+        .iter()
+        .find(|m| m.name == "throughput_ratio")
+        .unwrap();
+    assert!(ratio.value > 0.0 && ratio.value < 1.5, "{v:#?}");
+    assert_eq!(common::processes_of_run(dir.path()), Vec::<String>::new());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn negative_control_a_sidecar_that_sheds_load_fails_the_overhead_check() {
+    let _serial = ONE_RUN_AT_A_TIME.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let Some(outcome) = common::run_suite(
+        "suites/negative/proxy-overhead-pool-too-small.yaml",
+        dir.path(),
+    )
+    .await
+    else {
+        return;
+    };
+    let v = outcome.verdict("proxy_overhead").unwrap();
+    assert_eq!(v.outcome, tether::checks::Outcome::Failed, "{v:#?}");
+    assert!(v.detail.contains("failed"), "{v:#?}");
 }

@@ -44,6 +44,16 @@ pub(super) fn judge(check: &Check, ctx: &Context, entries: &[Entry]) -> Verdict 
         Check::Reconvergence { phase, within } => {
             reconvergence(ctx, entries, phase, within.0.as_millis() as u64)
         }
+        Check::ProxyOverhead {
+            phase,
+            min_throughput_ratio,
+            max_added_p99,
+        } => proxy_overhead(
+            entries,
+            phase,
+            **min_throughput_ratio,
+            max_added_p99.0.as_micros() as u64,
+        ),
     };
     let mut verdict = result.unwrap_or_else(|detail| Verdict {
         name: String::new(),
@@ -715,3 +725,84 @@ fn propagation(entries: &[Entry], phase: &str, within_ms: u64) -> Judged {
 
 #[cfg(test)]
 mod tests;
+
+/// What the sidecar measured in the phase adds: throughput ratio, added latency, errors.
+fn proxy_overhead(entries: &[Entry], phase: &str, min_ratio: f64, max_added_p99_us: u64) -> Judged {
+    let w = phase_window(entries, phase)?;
+    let (t, node, direct, proxied) = entries
+        .iter()
+        .find_map(|e| match &e.event {
+            Event::ProxyOverhead {
+                node,
+                direct,
+                proxied,
+            } if w.contains(e.t_ms) => Some((e.t_ms, node, direct, proxied)),
+            _ => None,
+        })
+        .ok_or_else(|| format!("no proxy overhead was measured during `{phase}`"))?;
+    let ms = |us: u64| us as f64 / 1000.0;
+    let added = |p: fn(&crate::timeline::Percentiles) -> u64| {
+        (p(&proxied.latency) as f64 - p(&direct.latency) as f64) / 1000.0
+    };
+    let ratio = proxied.requests_per_second / direct.requests_per_second.max(1e-9);
+    let measurements = vec![
+        measure(
+            "throughput.direct",
+            direct.requests_per_second,
+            "requests/s",
+            None,
+        ),
+        measure(
+            "throughput.proxied",
+            proxied.requests_per_second,
+            "requests/s",
+            None,
+        ),
+        measure("throughput_ratio", ratio, "ratio", Some(min_ratio)),
+        measure("added_latency_ms.p50", added(|p| p.p50_us), "ms", None),
+        measure(
+            "added_latency_ms.p99",
+            added(|p| p.p99_us),
+            "ms",
+            Some(ms(max_added_p99_us)),
+        ),
+        measure("added_latency_ms.p99.9", added(|p| p.p999_us), "ms", None),
+    ];
+    let invalid: Vec<String> = [("direct", direct), ("through the sidecar", proxied)]
+        .iter()
+        .filter(|(_, r)| !r.valid)
+        .map(|(what, r)| format!("{what}: {}", r.invalid_because.join("; ")))
+        .collect();
+    if !invalid.is_empty() {
+        return Ok(Verdict {
+            name: String::new(),
+            outcome: Outcome::Invalid,
+            detail: format!(
+                "the load generator was the limit, not `{node}`'s sidecar: {}",
+                invalid.join(" / ")
+            ),
+            measurements,
+            failed_at_ms: None,
+        });
+    }
+    let failed = proxied.requests - proxied.ok;
+    let added_p99 = added(|p| p.p99_us);
+    let passed = ratio >= min_ratio && added_p99 <= ms(max_added_p99_us) && failed == 0;
+    let detail = format!(
+        "`{node}`'s sidecar: {:.0} requests/s through it against {:.0} direct (ratio {ratio:.2}, bound >= {min_ratio:.2}); adds p50 {:.2} ms, p99 {added_p99:.2} ms (bound {:.1} ms), p99.9 {:.2} ms{}",
+        proxied.requests_per_second,
+        direct.requests_per_second,
+        added(|p| p.p50_us),
+        ms(max_added_p99_us),
+        added(|p| p.p999_us),
+        if failed > 0 {
+            format!(
+                "; {failed} of {} requests through it failed ({:?})",
+                proxied.requests, proxied.errors
+            )
+        } else {
+            String::new()
+        }
+    );
+    Ok(verdict(passed, detail, measurements, Some(t)))
+}

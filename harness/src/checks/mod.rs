@@ -22,6 +22,9 @@ pub enum Outcome {
     Failed,
     /// The run did not give the check what it needs to judge.
     Unknown,
+    /// The figures judged are the load generator's limit, not the target's (it was
+    /// saturated or fell behind its schedule): neither a pass nor a failure of the mesh.
+    Invalid,
 }
 
 /// A measured figure, with the bound it was held to where there is one.

@@ -254,7 +254,7 @@ fn load(options: &crate::load::standalone::Options, json: bool) -> i32 {
                     serde_json::to_string_pretty(&report).unwrap_or_default()
                 );
             } else {
-                print!("{report}");
+                print!("{}", crate::load::standalone::Printed(&report));
             }
             if report.valid {
                 exit::PASSED

@@ -12,8 +12,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 /// The protocol the generator speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Protocol {
     /// HTTP/1.1 with keep-alive: one request at a time per connection.
     Http1,
@@ -24,6 +23,15 @@ pub enum Protocol {
 }
 
 impl Protocol {
+    /// The name on the command line and in reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Http1 => "http1",
+            Protocol::H2c => "h2c",
+            Protocol::Grpc => "grpc",
+        }
+    }
+
     /// Does the protocol carry many requests at a time on one connection?
     pub fn multiplexed(self) -> bool {
         !matches!(self, Protocol::Http1)

@@ -4,10 +4,8 @@
 
 use super::connection::{Protocol, Target};
 use super::engine::{self, Config, Pace, Stop, Totals};
-use super::record::Percentiles;
+use crate::timeline::{LoadRun, Percentiles};
 use anyhow::{Context, Result, bail};
-use serde::Serialize;
-use std::collections::BTreeMap;
 use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -39,49 +37,6 @@ pub struct Options {
     pub max_lag: Duration,
 }
 
-/// The figures of one `tether load` run.
-#[derive(Debug, Clone, Serialize)]
-pub struct LoadReport {
-    /// `closed` or `open`.
-    pub mode: &'static str,
-    /// The protocol.
-    pub protocol: Protocol,
-    /// Connections.
-    pub connections: usize,
-    /// Streams per connection.
-    pub streams: usize,
-    /// The open-loop rate asked for.
-    pub rate: Option<f64>,
-    /// Requests that finished.
-    pub requests: u64,
-    /// Successful ones.
-    pub ok: u64,
-    /// Failed ones by kind.
-    pub errors: BTreeMap<String, u64>,
-    /// Requests the schedule asked for that were never sent.
-    pub unsent: u64,
-    /// Seconds from the first send to the last answer.
-    pub elapsed_s: f64,
-    /// Finished requests per second.
-    pub requests_per_second: f64,
-    /// Latency (open loop: from each intended send time).
-    pub latency: Percentiles,
-    /// The generator's own scheduling delay per request (open loop).
-    pub lag: Percentiles,
-    /// How late the last requests went out after their intended time (open loop), ms.
-    pub behind_ms: u64,
-    /// CPU seconds the generator used.
-    pub cpu_s: f64,
-    /// CPU milliseconds per 1,000 requests.
-    pub cpu_ms_per_1000: f64,
-    /// Share of its threads' time the generator was on CPU (0-1).
-    pub cpu_share: f64,
-    /// Are the throughput figures the target's (not the generator's) limit?
-    pub valid: bool,
-    /// Why not, when not.
-    pub invalid_because: Vec<String>,
-}
-
 /// CPU time this process has used (user + system).
 fn cpu_time() -> Duration {
     // SAFETY: getrusage fills the struct we pass; RUSAGE_SELF has no preconditions.
@@ -95,7 +50,7 @@ fn cpu_time() -> Duration {
 }
 
 /// Run the generator as `options` say, on a runtime of its own, and judge the run.
-pub fn run(options: &Options) -> Result<LoadReport> {
+pub fn run(options: &Options) -> Result<LoadRun> {
     let uri: hyper::Uri = options
         .url
         .parse()
@@ -173,7 +128,7 @@ pub fn run(options: &Options) -> Result<LoadReport> {
 }
 
 /// The report of a run, with the saturation guard's verdict.
-fn judge(config: &Config, options: &Options, totals: &Totals, cpu: Duration) -> LoadReport {
+fn judge(config: &Config, options: &Options, totals: &Totals, cpu: Duration) -> LoadRun {
     let all = &totals.all;
     let elapsed = totals.elapsed.as_secs_f64().max(1e-9);
     let cpu_share = cpu.as_secs_f64() / (elapsed * options.threads as f64);
@@ -201,9 +156,9 @@ fn judge(config: &Config, options: &Options, totals: &Totals, cpu: Duration) -> 
             totals.unsent
         ));
     }
-    LoadReport {
-        mode: if open { "open" } else { "closed" },
-        protocol: config.protocol,
+    LoadRun {
+        mode: if open { "open" } else { "closed" }.into(),
+        protocol: config.protocol.as_str().into(),
         connections: config.connections,
         streams: if config.protocol.multiplexed() {
             config.streams
@@ -236,44 +191,43 @@ fn judge(config: &Config, options: &Options, totals: &Totals, cpu: Duration) -> 
     }
 }
 
-impl std::fmt::Display for LoadReport {
+/// The figures as `tether load` prints them.
+pub struct Printed<'a>(pub &'a LoadRun);
+
+impl std::fmt::Display for Printed<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let ms = |us: u64| us as f64 / 1000.0;
-        let protocol = serde_json::to_value(self.protocol)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_string))
-            .unwrap_or_default();
         write!(
             f,
-            "{} loop, {protocol}, {} connections x {} streams",
-            self.mode, self.connections, self.streams
+            "{} loop, {}, {} connections x {} streams",
+            self.0.mode, self.0.protocol, self.0.connections, self.0.streams
         )?;
-        if let Some(rate) = self.rate {
+        if let Some(rate) = self.0.rate {
             write!(f, ", {rate} requests/s asked")?;
         }
         writeln!(f)?;
         writeln!(
             f,
             "  {} requests in {:.2} s: {:.0} requests/s, {} ok, {} failed{}",
-            self.requests,
-            self.elapsed_s,
-            self.requests_per_second,
-            self.ok,
-            self.requests - self.ok,
-            if self.unsent > 0 {
-                format!(", {} never sent", self.unsent)
+            self.0.requests,
+            self.0.elapsed_s,
+            self.0.requests_per_second,
+            self.0.ok,
+            self.0.requests - self.0.ok,
+            if self.0.unsent > 0 {
+                format!(", {} never sent", self.0.unsent)
             } else {
                 String::new()
             }
         )?;
-        for (kind, n) in &self.errors {
+        for (kind, n) in &self.0.errors {
             writeln!(f, "    {kind}: {n}")?;
         }
-        let l = &self.latency;
+        let l = &self.0.latency;
         writeln!(
             f,
             "  latency{}: p50 {:.3} ms, p90 {:.3} ms, p99 {:.3} ms, p99.9 {:.3} ms, max {:.3} ms",
-            if self.mode == "open" {
+            if self.0.mode == "open" {
                 " (from intended send time)"
             } else {
                 ""
@@ -284,28 +238,28 @@ impl std::fmt::Display for LoadReport {
             ms(l.p999_us),
             ms(l.max_us)
         )?;
-        if self.mode == "open" {
+        if self.0.mode == "open" {
             writeln!(
                 f,
                 "  schedule: generator lag p99 {:.3} ms; {} ms behind schedule at the end",
-                ms(self.lag.p99_us),
-                self.behind_ms
+                ms(self.0.lag.p99_us),
+                self.0.behind_ms
             )?;
         }
         writeln!(
             f,
             "  generator CPU: {:.2} s ({:.2} ms per 1,000 requests, {:.0}% of its threads)",
-            self.cpu_s,
-            self.cpu_ms_per_1000,
-            self.cpu_share * 100.0
+            self.0.cpu_s,
+            self.0.cpu_ms_per_1000,
+            self.0.cpu_share * 100.0
         )?;
-        if self.valid {
+        if self.0.valid {
             writeln!(f, "VALID: the figures are the target's")
         } else {
             writeln!(
                 f,
                 "INVALID: the figures are the generator's limit, not the target's: {}",
-                self.invalid_because.join("; ")
+                self.0.invalid_because.join("; ")
             )
         }
     }

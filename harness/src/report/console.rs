@@ -19,16 +19,21 @@ pub fn table(suite: &str, verdicts: &[Verdict]) -> String {
             Outcome::Passed => "PASS",
             Outcome::Failed => "FAIL",
             Outcome::Unknown => "UNKNOWN",
+            Outcome::Invalid => "INVALID",
         };
         let _ = writeln!(out, "  {mark:<7} {:<width$}  {}", v.name, v.detail);
     }
     let count = |o: Outcome| verdicts.iter().filter(|v| v.outcome == o).count();
     let _ = writeln!(
         out,
-        "checks: {} passed, {} failed, {} unknown",
+        "checks: {} passed, {} failed, {} unknown{}",
         count(Outcome::Passed),
         count(Outcome::Failed),
-        count(Outcome::Unknown)
+        count(Outcome::Unknown),
+        match count(Outcome::Invalid) {
+            0 => String::new(),
+            n => format!(", {n} invalid (the load generator was the limit)"),
+        }
     );
     out
 }

@@ -143,6 +143,7 @@ code{{overflow-wrap:anywhere}}
                 Outcome::Passed => "PASS",
                 Outcome::Failed => "FAIL",
                 Outcome::Unknown => "UNKNOWN",
+                Outcome::Invalid => "INVALID",
             };
             let at = match v.failed_at_ms {
                 Some(t) if !v.passed() => format!(

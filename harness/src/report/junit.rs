@@ -13,7 +13,7 @@ pub fn render(info: &RunInfo, verdicts: &[Verdict]) -> Result<String, quick_juni
     for v in verdicts {
         let status = match v.outcome {
             Outcome::Passed => TestCaseStatus::success(),
-            Outcome::Failed | Outcome::Unknown => {
+            Outcome::Failed | Outcome::Unknown | Outcome::Invalid => {
                 let mut s = TestCaseStatus::non_success(if v.outcome == Outcome::Failed {
                     NonSuccessKind::Failure
                 } else {

@@ -145,12 +145,7 @@ pub async fn run(plan: &Plan, opts: &RunOptions) -> Result<Outcome, EnvironmentE
     folder::write_info(&opts.report_dir, &info)
         .context("cannot write run.json")
         .map_err(EnvironmentError)?;
-    let tether_bin = match &opts.tether_bin {
-        Some(p) => p.clone(),
-        None => std::env::current_exe()
-            .context("cannot find the tether executable")
-            .map_err(EnvironmentError)?,
-    };
+    let tether_bin = tether_bin(opts).map_err(EnvironmentError)?;
     progress(
         opts,
         &timeline,
@@ -317,9 +312,52 @@ async fn drive(
                 progress(opts, timeline, "control plane restarted");
             }
         }
+        let overhead = phase.overhead.clone().map(|(node, connections)| {
+            let (topo_node, mesh) = (topo.placement.nodes.get(&node).cloned(), &plan.mesh);
+            let protocol = mesh
+                .node(&node)
+                .and_then(|n| n.listeners.first())
+                .map(|l| *l.protocol);
+            let (opts, timeline, stop) = (opts.clone(), timeline.clone(), stop.clone());
+            let half = phase.duration / 2 - Duration::from_millis(250);
+            tokio::spawn(async move {
+                let measured = match topo_node {
+                    Some(placed) => {
+                        measure_overhead(&opts, &node, &placed, protocol, connections, half, &stop)
+                            .await
+                    }
+                    None => Err(anyhow!("`{node}` is not placed")),
+                };
+                match measured {
+                    Ok((direct, proxied)) => {
+                        progress(
+                            &opts,
+                            &timeline,
+                            &format!(
+                                "  proxy overhead of {node}: {:.0} requests/s direct, {:.0} through its sidecar",
+                                direct.requests_per_second, proxied.requests_per_second
+                            ),
+                        );
+                        timeline.record(Event::ProxyOverhead {
+                            node,
+                            direct: Box::new(direct),
+                            proxied: Box::new(proxied),
+                        });
+                    }
+                    Err(e) => progress(
+                        &opts,
+                        &timeline,
+                        &format!("  proxy overhead of {node} not measured: {e:#}"),
+                    ),
+                }
+            })
+        });
         if let Err(e) = run_phase(plan, phase, run_start, topo, timeline, opts, &stop).await {
             result = Err(e);
             break;
+        }
+        if let Some(task) = overhead {
+            let _ = task.await;
         }
         // A phase's last requests are on the timeline once they are answered or time out.
         let (opts, timeline, phase) = (opts.clone(), timeline.clone(), phase.clone());
@@ -339,6 +377,71 @@ async fn drive(
         let _ = s.await;
     }
     result
+}
+
+/// Closed-loop load for `half` straight at `node`'s app, then for `half` through its
+/// sidecar's ingress, each by a `tether load` child process (whose saturation guard
+/// judges its own figures).
+async fn measure_overhead(
+    opts: &RunOptions,
+    node: &str,
+    placed: &crate::topology::NodePlacement,
+    protocol: Option<crate::mesh::model::Protocol>,
+    connections: usize,
+    half: Duration,
+    stop: &CancellationToken,
+) -> Result<(crate::timeline::LoadRun, crate::timeline::LoadRun)> {
+    use crate::mesh::model::Protocol as Listener;
+    let (app, ingress) = placed
+        .app
+        .zip(placed.ingress)
+        .with_context(|| format!("`{node}` has no app and ingress"))?;
+    let (protocol, path) = match protocol {
+        Some(Listener::Http2) => ("h2c", "/"),
+        Some(Listener::Grpc) => ("grpc", "/demo.Echo/Say"),
+        _ => ("http1", "/"),
+    };
+    let tether = tether_bin(opts)?;
+    let work_dir = opts.report_dir.join("work");
+    let mut runs = Vec::new();
+    for addr in [app, ingress] {
+        let mut cmd = tokio::process::Command::new(&tether);
+        cmd.args([
+            "load",
+            &format!("http://{addr}{path}"),
+            "--protocol",
+            protocol,
+        ])
+        .args(["-c", &connections.to_string()])
+        .args(["-d", &format!("{}ms", half.as_millis()), "--json"])
+        .env(crate::backend::process::RUN_MARKER, &work_dir)
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true);
+        let out = tokio::select! {
+            out = cmd.output() => out.context("cannot run `tether load`")?,
+            _ = stop.cancelled() => anyhow::bail!("interrupted"),
+        };
+        let run: crate::timeline::LoadRun =
+            serde_json::from_slice(&out.stdout).with_context(|| {
+                format!(
+                    "`tether load` gave no figures (exit {:?})",
+                    out.status.code()
+                )
+            })?;
+        runs.push(run);
+    }
+    let proxied = runs.pop().context("no run through the sidecar")?;
+    let direct = runs.pop().context("no direct run")?;
+    Ok((direct, proxied))
+}
+
+/// The `tether` binary: the one asked for, or this one.
+fn tether_bin(opts: &RunOptions) -> Result<PathBuf> {
+    match &opts.tether_bin {
+        Some(p) => Ok(p.clone()),
+        None => std::env::current_exe().context("cannot find the tether executable"),
+    }
 }
 
 fn describe_faults(phase: &crate::suite::PlannedPhase) -> String {

@@ -145,6 +145,21 @@ pub struct Phase {
     /// as the next phase without it starts.
     #[serde(default)]
     pub control_plane: Option<ControlPlaneState>,
+    /// Measure what a node's sidecar adds: closed-loop load straight at the node's app for
+    /// the first half of the phase, through its sidecar for the second.
+    #[serde(default)]
+    pub measure_overhead: Option<MeasureOverhead>,
+}
+
+/// A proxy-overhead measurement.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MeasureOverhead {
+    /// The virtual node (with a listener) whose sidecar is measured.
+    pub node: Spanned<String>,
+    /// Connections of the closed loop (default 8).
+    #[serde(default)]
+    pub connections: Option<Spanned<usize>>,
 }
 
 /// What happens to the control plane during a phase.
@@ -332,6 +347,17 @@ pub enum Check {
         #[serde(default)]
         nodes: Vec<Spanned<String>>,
     },
+    /// What a sidecar adds, measured by a phase's `measure_overhead`: through the
+    /// sidecar, throughput stays within a ratio of the direct figure, p99 latency grows by
+    /// at most a bound, and no request fails. Invalid when the generator was the limit.
+    ProxyOverhead {
+        /// The phase with the measurement.
+        phase: Spanned<String>,
+        /// Smallest throughput through the sidecar, as a share of the direct one (0-1).
+        min_throughput_ratio: Spanned<f64>,
+        /// Largest p99 latency the sidecar may add.
+        max_added_p99: Duration,
+    },
     /// No outpost sidecar loses its xDS connection during a phase (no keepalive timeout,
     /// never reported disconnected): a degraded link must stay usable.
     XdsStaysConnected {
@@ -367,6 +393,7 @@ impl Check {
             Check::XdsStaysConnected { .. } => "xds_stays_connected",
             Check::PartitionNoticed { .. } => "partition_noticed",
             Check::PartitionUnnoticed { .. } => "partition_unnoticed",
+            Check::ProxyOverhead { .. } => "proxy_overhead",
         }
     }
 
@@ -380,7 +407,8 @@ impl Check {
             | Check::Propagation { phase, .. }
             | Check::XdsStaysConnected { phase }
             | Check::PartitionNoticed { phase, .. }
-            | Check::PartitionUnnoticed { phase, .. } => phase,
+            | Check::PartitionUnnoticed { phase, .. }
+            | Check::ProxyOverhead { phase, .. } => phase,
         }
     }
 }
@@ -430,6 +458,8 @@ pub struct PlannedPhase {
     pub changes: Vec<(std::time::Duration, Change)>,
     /// The control plane is down for the whole phase.
     pub control_plane_down: bool,
+    /// Measure this node's proxy overhead with this many connections.
+    pub overhead: Option<(String, usize)>,
 }
 
 impl Plan {
@@ -574,6 +604,12 @@ pub fn load_with_mesh(path: &Path, mesh: Option<&Path>) -> Result<Plan, InputErr
                 .collect(),
             changes,
             control_plane_down: p.control_plane == Some(ControlPlaneState::Down),
+            overhead: p.measure_overhead.as_ref().map(|m| {
+                (
+                    m.node.to_string(),
+                    m.connections.as_ref().map(|c| **c).unwrap_or(8),
+                )
+            }),
         });
         start += p.duration.0;
     }
@@ -720,6 +756,32 @@ fn validate(path: &Path, suite: &Suite, mesh: &Mesh) -> Result<(), InputError> {
         if p.duration.0.is_zero() {
             return err(&p.name, format!("phase `{}` has no duration", *p.name));
         }
+        if let Some(m) = &p.measure_overhead {
+            if !placed.contains(m.node.as_str())
+                || mesh.node(&m.node).is_none_or(|n| n.listeners.is_empty())
+            {
+                return err(
+                    &m.node,
+                    format!(
+                        "`{}` is not a placed virtual node with a listener: its sidecar cannot be measured",
+                        *m.node
+                    ),
+                );
+            }
+            if let Some(c) = m.connections.as_ref().filter(|c| ***c == 0 || ***c > 1000) {
+                return Err(InputError::spanned(
+                    path,
+                    c,
+                    format!("expected 1 to 1000 connections, found {}", **c),
+                ));
+            }
+            if p.duration.0 < std::time::Duration::from_secs(2) {
+                return err(
+                    &m.node,
+                    "a phase that measures overhead needs at least 2s (half direct, half through the sidecar)".into(),
+                );
+            }
+        }
         for f in &p.faults {
             if let Fault::Flapping {
                 every, down_for, ..
@@ -822,6 +884,10 @@ fn validate(path: &Path, suite: &Suite, mesh: &Mesh) -> Result<(), InputError> {
                 min_success_ratio, ..
             } => Some(min_success_ratio),
             Check::ChangeAppliedAfterHeal { min_share, .. } => min_share.as_ref(),
+            Check::ProxyOverhead {
+                min_throughput_ratio,
+                ..
+            } => Some(min_throughput_ratio),
             _ => None,
         };
         if let Some(share) = share.filter(|s| !(0.0..=1.0).contains(&***s)) {

@@ -115,11 +115,95 @@ pub enum Event {
     },
     /// One second of load results.
     LoadSecond(LoadSecond),
+    /// The proxy overhead of a node's sidecar: the same closed-loop load straight at the
+    /// node's app and through its sidecar.
+    ProxyOverhead {
+        /// The virtual node.
+        node: String,
+        /// Straight at the app.
+        direct: Box<LoadRun>,
+        /// Through the sidecar's ingress.
+        proxied: Box<LoadRun>,
+    },
     /// The run ended (normally or not); a timeline without it is incomplete.
     RunEnded {
         /// Why it ended.
         reason: String,
     },
+}
+
+/// The figures of one run of the load generator (`tether load --json` prints them).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LoadRun {
+    /// `closed` or `open`.
+    pub mode: String,
+    /// `http1`, `h2c` or `grpc`.
+    pub protocol: String,
+    /// Connections.
+    pub connections: usize,
+    /// Streams per connection.
+    pub streams: usize,
+    /// The open-loop rate asked for.
+    pub rate: Option<f64>,
+    /// Requests that finished.
+    pub requests: u64,
+    /// Successful ones.
+    pub ok: u64,
+    /// Failed ones by kind.
+    pub errors: BTreeMap<String, u64>,
+    /// Requests the schedule asked for that were never sent.
+    pub unsent: u64,
+    /// Seconds from the first send to the last answer.
+    pub elapsed_s: f64,
+    /// Finished requests per second.
+    pub requests_per_second: f64,
+    /// Latency (open loop: from each intended send time).
+    pub latency: Percentiles,
+    /// The generator's own scheduling delay per request (open loop).
+    pub lag: Percentiles,
+    /// How late the last requests went out after their intended time (open loop), ms.
+    pub behind_ms: u64,
+    /// CPU seconds the generator used.
+    pub cpu_s: f64,
+    /// CPU milliseconds per 1,000 requests.
+    pub cpu_ms_per_1000: f64,
+    /// Share of its threads' time the generator was on CPU (0-1).
+    pub cpu_share: f64,
+    /// Are the throughput figures the target's (not the generator's) limit?
+    pub valid: bool,
+    /// Why not, when not.
+    pub invalid_because: Vec<String>,
+}
+
+/// Latency percentiles, in microseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Percentiles {
+    /// Median.
+    pub p50_us: u64,
+    /// 90th percentile.
+    pub p90_us: u64,
+    /// 99th percentile.
+    pub p99_us: u64,
+    /// 99.9th percentile.
+    pub p999_us: u64,
+    /// Largest.
+    pub max_us: u64,
+    /// Mean.
+    pub mean_us: f64,
+}
+
+impl Percentiles {
+    /// The percentiles of `h`.
+    pub fn of(h: &hdrhistogram::Histogram<u64>) -> Percentiles {
+        Percentiles {
+            p50_us: h.value_at_quantile(0.5),
+            p90_us: h.value_at_quantile(0.9),
+            p99_us: h.value_at_quantile(0.99),
+            p999_us: h.value_at_quantile(0.999),
+            max_us: h.max(),
+            mean_us: h.mean(),
+        }
+    }
 }
 
 /// Results of the requests whose intended send time fell in one second.

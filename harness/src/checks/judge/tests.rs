@@ -472,3 +472,92 @@ fn partition_noticed_and_unnoticed_judge_each_listed_sidecar() {
     assert!(v.detail.contains("never noticed"), "{}", v.detail);
     assert_eq!(run.judge(unnoticed()).outcome, Outcome::Passed);
 }
+
+/// A load run's figures: `rps` requests/s, p99 `p99_ms`, `failed` failures, valid or not.
+fn load_run(rps: f64, p99_ms: u64, failed: u64, valid: bool) -> crate::timeline::LoadRun {
+    let latency = crate::timeline::Percentiles {
+        p50_us: 500,
+        p90_us: 800,
+        p99_us: p99_ms * 1000,
+        p999_us: p99_ms * 1500,
+        max_us: p99_ms * 2000,
+        mean_us: 600.0,
+    };
+    crate::timeline::LoadRun {
+        mode: "closed".into(),
+        protocol: "http1".into(),
+        connections: 8,
+        streams: 1,
+        rate: None,
+        requests: 10_000,
+        ok: 10_000 - failed,
+        errors: if failed > 0 {
+            [("status_5xx".to_string(), failed)].into()
+        } else {
+            Default::default()
+        },
+        unsent: 0,
+        elapsed_s: 5.0,
+        requests_per_second: rps,
+        latency,
+        lag: latency,
+        behind_ms: 0,
+        cpu_s: 2.0,
+        cpu_ms_per_1000: 200.0,
+        cpu_share: if valid { 0.4 } else { 0.99 },
+        valid,
+        invalid_because: if valid {
+            vec![]
+        } else {
+            vec!["the generator's CPU was saturated".into()]
+        },
+    }
+}
+
+#[test]
+fn proxy_overhead_holds_the_sidecar_to_its_bounds_and_knows_when_the_generator_was_the_limit() {
+    let check = || Check::ProxyOverhead {
+        phase: s("partition"),
+        min_throughput_ratio: Spanned::new(Span::new_blank(), 0.2),
+        max_added_p99: Duration(std::time::Duration::from_millis(20)),
+    };
+    let judged = |direct, proxied| {
+        let mut run = Run::new();
+        run.at(
+            19_000,
+            Event::ProxyOverhead {
+                node: "svc".into(),
+                direct: Box::new(direct),
+                proxied: Box::new(proxied),
+            },
+        );
+        run.judge(check())
+    };
+    let ok = judged(
+        load_run(20_000.0, 2, 0, true),
+        load_run(8_000.0, 5, 0, true),
+    );
+    assert_eq!(ok.outcome, Outcome::Passed, "{ok:?}");
+    // Negative controls: too slow, too much latency added, failures through the sidecar.
+    for (proxied, why) in [
+        (load_run(2_000.0, 5, 0, true), "ratio 0.10"),
+        (load_run(8_000.0, 40, 0, true), "p99 38.00 ms"),
+        (
+            load_run(8_000.0, 5, 12, true),
+            "12 of 10000 requests through it failed",
+        ),
+    ] {
+        let v = judged(load_run(20_000.0, 2, 0, true), proxied);
+        assert_eq!(v.outcome, Outcome::Failed, "{v:?}");
+        assert!(v.detail.contains(why), "{why}: {}", v.detail);
+    }
+    // The generator was the limit: neither passed nor failed.
+    let v = judged(
+        load_run(20_000.0, 2, 0, false),
+        load_run(8_000.0, 5, 0, true),
+    );
+    assert_eq!(v.outcome, Outcome::Invalid, "{v:?}");
+    assert!(v.detail.contains("saturated"), "{v:?}");
+    // Nothing measured.
+    assert_eq!(Run::new().judge(check()).outcome, Outcome::Unknown);
+}
