@@ -17,10 +17,12 @@
 //! - [`run`]: carries out a plan's phases, faults and mesh changes against a topology.
 //! - [`checks`]: judge the timeline and give verdicts; they never talk to processes.
 //! - [`report`]: render verdicts (console, `result.json`, `junit.xml`, `report.html`).
+//! - [`bench`]: `tether bench`, tether's generator against wrk (a benchmark, not a test).
 //! - [`cli`]: the `tether` command line, including the roles the binary plays as a child
 //!   process (control plane, fault proxy, sample service).
 
 pub mod backend;
+pub mod bench;
 pub mod checks;
 pub mod cli;
 pub mod control_plane;

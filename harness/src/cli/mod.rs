@@ -1,6 +1,6 @@
 //! The `tether` command line.
 //!
-//! User commands: `run`, `report`, `validate`, `load`, `doctor`. The same binary also plays the parts a run
+//! User commands: `run`, `report`, `validate`, `load`, `bench`, `doctor`. The same binary also plays the parts a run
 //! starts as child processes: `control-plane`, `fault-proxy` and `service`.
 
 mod roles;
@@ -93,6 +93,26 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Benchmark tether's closed-loop generator against wrk: each pinned to core 0, nginx
+    /// (and Envoy proxying to it) pinned to core 1; prints requests/s, CPU per 1,000
+    /// requests and the ratio with its spread, and writes them as JSON.
+    Bench {
+        /// Length of each measurement.
+        #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+        duration: std::time::Duration,
+        /// Measurements per tool, target and connection count.
+        #[arg(long, default_value_t = 3)]
+        repeat: usize,
+        /// Connection counts.
+        #[arg(long, value_delimiter = ',', default_value = "16,64")]
+        connections: Vec<usize>,
+        /// Where the figures go.
+        #[arg(long, default_value = "bench/results.json")]
+        out: PathBuf,
+        /// Envoy binary (default: found or installed as `tether run` does).
+        #[arg(long)]
+        envoy_bin: Option<PathBuf>,
+    },
     /// Show which Envoy, fault proxy and Docker engine tether finds.
     Doctor {
         /// Envoy binary to check.
@@ -153,6 +173,29 @@ pub fn main() -> i32 {
                 }
             },
             Command::Doctor { envoy_bin } => doctor(envoy_bin),
+            Command::Bench {
+                duration,
+                repeat,
+                connections,
+                out,
+                envoy_bin,
+            } => {
+                let options = crate::bench::Options {
+                    duration,
+                    repeat,
+                    connections,
+                    out,
+                    envoy_bin,
+                };
+                match tokio::task::spawn_blocking(move || crate::bench::run(&options)).await {
+                    Ok(Ok(_)) => exit::PASSED,
+                    Ok(Err(e)) => {
+                        eprintln!("error: {e:#}");
+                        exit::ENVIRONMENT
+                    }
+                    Err(_) => exit::ENVIRONMENT,
+                }
+            }
             Command::Load {
                 url,
                 connections,

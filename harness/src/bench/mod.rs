@@ -1,0 +1,338 @@
+//! `tether bench`: tether's closed-loop generator against wrk, in one run, on the same
+//! footing: each tool pinned to core 0, the target (nginx, or Envoy proxying to nginx)
+//! pinned to core 1, the same connections and duration, repeated. It reports requests
+//! per second and CPU milliseconds per 1,000 requests of each tool, and the ratio
+//! tether / wrk with its spread. A benchmark, not a test: `cargo test` never runs it.
+
+use crate::envoy::provision::{self, on_path};
+use anyhow::{Context, Result, bail};
+use serde::Serialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// What to measure.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Length of each measurement.
+    pub duration: Duration,
+    /// Measurements per (tool, target, connections).
+    pub repeat: usize,
+    /// Connection counts.
+    pub connections: Vec<usize>,
+    /// Where the figures go (JSON).
+    pub out: PathBuf,
+    /// Envoy binary (default: found or installed as `tether run` does).
+    pub envoy_bin: Option<PathBuf>,
+}
+
+/// One measurement of one tool.
+#[derive(Debug, Clone, Serialize)]
+pub struct Sample {
+    /// Requests per second.
+    pub requests_per_second: f64,
+    /// CPU milliseconds the tool used per 1,000 requests.
+    pub cpu_ms_per_1000: f64,
+}
+
+/// The figures for one (target, connections).
+#[derive(Debug, Clone, Serialize)]
+pub struct Row {
+    /// `nginx` or `envoy->nginx`.
+    pub target: String,
+    /// Connections.
+    pub connections: usize,
+    /// wrk's measurements.
+    pub wrk: Vec<Sample>,
+    /// tether's measurements.
+    pub tether: Vec<Sample>,
+    /// tether / wrk requests per second, per repetition.
+    pub ratios: Vec<f64>,
+}
+
+/// A child process killed when dropped.
+struct Guard(Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// CPU time of the waited-for children of this process so far.
+fn children_cpu() -> Duration {
+    // SAFETY: getrusage fills the struct we pass.
+    let u = unsafe {
+        let mut u: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_CHILDREN, &mut u);
+        u
+    };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(u.ru_utime) + tv(u.ru_stime)
+}
+
+fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// Wait until something listens on `addr`.
+fn wait_listening(addr: SocketAddr, what: &str) -> Result<()> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(addr).is_err() {
+        if std::time::Instant::now() > deadline {
+            bail!("{what} did not listen on {addr} within 20 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(())
+}
+
+/// Start nginx (one worker, pinned to core 1) answering `ok` on `port`.
+fn start_nginx(nginx: &Path, dir: &Path, port: u16) -> Result<Guard> {
+    let conf = dir.join("nginx.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "worker_processes 1;\ndaemon off;\npid {d}/nginx.pid;\nerror_log {d}/nginx-error.log;\n\
+             events {{ worker_connections 4096; }}\n\
+             http {{\n  access_log off;\n  client_body_temp_path {d};\n  proxy_temp_path {d};\n  fastcgi_temp_path {d};\n  uwsgi_temp_path {d};\n  scgi_temp_path {d};\n\
+               server {{ listen 127.0.0.1:{port}; keepalive_requests 1000000; location / {{ return 200 \"ok\"; }} }}\n}}\n",
+            d = dir.display()
+        ),
+    )?;
+    let child = Command::new("taskset")
+        .args(["-c", "1"])
+        .arg(nginx)
+        .args(["-p", &dir.display().to_string(), "-c"])
+        .arg(&conf)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("cannot start nginx")?;
+    let guard = Guard(child);
+    wait_listening(SocketAddr::from(([127, 0, 0, 1], port)), "nginx")?;
+    Ok(guard)
+}
+
+/// Start Envoy (one worker, pinned to core 1) proxying `port` to nginx on `upstream`.
+fn start_envoy(envoy: &Path, dir: &Path, port: u16, upstream: u16) -> Result<Guard> {
+    let admin = free_port()?;
+    let config = serde_json::json!({
+        "admin": { "address": { "socket_address": { "address": "127.0.0.1", "port_value": admin } } },
+        "static_resources": {
+            "listeners": [{
+                "name": "bench",
+                "address": { "socket_address": { "address": "127.0.0.1", "port_value": port } },
+                "filter_chains": [{ "filters": [{
+                    "name": "envoy.filters.network.http_connection_manager",
+                    "typed_config": {
+                        "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+                        "stat_prefix": "bench",
+                        "route_config": { "virtual_hosts": [{ "name": "all", "domains": ["*"],
+                            "routes": [{ "match": { "prefix": "/" }, "route": { "cluster": "nginx" } }] }] },
+                        "http_filters": [{ "name": "envoy.filters.http.router",
+                            "typed_config": { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" } }]
+                    }
+                }] }]
+            }],
+            "clusters": [{
+                "name": "nginx",
+                "type": "STATIC",
+                "connect_timeout": "1s",
+                "load_assignment": { "cluster_name": "nginx", "endpoints": [{ "lb_endpoints": [{ "endpoint": {
+                    "address": { "socket_address": { "address": "127.0.0.1", "port_value": upstream } } } }] }] }
+            }]
+        }
+    });
+    let file = dir.join("envoy-bench.json");
+    std::fs::write(&file, serde_json::to_vec_pretty(&config)?)?;
+    let child = Command::new("taskset")
+        .args(["-c", "1"])
+        .arg(envoy)
+        .arg("-c")
+        .arg(&file)
+        .args([
+            "--concurrency",
+            "1",
+            "--disable-hot-restart",
+            "--log-level",
+            "error",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("cannot start Envoy")?;
+    let guard = Guard(child);
+    wait_listening(SocketAddr::from(([127, 0, 0, 1], port)), "Envoy")?;
+    Ok(guard)
+}
+
+/// Run `program args` pinned to core 0, and return its stdout and the CPU it used.
+fn pinned(program: &Path, args: &[String]) -> Result<(String, Duration)> {
+    let before = children_cpu();
+    let out = Command::new("taskset")
+        .args(["-c", "0"])
+        .arg(program)
+        .args(args)
+        .stderr(Stdio::null())
+        .output()
+        .with_context(|| format!("cannot run {}", program.display()))?;
+    Ok((
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        children_cpu().saturating_sub(before),
+    ))
+}
+
+/// wrk's `Requests/sec:` figure.
+fn wrk_rps(output: &str) -> Result<f64> {
+    output
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Requests/sec:"))
+        .and_then(|v| v.trim().parse().ok())
+        .with_context(|| format!("no Requests/sec in wrk's output:\n{output}"))
+}
+
+/// Median and spread of `values`.
+fn spread(values: &[f64]) -> (f64, f64, f64) {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    if v.is_empty() {
+        return (0.0, 0.0, 0.0);
+    }
+    (v[v.len() / 2], v[0], v[v.len() - 1])
+}
+
+/// Run the benchmark, print the table, write the figures to `options.out`.
+pub fn run(options: &Options) -> Result<Vec<Row>> {
+    let need = |name: &str| {
+        on_path(name).with_context(|| {
+            format!("`{name}` is not on PATH; install it (Debian: apt-get install wrk nginx-light util-linux)")
+        })
+    };
+    let (wrk, nginx) = (need("wrk")?, need("nginx")?);
+    need("taskset")?;
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    if cores < 2 {
+        bail!(
+            "the benchmark pins the tools and the target to different cores; this machine has {cores}"
+        );
+    }
+    let envoy = provision::find_or_install(options.envoy_bin.as_deref())
+        .context("the benchmark needs Envoy")?;
+    let tether = std::env::current_exe().context("cannot find the tether executable")?;
+    let dir = std::env::temp_dir().join(format!("tether-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let result = measure(options, &wrk, &nginx, &envoy.path, &tether, &dir);
+    let _ = std::fs::remove_dir_all(&dir);
+    let rows = result?;
+    println!("{}", table(&rows));
+    if let Some(parent) = options.out.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    std::fs::write(&options.out, serde_json::to_vec_pretty(&rows)?)
+        .with_context(|| format!("cannot write {}", options.out.display()))?;
+    println!("figures: {}", options.out.display());
+    Ok(rows)
+}
+
+/// Start the targets in `dir` and measure both tools against each.
+fn measure(
+    options: &Options,
+    wrk: &Path,
+    nginx: &Path,
+    envoy: &Path,
+    tether: &Path,
+    dir: &Path,
+) -> Result<Vec<Row>> {
+    let (nginx_port, envoy_port) = (free_port()?, free_port()?);
+    let _nginx = start_nginx(nginx, dir, nginx_port)?;
+    let _envoy = start_envoy(envoy, dir, envoy_port, nginx_port)?;
+    let secs = options.duration.as_secs().max(1);
+    let mut rows = Vec::new();
+    for (target, port) in [("nginx", nginx_port), ("envoy->nginx", envoy_port)] {
+        let url = format!("http://127.0.0.1:{port}/");
+        for &connections in &options.connections {
+            let mut row = Row {
+                target: target.into(),
+                connections,
+                wrk: Vec::new(),
+                tether: Vec::new(),
+                ratios: Vec::new(),
+            };
+            for round in 0..options.repeat {
+                eprintln!(
+                    "bench: {target}, {connections} connections, round {}/{}",
+                    round + 1,
+                    options.repeat
+                );
+                let (out, cpu) = pinned(
+                    wrk,
+                    &[
+                        "-t1".into(),
+                        format!("-c{connections}"),
+                        format!("-d{secs}s"),
+                        url.clone(),
+                    ],
+                )?;
+                let rps = wrk_rps(&out)?;
+                let wrk_sample = Sample {
+                    requests_per_second: rps,
+                    cpu_ms_per_1000: cpu.as_secs_f64() * 1e6 / (rps * secs as f64),
+                };
+                let (out, cpu) = pinned(
+                    tether,
+                    &[
+                        "load".into(),
+                        url.clone(),
+                        "-c".into(),
+                        connections.to_string(),
+                        "-d".into(),
+                        format!("{secs}s"),
+                        "--json".into(),
+                    ],
+                )?;
+                let report: crate::timeline::LoadRun = serde_json::from_str(&out)
+                    .with_context(|| format!("tether load gave no figures:\n{out}"))?;
+                let tether_sample = Sample {
+                    requests_per_second: report.requests_per_second,
+                    cpu_ms_per_1000: cpu.as_secs_f64() * 1e6 / report.requests.max(1) as f64,
+                };
+                row.ratios
+                    .push(tether_sample.requests_per_second / wrk_sample.requests_per_second);
+                row.wrk.push(wrk_sample);
+                row.tether.push(tether_sample);
+            }
+            rows.push(row);
+        }
+    }
+    Ok(rows)
+}
+
+/// The rows as a table: medians with [min-max].
+fn table(rows: &[Row]) -> String {
+    let mut out = String::from(
+        "target        conns  wrk req/s               tether req/s            tether/wrk          CPU ms/1k req (wrk, tether)\n",
+    );
+    for r in rows {
+        let rps =
+            |s: &[Sample]| spread(&s.iter().map(|x| x.requests_per_second).collect::<Vec<_>>());
+        let cpu = |s: &[Sample]| spread(&s.iter().map(|x| x.cpu_ms_per_1000).collect::<Vec<_>>()).0;
+        let (w, wl, wh) = rps(&r.wrk);
+        let (t, tl, th) = rps(&r.tether);
+        let (q, ql, qh) = spread(&r.ratios);
+        out.push_str(&format!(
+            "{:<13} {:>5}  {w:>7.0} [{wl:.0}-{wh:.0}]  {t:>7.0} [{tl:.0}-{th:.0}]  {q:.2} [{ql:.2}-{qh:.2}]  {:.1}, {:.1}\n",
+            r.target,
+            r.connections,
+            cpu(&r.wrk),
+            cpu(&r.tether)
+        ));
+    }
+    out
+}
