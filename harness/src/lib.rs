@@ -12,6 +12,7 @@
 //! - [`service`]: the sample HTTP service that answers with its own name.
 //! - [`backend`]: brings a plan up as a running [`topology`] (local processes for now).
 //! - [`load`]: the load generator that drives requests through the sidecars.
+//! - [`journeys`]: goose user journeys across two mesh services.
 //! - [`observe`]: samples each Envoy's admin endpoint onto the timeline.
 //! - [`timeline`]: the one append-only record of a run, streamed to disk.
 //! - [`run`]: carries out a plan's phases, faults and mesh changes against a topology.
@@ -28,6 +29,7 @@ pub mod cli;
 pub mod control_plane;
 pub mod envoy;
 pub mod faults;
+pub mod journeys;
 pub mod load;
 pub mod mesh;
 pub mod observe;

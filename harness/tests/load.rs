@@ -195,6 +195,7 @@ fn asking_for_more_than_the_generator_can_do_marks_the_figures_invalid() {
     let addr = listener.local_addr().unwrap();
     runtime.spawn(tether::service::serve(
         "target".into(),
+        None,
         listener,
         CancellationToken::new(),
     ));

@@ -84,6 +84,7 @@ async fn header_match_priority_retries_and_timeouts_behave_as_configured() {
     let stop = tokio_util::sync::CancellationToken::new();
     tokio::spawn(tether::service::serve(
         "outside".into(),
+        None,
         outside,
         stop.clone(),
     ));

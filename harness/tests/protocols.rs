@@ -200,6 +200,7 @@ async fn protocols(xds: XdsVariant) {
     let stop = tokio_util::sync::CancellationToken::new();
     tokio::spawn(tether::service::serve(
         "outside".into(),
+        None,
         outside,
         stop.clone(),
     ));

@@ -393,6 +393,8 @@ impl RunningTopology {
                     name.clone(),
                     "--listen".into(),
                     app.to_string(),
+                    "--egress".into(),
+                    node.egress.to_string(),
                 ];
                 let mut svc = spawn(
                     &format!("service {name}"),

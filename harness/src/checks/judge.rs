@@ -44,6 +44,10 @@ pub(super) fn judge(check: &Check, ctx: &Context, entries: &[Entry]) -> Verdict 
         Check::Reconvergence { phase, within } => {
             reconvergence(ctx, entries, phase, within.0.as_millis() as u64)
         }
+        Check::JourneysSucceed {
+            phase,
+            min_success_ratio,
+        } => journeys_succeed(entries, phase, **min_success_ratio),
         Check::ProxyOverhead {
             phase,
             min_throughput_ratio,
@@ -805,4 +809,56 @@ fn proxy_overhead(entries: &[Entry], phase: &str, min_ratio: f64, max_added_p99_
         }
     );
     Ok(verdict(passed, detail, measurements, Some(t)))
+}
+
+/// The share of goose journey steps that succeeded during the phase, per step and in all.
+fn journeys_succeed(entries: &[Entry], phase: &str, min_ratio: f64) -> Judged {
+    let w = phase_window(entries, phase)?;
+    // step -> (ok, total); and the first failure
+    let mut steps: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
+    let mut first_failure = None;
+    for e in entries.iter().filter(|e| w.contains(e.t_ms)) {
+        if let Event::JourneyStep { step, ok, .. } = &e.event {
+            let s = steps.entry(step.as_str()).or_default();
+            s.1 += 1;
+            if *ok {
+                s.0 += 1;
+            } else if first_failure.is_none() {
+                first_failure = Some(e.t_ms);
+            }
+        }
+    }
+    let (ok, total) = steps
+        .values()
+        .fold((0, 0), |(a, b), (ok, total)| (a + ok, b + total));
+    if total == 0 {
+        return Err(format!("no journey steps were recorded during `{phase}`"));
+    }
+    let ratio = ok as f64 / total as f64;
+    let mut measurements = vec![measure(
+        "journeys.success_ratio",
+        ratio,
+        "ratio",
+        Some(min_ratio),
+    )];
+    let per_step: Vec<String> = steps
+        .iter()
+        .map(|(step, (ok, total))| {
+            measurements.push(measure(
+                format!("journeys.{step}.success_ratio"),
+                *ok as f64 / *total as f64,
+                "ratio",
+                None,
+            ));
+            format!("{step} {ok}/{total}")
+        })
+        .collect();
+    let passed = ratio >= min_ratio;
+    let detail = format!(
+        "{:.2}% of {total} journey steps succeeded during `{phase}` (bound >= {:.2}%): {}",
+        ratio * 100.0,
+        min_ratio * 100.0,
+        per_step.join(", ")
+    );
+    Ok(verdict(passed, detail, measurements, first_failure))
 }

@@ -61,6 +61,27 @@ pub enum Role {
         /// Address to listen on.
         #[arg(long)]
         listen: SocketAddr,
+        /// Its sidecar's egress listener, for `call=` requests to other services.
+        #[arg(long)]
+        egress: Option<SocketAddr>,
+    },
+    /// Play goose user journeys through a sidecar: print one JSON line per step.
+    Journeys {
+        /// The sidecar egress the requests enter through.
+        #[arg(long)]
+        egress: SocketAddr,
+        /// The front virtual service.
+        #[arg(long)]
+        front: String,
+        /// The back virtual service the front calls.
+        #[arg(long)]
+        back: String,
+        /// Concurrent users.
+        #[arg(long, default_value_t = 4)]
+        users: usize,
+        /// How long the users run.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        duration: std::time::Duration,
     },
 }
 
@@ -105,15 +126,47 @@ pub async fn run(role: Role) -> i32 {
             seed,
             config,
         } => fault_proxy_role(&host, port, listen, seed, config, shutdown).await,
-        Role::Service { name, listen } => match bind(listen).await {
+        Role::Journeys {
+            egress,
+            front,
+            back,
+            users,
+            duration,
+        } => {
+            let spec = crate::journeys::JourneySpec {
+                egress,
+                front,
+                back,
+                users,
+                duration,
+            };
+            return journeys(spec).await;
+        }
+        Role::Service {
+            name,
+            listen,
+            egress,
+        } => match bind(listen).await {
             Ok(listener) => {
-                crate::service::serve(name, listener, shutdown).await;
+                crate::service::serve(name, egress, listener, shutdown).await;
                 Ok(())
             }
             Err(code) => Err(code),
         },
     };
     result.err().unwrap_or(exit::PASSED)
+}
+
+/// `tether journeys`: goose installs its own Ctrl-C handler, so it gets a process (and no
+/// tether signal handling) of its own.
+pub async fn journeys(spec: crate::journeys::JourneySpec) -> i32 {
+    match crate::journeys::play(spec).await {
+        Ok(()) => exit::PASSED,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            exit::ENVIRONMENT
+        }
+    }
 }
 
 /// Where the fault proxy's API listens: `listen` if given, else `host`:`port`.

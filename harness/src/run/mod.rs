@@ -12,7 +12,7 @@ use crate::checks::{self, Verdict};
 use crate::control_plane::Change;
 use crate::envoy::provision;
 use crate::report::{self, RunInfo};
-use crate::suite::{Fault, Plan};
+use crate::suite::{Fault, Generator, Plan};
 use crate::timeline::{Event, Timeline};
 use crate::topology::Site;
 use crate::{load, observe};
@@ -264,7 +264,39 @@ async fn drive(
         timeline.clone(),
         stop.clone(),
     ));
-    let load = tokio::spawn(load::run(load_spec, timeline.clone(), stop.clone()));
+    let generator = plan
+        .suite
+        .load
+        .generator
+        .as_ref()
+        .map(|g| **g)
+        .unwrap_or_default();
+    let load = matches!(generator, Generator::HotPath | Generator::Both)
+        .then(|| tokio::spawn(load::run(load_spec.clone(), timeline.clone(), stop.clone())));
+    let journeys = match (&plan.suite.load.journeys, generator) {
+        (Some(j), Generator::Goose | Generator::Both) => {
+            let spec = crate::journeys::JourneySpec {
+                egress: load_spec.target,
+                front: load_spec.host.clone(),
+                back: j.calls.to_string(),
+                users: j.users.as_ref().map(|u| **u).unwrap_or(4),
+                duration: load_spec.duration,
+            };
+            let (tether, work_dir) = (tether_bin(opts)?, opts.report_dir.join("work"));
+            let (timeline, stop) = (timeline.clone(), stop.clone());
+            Some(tokio::spawn(async move {
+                crate::journeys::drive(
+                    &tether,
+                    &spec,
+                    (crate::backend::process::RUN_MARKER, &work_dir),
+                    timeline,
+                    stop,
+                )
+                .await
+            }))
+        }
+        _ => None,
+    };
     let mut result = Ok(());
     let mut summaries = Vec::new();
     let run_start = tokio::time::Instant::now();
@@ -370,7 +402,14 @@ async fn drive(
         // A phase could not be carried out: stop the load now rather than at its end.
         stop.cancel();
     }
-    let _ = load.await;
+    if let Some(load) = load {
+        let _ = load.await;
+    }
+    if let Some(journeys) = journeys {
+        if let Ok(Err(e)) = journeys.await {
+            progress(opts, timeline, &format!("journeys: {e:#}"));
+        }
+    }
     stop.cancel();
     let _ = observer.await;
     for s in summaries {

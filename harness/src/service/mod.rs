@@ -10,6 +10,7 @@ use hyper::body::Frame;
 use hyper::{Request, Response};
 use std::collections::HashMap;
 use std::convert::Infallible;
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -63,18 +64,82 @@ where
 /// - `status=503`: answer with that status;
 /// - `delay_ms=1500`: answer that much later;
 /// - `fail_first=2&key=k`: answer 503 to the first two requests carrying key `k`;
-/// - header [`GRPC_STATUS_REQUEST`] on a gRPC call: end it with that gRPC status.
-pub async fn serve(name: String, listener: TcpListener, shutdown: CancellationToken) {
+/// - header [`GRPC_STATUS_REQUEST`] on a gRPC call: end it with that gRPC status;
+/// - `call=back.mesh.local`: first call that virtual service through `egress` (the
+///   node's own sidecar), and answer with who served that call in [`BACKEND_SERVED_BY`]
+///   (502 when the call fails), as a front service calling a back one does.
+pub async fn serve(
+    name: String,
+    egress: Option<SocketAddr>,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) {
     let seen: Arc<Mutex<HashMap<String, u32>>> = Arc::default();
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(std::time::Duration::from_secs(2))
+        .build()
+        .unwrap_or_default();
     serve_http(
         listener,
         shutdown,
         move |req: Request<hyper::body::Incoming>| {
-            let (name, seen) = (name.clone(), seen.clone());
-            async move { Ok::<_, Infallible>(answer(&name, &seen, req).await) }
+            let (name, seen, client) = (name.clone(), seen.clone(), client.clone());
+            async move {
+                let call = req.uri().query().and_then(|q| {
+                    q.split('&')
+                        .find_map(|kv| kv.strip_prefix("call="))
+                        .map(str::to_string)
+                });
+                let backend = match (call, egress) {
+                    (Some(service), Some(egress)) => {
+                        Some(call_backend(&client, egress, &service).await)
+                    }
+                    (Some(_), None) => Some(None),
+                    (None, _) => None,
+                };
+                let mut response = answer(&name, &seen, req).await;
+                match backend {
+                    Some(Some(by)) => {
+                        if let Ok(v) = hyper::header::HeaderValue::from_str(&by) {
+                            response.headers_mut().insert(BACKEND_SERVED_BY, v);
+                        }
+                    }
+                    Some(None) => *response.status_mut() = hyper::StatusCode::BAD_GATEWAY,
+                    None => {}
+                }
+                Ok::<_, Infallible>(response)
+            }
         },
     )
     .await
+}
+
+/// The header that carries who served the back call of a `call=` request.
+pub const BACKEND_SERVED_BY: &str = "x-backend-served-by";
+
+/// GET virtual service `service` through the sidecar's egress: who served it, or `None`
+/// when the call failed (no answer, or not 2xx).
+async fn call_backend(
+    client: &reqwest::Client,
+    egress: SocketAddr,
+    service: &str,
+) -> Option<String> {
+    let response = client
+        .get(format!("http://{egress}/"))
+        .header("host", service)
+        .send()
+        .await
+        .ok()
+        .filter(|r| r.status().is_success())?;
+    Some(
+        response
+            .headers()
+            .get(SERVED_BY)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("unknown")
+            .to_string(),
+    )
 }
 
 /// The sample service's answer to one request.
@@ -164,7 +229,7 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let shutdown = CancellationToken::new();
-        tokio::spawn(serve("svc-v1".into(), listener, shutdown.clone()));
+        tokio::spawn(serve("svc-v1".into(), None, listener, shutdown.clone()));
         let response = reqwest::get(format!("http://{addr}/anything"))
             .await
             .unwrap();
@@ -178,7 +243,7 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let shutdown = CancellationToken::new();
-        tokio::spawn(serve("svc".into(), listener, shutdown.clone()));
+        tokio::spawn(serve("svc".into(), None, listener, shutdown.clone()));
         let get = |q: &str| reqwest::get(format!("http://{addr}/?{q}"));
         assert_eq!(get("status=503").await.unwrap().status(), 503);
         let statuses: Vec<u16> =
@@ -206,7 +271,7 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let shutdown = CancellationToken::new();
-        tokio::spawn(serve("svc-v3".into(), listener, shutdown.clone()));
+        tokio::spawn(serve("svc-v3".into(), None, listener, shutdown.clone()));
         let host = addr.to_string();
         let get = h2c_request(addr, &host, "/", false, &[]).await.unwrap();
         assert_eq!(

@@ -125,6 +125,38 @@ pub struct Load {
     pub rate: Spanned<u32>,
     /// Per-request timeout (default 1s).
     pub timeout: Option<Duration>,
+    /// Which generator drives the load: `hot_path` (tether's own, the default), `goose`
+    /// (user journeys) or `both`.
+    #[serde(default)]
+    pub generator: Option<Spanned<Generator>>,
+    /// The goose user journeys (with `generator: goose` or `both`).
+    #[serde(default)]
+    pub journeys: Option<Journeys>,
+}
+
+/// Which load generator a suite runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Generator {
+    /// tether's own generator: open loop at `rate` through the sidecar.
+    #[default]
+    HotPath,
+    /// goose user journeys.
+    Goose,
+    /// Both at once.
+    Both,
+}
+
+/// goose user journeys: each user visits `service` (the front), then asks it for
+/// something it calls `calls` (the back) for, through both sidecars.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Journeys {
+    /// The back virtual service the front calls.
+    pub calls: Spanned<String>,
+    /// Concurrent users (default 4).
+    #[serde(default)]
+    pub users: Option<Spanned<usize>>,
 }
 
 /// One phase of a run.
@@ -347,6 +379,14 @@ pub enum Check {
         #[serde(default)]
         nodes: Vec<Spanned<String>>,
     },
+    /// The goose user journeys keep succeeding during a phase: at least
+    /// `min_success_ratio` of their steps (front, and front calling back) get a 2xx.
+    JourneysSucceed {
+        /// The phase judged.
+        phase: Spanned<String>,
+        /// Smallest share of journey steps that must succeed (0-1).
+        min_success_ratio: Spanned<f64>,
+    },
     /// What a sidecar adds, measured by a phase's `measure_overhead`: through the
     /// sidecar, throughput stays within a ratio of the direct figure, p99 latency grows by
     /// at most a bound, and no request fails. Invalid when the generator was the limit.
@@ -394,6 +434,7 @@ impl Check {
             Check::PartitionNoticed { .. } => "partition_noticed",
             Check::PartitionUnnoticed { .. } => "partition_unnoticed",
             Check::ProxyOverhead { .. } => "proxy_overhead",
+            Check::JourneysSucceed { .. } => "journeys_succeed",
         }
     }
 
@@ -408,7 +449,8 @@ impl Check {
             | Check::XdsStaysConnected { phase }
             | Check::PartitionNoticed { phase, .. }
             | Check::PartitionUnnoticed { phase, .. }
-            | Check::ProxyOverhead { phase, .. } => phase,
+            | Check::ProxyOverhead { phase, .. }
+            | Check::JourneysSucceed { phase, .. } => phase,
         }
     }
 }
@@ -706,6 +748,46 @@ fn validate(path: &Path, suite: &Suite, mesh: &Mesh) -> Result<(), InputError> {
             ),
         );
     }
+    let generator = suite
+        .load
+        .generator
+        .as_ref()
+        .map(|g| **g)
+        .unwrap_or_default();
+    match (&suite.load.journeys, generator) {
+        (None, Generator::Goose | Generator::Both) => {
+            return err(
+                &suite.load.service,
+                "`generator: goose` or `both` needs `journeys: { calls: <back virtual service> }`"
+                    .into(),
+            );
+        }
+        (Some(j), _) => {
+            if mesh.service(&j.calls).is_none() {
+                let services: BTreeSet<&str> = mesh
+                    .virtual_services
+                    .iter()
+                    .map(|s| s.name.as_str())
+                    .collect();
+                return err(
+                    &j.calls,
+                    format!(
+                        "unknown virtual service `{}`; expected one of: {}",
+                        *j.calls,
+                        join(&services)
+                    ),
+                );
+            }
+            if let Some(u) = j.users.as_ref().filter(|u| ***u == 0 || ***u > 1000) {
+                return Err(InputError::spanned(
+                    path,
+                    u,
+                    format!("expected 1 to 1000 users, found {}", **u),
+                ));
+            }
+        }
+        (None, Generator::HotPath) => {}
+    }
     if *suite.load.rate == 0 || *suite.load.rate > 10_000 {
         return Err(InputError::spanned(
             path,
@@ -888,6 +970,9 @@ fn validate(path: &Path, suite: &Suite, mesh: &Mesh) -> Result<(), InputError> {
                 min_throughput_ratio,
                 ..
             } => Some(min_throughput_ratio),
+            Check::JourneysSucceed {
+                min_success_ratio, ..
+            } => Some(min_success_ratio),
             _ => None,
         };
         if let Some(share) = share.filter(|s| !(0.0..=1.0).contains(&***s)) {

@@ -125,6 +125,23 @@ pub enum Event {
         /// Through the sidecar's ingress.
         proxied: Box<LoadRun>,
     },
+    /// One step of a goose user journey finished.
+    JourneyStep {
+        /// `front` or `front-to-back`.
+        step: String,
+        /// goose's verdict: a 2xx answer.
+        ok: bool,
+        /// The HTTP status (0: no answer).
+        status: u16,
+        /// goose's response time, ms.
+        latency_ms: u64,
+        /// Who answered.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        served_by: Option<String>,
+        /// Who served the front's call to the back.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        backend: Option<String>,
+    },
     /// The run ended (normally or not); a timeline without it is incomplete.
     RunEnded {
         /// Why it ended.

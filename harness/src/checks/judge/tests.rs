@@ -561,3 +561,39 @@ fn proxy_overhead_holds_the_sidecar_to_its_bounds_and_knows_when_the_generator_w
     // Nothing measured.
     assert_eq!(Run::new().judge(check()).outcome, Outcome::Unknown);
 }
+
+#[test]
+fn journeys_succeed_counts_every_step_of_the_phase() {
+    let check = || Check::JourneysSucceed {
+        phase: s("partition"),
+        min_success_ratio: Spanned::new(Span::new_blank(), 0.99),
+    };
+    let with_steps = |failing: u64| {
+        let mut run = Run::new();
+        for i in 0..100u64 {
+            let step = if i % 2 == 0 { "front" } else { "front-to-back" };
+            let ok = i >= failing * 2 || step == "front";
+            run.at(
+                10_000 + i * 90,
+                Event::JourneyStep {
+                    step: step.into(),
+                    ok,
+                    status: if ok { 200 } else { 502 },
+                    latency_ms: 3,
+                    served_by: Some("front".into()),
+                    backend: ok.then(|| "back-v1".into()),
+                },
+            );
+        }
+        run.judge(check())
+    };
+    let v = with_steps(0);
+    assert_eq!(v.outcome, Outcome::Passed, "{v:?}");
+    // Negative control: a tenth of the calls to the back fail.
+    let v = with_steps(5);
+    assert_eq!(v.outcome, Outcome::Failed, "{v:?}");
+    assert!(v.detail.contains("front-to-back 45/50"), "{v:?}");
+    assert_eq!(v.failed_at_ms, Some(10_090));
+    // No journeys in the phase: nothing to judge.
+    assert_eq!(Run::new().judge(check()).outcome, Outcome::Unknown);
+}
