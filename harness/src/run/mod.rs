@@ -405,10 +405,10 @@ async fn drive(
     if let Some(load) = load {
         let _ = load.await;
     }
-    if let Some(journeys) = journeys {
-        if let Ok(Err(e)) = journeys.await {
-            progress(opts, timeline, &format!("journeys: {e:#}"));
-        }
+    if let Some(journeys) = journeys
+        && let Ok(Err(e)) = journeys.await
+    {
+        progress(opts, timeline, &format!("journeys: {e:#}"));
     }
     stop.cancel();
     let _ = observer.await;
