@@ -225,15 +225,27 @@ fn traffic_flows(entries: &[Entry], phase: &str, min: f64) -> Judged {
         let e: Vec<String> = errors.iter().map(|(k, n)| format!("{k} {n}")).collect();
         detail.push_str(&format!("; errors: {}", e.join(", ")));
     }
-    Ok(verdict(
-        ratio >= min,
-        detail,
-        vec![
-            measure("success_ratio", ratio, "ratio", Some(min)),
-            measure("requests", sent as f64, "requests", None),
-        ],
-        first_failure,
-    ))
+    // The phase's latency: every second's histogram merged, nothing lost.
+    let latency = crate::timeline::merge_latency(
+        load_seconds(entries)
+            .filter(|(t, _)| w.contains(*t))
+            .map(|(_, s)| s),
+    );
+    let mut measurements = vec![
+        measure("success_ratio", ratio, "ratio", Some(min)),
+        measure("requests", sent as f64, "requests", None),
+    ];
+    if !latency.is_empty() {
+        for (name, q) in [("p50", 0.5), ("p99", 0.99), ("p99.9", 0.999)] {
+            measurements.push(measure(
+                format!("latency_ms.{name}"),
+                latency.value_at_quantile(q) as f64 / 1000.0,
+                "ms",
+                None,
+            ));
+        }
+    }
+    Ok(verdict(ratio >= min, detail, measurements, first_failure))
 }
 
 /// No outpost sidecar's served config changes during the phase.

@@ -126,6 +126,7 @@ impl Second {
             p50_us: self.latency.value_at_quantile(0.5),
             p99_us: self.latency.value_at_quantile(0.99),
             max_us: self.latency.max(),
+            latency_hdr: crate::timeline::encode_histogram(&self.latency),
         }
     }
 }
@@ -156,5 +157,9 @@ mod tests {
         assert!(p.max_us >= 4_990_000, "{p:?}");
         let line = a.to_timeline();
         assert_eq!(line.errors["timeout"], 1);
+        // Through the timeline's text form and back, nothing is lost.
+        let again = crate::timeline::merge_latency([&line, &b.to_timeline()]);
+        assert_eq!(again.len(), 2001 + 1001);
+        assert_eq!(again.max(), a.latency.max());
     }
 }

@@ -598,6 +598,11 @@ fn summarize_phase(opts: &RunOptions, timeline: &Timeline, phase: &crate::suite:
         }
     }
     let served: Vec<String> = served.iter().map(|(k, v)| format!("{k} {v}")).collect();
+    let latency = crate::timeline::merge_latency(entries.iter().filter_map(|e| match &e.event {
+        Event::LoadSecond(s) if w.contains(e.t_ms) => Some(s),
+        _ => None,
+    }));
+    let ms = |q: f64| latency.value_at_quantile(q) as f64 / 1000.0;
     let ratio = if sent == 0 {
         0.0
     } else {
@@ -607,8 +612,11 @@ fn summarize_phase(opts: &RunOptions, timeline: &Timeline, phase: &crate::suite:
         opts,
         timeline,
         &format!(
-            "  phase {} done: {ok}/{sent} requests ok ({ratio:.1}%); served by: {}",
+            "  phase {} done: {ok}/{sent} requests ok ({ratio:.1}%), latency p50 {:.1} ms, p99 {:.1} ms, p99.9 {:.1} ms; served by: {}",
             phase.name,
+            ms(0.5),
+            ms(0.99),
+            ms(0.999),
             served.join(", ")
         ),
     );

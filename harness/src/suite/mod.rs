@@ -1094,7 +1094,7 @@ mod tests {
             (
                 "rate: 50",
                 "rat: 50",
-                "broken.yaml:21:3: load.rat: Unknown field `rat`, expected one of `through`, `service`, `rate`, or `timeout`",
+                "broken.yaml:21:3: load.rat: Unknown field `rat`, expected one of `through`, `service`, `rate`, `timeout`, `generator`, or `journeys`",
             ),
             (
                 "      - at: 5s",

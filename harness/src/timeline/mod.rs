@@ -223,6 +223,43 @@ impl Percentiles {
     }
 }
 
+/// `h` as text: its V2 serialization in base64.
+pub fn encode_histogram(h: &hdrhistogram::Histogram<u64>) -> Option<String> {
+    use base64::Engine;
+    use hdrhistogram::serialization::Serializer;
+    let mut bytes = Vec::new();
+    hdrhistogram::serialization::V2Serializer::new()
+        .serialize(h, &mut bytes)
+        .ok()?;
+    Some(base64::engine::general_purpose::STANDARD.encode(bytes))
+}
+
+/// The histogram [`encode_histogram`] wrote, if `text` is one.
+pub fn decode_histogram(text: &str) -> Option<hdrhistogram::Histogram<u64>> {
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .ok()?;
+    hdrhistogram::serialization::Deserializer::new()
+        .deserialize(&mut bytes.as_slice())
+        .ok()
+}
+
+/// The latencies of `seconds` merged without loss (those recorded with a histogram).
+pub fn merge_latency<'a>(
+    seconds: impl IntoIterator<Item = &'a LoadSecond>,
+) -> hdrhistogram::Histogram<u64> {
+    let mut all = hdrhistogram::Histogram::new_with_bounds(1, 3_600_000_000, 3)
+        .expect("valid histogram bounds");
+    for h in seconds
+        .into_iter()
+        .filter_map(|s| s.latency_hdr.as_deref().and_then(decode_histogram))
+    {
+        let _ = all.add(&h);
+    }
+    all
+}
+
 /// Results of the requests whose intended send time fell in one second.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct LoadSecond {
@@ -240,6 +277,10 @@ pub struct LoadSecond {
     pub p99_us: u64,
     /// Largest latency in microseconds.
     pub max_us: u64,
+    /// The second's latencies as an HDR histogram (V2 serialization, base64), so seconds
+    /// merge without loss into phase and run figures.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_hdr: Option<String>,
 }
 
 /// An append-only timeline shared by every part of a run, streamed to disk as it grows.
