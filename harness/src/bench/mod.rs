@@ -34,6 +34,29 @@ pub struct Sample {
     pub requests_per_second: f64,
     /// CPU milliseconds the tool used per 1,000 requests.
     pub cpu_ms_per_1000: f64,
+    /// Of which in user space (the tool's own code and libraries)...
+    pub user_ms_per_1000: f64,
+    /// ... and in the kernel (sockets, TCP, loopback): where the time goes.
+    pub sys_ms_per_1000: f64,
+}
+
+impl Sample {
+    fn new(requests_per_second: f64, requests: f64, cpu: Cpu) -> Sample {
+        let per_1000 = |d: Duration| d.as_secs_f64() * 1e6 / requests.max(1.0);
+        Sample {
+            requests_per_second,
+            cpu_ms_per_1000: per_1000(cpu.user + cpu.sys),
+            user_ms_per_1000: per_1000(cpu.user),
+            sys_ms_per_1000: per_1000(cpu.sys),
+        }
+    }
+}
+
+/// CPU time, split.
+#[derive(Debug, Clone, Copy, Default)]
+struct Cpu {
+    user: Duration,
+    sys: Duration,
 }
 
 /// The figures for one (target, connections).
@@ -62,7 +85,7 @@ impl Drop for Guard {
 }
 
 /// CPU time of the waited-for children of this process so far.
-fn children_cpu() -> Duration {
+fn children_cpu() -> Cpu {
     // SAFETY: getrusage fills the struct we pass.
     let u = unsafe {
         let mut u: libc::rusage = std::mem::zeroed();
@@ -70,7 +93,10 @@ fn children_cpu() -> Duration {
         u
     };
     let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    tv(u.ru_utime) + tv(u.ru_stime)
+    Cpu {
+        user: tv(u.ru_utime),
+        sys: tv(u.ru_stime),
+    }
 }
 
 fn free_port() -> Result<u16> {
@@ -172,7 +198,7 @@ fn start_envoy(envoy: &Path, dir: &Path, port: u16, upstream: u16) -> Result<Gua
 }
 
 /// Run `program args` pinned to core 0, and return its stdout and the CPU it used.
-fn pinned(program: &Path, args: &[String]) -> Result<(String, Duration)> {
+fn pinned(program: &Path, args: &[String]) -> Result<(String, Cpu)> {
     let before = children_cpu();
     let out = Command::new("taskset")
         .args(["-c", "0"])
@@ -181,9 +207,13 @@ fn pinned(program: &Path, args: &[String]) -> Result<(String, Duration)> {
         .stderr(Stdio::null())
         .output()
         .with_context(|| format!("cannot run {}", program.display()))?;
+    let after = children_cpu();
     Ok((
         String::from_utf8_lossy(&out.stdout).into_owned(),
-        children_cpu().saturating_sub(before),
+        Cpu {
+            user: after.user.saturating_sub(before.user),
+            sys: after.sys.saturating_sub(before.sys),
+        },
     ))
 }
 
@@ -281,10 +311,7 @@ fn measure(
                     ],
                 )?;
                 let rps = wrk_rps(&out)?;
-                let wrk_sample = Sample {
-                    requests_per_second: rps,
-                    cpu_ms_per_1000: cpu.as_secs_f64() * 1e6 / (rps * secs as f64),
-                };
+                let wrk_sample = Sample::new(rps, rps * secs as f64, cpu);
                 let (out, cpu) = pinned(
                     tether,
                     &[
@@ -299,10 +326,8 @@ fn measure(
                 )?;
                 let report: crate::timeline::LoadRun = serde_json::from_str(&out)
                     .with_context(|| format!("tether load gave no figures:\n{out}"))?;
-                let tether_sample = Sample {
-                    requests_per_second: report.requests_per_second,
-                    cpu_ms_per_1000: cpu.as_secs_f64() * 1e6 / report.requests.max(1) as f64,
-                };
+                let tether_sample =
+                    Sample::new(report.requests_per_second, report.requests as f64, cpu);
                 row.ratios
                     .push(tether_sample.requests_per_second / wrk_sample.requests_per_second);
                 row.wrk.push(wrk_sample);
@@ -317,17 +342,24 @@ fn measure(
 /// The rows as a table: medians with [min-max].
 fn table(rows: &[Row]) -> String {
     let mut out = String::from(
-        "target        conns  wrk req/s               tether req/s            tether/wrk          CPU ms/1k req (wrk, tether)\n",
+        "target        conns  wrk req/s               tether req/s            tether/wrk          CPU ms/1k req, user+sys (wrk | tether)\n",
     );
     for r in rows {
         let rps =
             |s: &[Sample]| spread(&s.iter().map(|x| x.requests_per_second).collect::<Vec<_>>());
-        let cpu = |s: &[Sample]| spread(&s.iter().map(|x| x.cpu_ms_per_1000).collect::<Vec<_>>()).0;
+        let cpu = |s: &[Sample]| {
+            let median = |f: fn(&Sample) -> f64| spread(&s.iter().map(f).collect::<Vec<_>>()).0;
+            format!(
+                "{:.1}+{:.1}",
+                median(|x| x.user_ms_per_1000),
+                median(|x| x.sys_ms_per_1000)
+            )
+        };
         let (w, wl, wh) = rps(&r.wrk);
         let (t, tl, th) = rps(&r.tether);
         let (q, ql, qh) = spread(&r.ratios);
         out.push_str(&format!(
-            "{:<13} {:>5}  {w:>7.0} [{wl:.0}-{wh:.0}]  {t:>7.0} [{tl:.0}-{th:.0}]  {q:.2} [{ql:.2}-{qh:.2}]  {:.1}, {:.1}\n",
+            "{:<13} {:>5}  {w:>7.0} [{wl:.0}-{wh:.0}]  {t:>7.0} [{tl:.0}-{th:.0}]  {q:.2} [{ql:.2}-{qh:.2}]  {} | {}\n",
             r.target,
             r.connections,
             cpu(&r.wrk),
