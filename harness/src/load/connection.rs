@@ -1,12 +1,12 @@
 //! One connection of the generator and one request on it, in each protocol: HTTP/1.1
-//! with keep-alive, HTTP/2 cleartext (h2c, many streams per connection) and gRPC unary
+//! with keep-alive (see [`super::http1`]), HTTP/2 cleartext (h2c, many streams per connection) and gRPC unary
 //! (over h2c).
 
 use super::record::ErrorKind;
 use crate::service::SERVED_BY;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use hyper::client::conn::{http1, http2};
+use hyper::client::conn::http2;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -51,8 +51,8 @@ pub struct Target {
 
 /// A connection's request sender.
 pub enum Sender {
-    /// HTTP/1.1: one request at a time.
-    Http1(http1::SendRequest<Full<Bytes>>),
+    /// HTTP/1.1: one request at a time, with the request's bytes made once.
+    Http1(Box<super::http1::Http1>, std::sync::Arc<[u8]>),
     /// HTTP/2: cloned per stream.
     Http2(http2::SendRequest<Full<Bytes>>),
 }
@@ -72,16 +72,13 @@ impl Sender {
                     _ => ErrorKind::Connect,
                 })?;
             let _ = stream.set_nodelay(true);
-            let io = TokioIo::new(stream);
             Ok(match protocol {
-                Protocol::Http1 => {
-                    let (send, conn) =
-                        http1::handshake(io).await.map_err(|_| ErrorKind::Connect)?;
-                    tokio::spawn(conn);
-                    Sender::Http1(send)
-                }
+                Protocol::Http1 => Sender::Http1(
+                    Box::new(super::http1::Http1::new(stream)),
+                    super::http1::request_bytes(&target.authority, &target.path).into(),
+                ),
                 Protocol::H2c | Protocol::Grpc => {
-                    let (send, conn) = http2::handshake(TokioExecutor::new(), io)
+                    let (send, conn) = http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
                         .await
                         .map_err(|_| ErrorKind::Connect)?;
                     tokio::spawn(conn);
@@ -97,7 +94,7 @@ impl Sender {
     /// Another sender on the same connection, for another stream (HTTP/2 only).
     pub fn another_stream(&self) -> Option<Sender> {
         match self {
-            Sender::Http1(_) => None,
+            Sender::Http1(..) => None,
             Sender::Http2(s) => Some(Sender::Http2(s.clone())),
         }
     }
@@ -105,7 +102,7 @@ impl Sender {
     /// Can the connection take another request (else it must be replaced)?
     pub fn is_open(&self) -> bool {
         match self {
-            Sender::Http1(s) => !s.is_closed(),
+            Sender::Http1(c, _) => c.is_open(),
             Sender::Http2(s) => !s.is_closed(),
         }
     }
@@ -118,18 +115,22 @@ impl Sender {
         protocol: Protocol,
         served_by: &mut String,
     ) -> Result<(), ErrorKind> {
-        let request = build(target, protocol);
-        let response = match self {
-            Sender::Http1(s) => {
-                s.ready().await.map_err(|_| ErrorKind::Reset)?;
-                s.send_request(request).await
+        let send = match self {
+            Sender::Http1(c, request) => {
+                return match c.request(request, served_by).await? {
+                    200..=299 => Ok(()),
+                    400..=499 => Err(ErrorKind::Status4xx),
+                    500..=599 => Err(ErrorKind::Status5xx),
+                    _ => Err(ErrorKind::StatusOther),
+                };
             }
-            Sender::Http2(s) => {
-                s.ready().await.map_err(|_| ErrorKind::Reset)?;
-                s.send_request(request).await
-            }
-        }
-        .map_err(|_| ErrorKind::Reset)?;
+            Sender::Http2(s) => s,
+        };
+        send.ready().await.map_err(|_| ErrorKind::Reset)?;
+        let response = send
+            .send_request(build(target, protocol))
+            .await
+            .map_err(|_| ErrorKind::Reset)?;
         let status = response.status().as_u16();
         served_by.clear();
         if let Some(v) = response

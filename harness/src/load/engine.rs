@@ -279,7 +279,9 @@ async fn worker(
             };
             let mut sender = sender;
             let result = sender.request(&c.target, c.protocol, &mut served_by).await;
-            if c.protocol == Protocol::Http1 && result.is_ok() {
+            // An answer, even an error status, leaves the connection ready for the next
+            // request; a reset (or a timeout, which drops this future) does not.
+            if c.protocol == Protocol::Http1 && result != Err(ErrorKind::Reset) {
                 own = Some(sender);
             }
             result

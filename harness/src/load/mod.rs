@@ -9,6 +9,7 @@
 
 pub mod connection;
 pub mod engine;
+pub mod http1;
 pub mod record;
 pub mod standalone;
 
