@@ -185,6 +185,52 @@ fn tether_report_rerenders_a_hand_made_run_folder() {
     let html = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
     assert!(html.contains(">FAILED<"));
     assert!(!html.contains("INCOMPLETE"));
+    // summary.yaml: the same verdicts, counted per profile, the failed ones named.
+    let text = std::fs::read_to_string(dir.path().join("summary.yaml")).unwrap();
+    let summary = marked_yaml::parse_yaml(0, &text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let map = summary.as_mapping().unwrap();
+    assert_eq!(
+        map.get_scalar("result").unwrap().as_str(),
+        "failed",
+        "{text}"
+    );
+    let profiles = map.get_sequence("profiles").unwrap();
+    let (mut passed, mut failed, mut named) = (0, 0, Vec::new());
+    for p in profiles.iter() {
+        let p = p.as_mapping().unwrap();
+        let counts = p.get_mapping("summary").unwrap();
+        let n = |k: &str| {
+            counts
+                .get_scalar(k)
+                .unwrap()
+                .as_str()
+                .parse::<usize>()
+                .unwrap()
+        };
+        passed += n("passed");
+        failed += n("failed");
+        for f in p.get_sequence("failedChecks").unwrap().iter() {
+            named.push(
+                f.as_mapping()
+                    .unwrap()
+                    .get_scalar("name")
+                    .unwrap()
+                    .as_str()
+                    .to_string(),
+            );
+        }
+    }
+    let checks = result["checks"].as_array().unwrap();
+    let outcome = |o: &str| checks.iter().filter(|c| c["outcome"] == o).count();
+    assert_eq!(
+        (passed, failed),
+        (outcome("passed"), outcome("failed")),
+        "{text}"
+    );
+    assert!(
+        named.contains(&"outpost_traffic_flows".to_string()),
+        "{text}"
+    );
 
     // The same run killed before its end: judged from what it recorded, marked so.
     hand_made_folder(dir.path(), &hand_made_timeline(false));

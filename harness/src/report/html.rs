@@ -23,17 +23,27 @@ const W: f64 = 900.0;
 const LEFT: f64 = 60.0;
 const RIGHT: f64 = 20.0;
 
-/// The areas of the verdict table, in order, and the checks in each.
-const AREAS: [(&str, &[&str]); 3] = [
+/// The areas of the verdict table (and profiles of `summary.yaml`), in order, and the
+/// checks in each.
+pub const AREAS: [(&str, &[&str]); 5] = [
     (
         "Static stability",
-        &["outpost_traffic_flows", "config_frozen"],
+        &["outpost_traffic_flows", "config_frozen", "journeys_succeed"],
     ),
     (
         "Reconvergence",
         &["reconvergence", "change_applied_after_heal"],
     ),
-    ("Propagation", &["propagation", "xds_stays_connected"]),
+    ("Propagation", &["propagation"]),
+    (
+        "Link faults",
+        &[
+            "xds_stays_connected",
+            "partition_noticed",
+            "partition_unnoticed",
+        ],
+    ),
+    ("Throughput", &["proxy_overhead"]),
 ];
 
 /// The area a verdict is listed under (a repeated check is named `<check>@<phase>`).

@@ -1,12 +1,13 @@
 //! Reporters: render verdicts and the timeline; they never judge.
 //!
 //! Every format is rendered from the same [`RunInfo`], verdicts and timeline entries:
-//! the console table, `result.json`, `junit.xml` and `report.html`.
+//! the console table, `result.json`, `junit.xml`, `summary.yaml` and `report.html`.
 
 pub mod console;
 pub mod html;
 pub mod json;
 pub mod junit;
+pub mod summary;
 
 use crate::checks::Verdict;
 use crate::timeline::Entry;
@@ -111,7 +112,7 @@ impl Machine {
     }
 }
 
-/// Write `result.json`, `junit.xml` and `report.html` into `dir`.
+/// Write `result.json`, `junit.xml`, `summary.yaml` and `report.html` into `dir`.
 pub fn write_all(
     dir: &Path,
     info: &RunInfo,
@@ -124,6 +125,7 @@ pub fn write_all(
     };
     write("result.json", json::render(info, verdicts)?)?;
     write("junit.xml", junit::render(info, verdicts)?)?;
+    write("summary.yaml", summary::render(info, verdicts))?;
     write("report.html", html::render(info, verdicts, entries))?;
     Ok(())
 }
