@@ -74,12 +74,29 @@ pub struct Row {
     pub ratios: Vec<f64>,
 }
 
-/// A child process killed when dropped.
+/// A target started in a process group of its own, the whole group killed when dropped
+/// (nginx's workers outlive a killed master otherwise).
 struct Guard(Child);
+
+impl Guard {
+    fn spawn(command: &mut Command, what: &str) -> Result<Guard> {
+        use std::os::unix::process::CommandExt;
+        let child = command
+            .process_group(0)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .with_context(|| format!("cannot start {what}"))?;
+        Ok(Guard(child))
+    }
+}
 
 impl Drop for Guard {
     fn drop(&mut self) {
-        let _ = self.0.kill();
+        // SAFETY: signalling the process group this guard's child leads.
+        unsafe {
+            libc::kill(-(self.0.id() as i32), libc::SIGKILL);
+        }
         let _ = self.0.wait();
     }
 }
@@ -130,16 +147,14 @@ fn start_nginx(nginx: &Path, dir: &Path, port: u16) -> Result<Guard> {
             d = dir.display()
         ),
     )?;
-    let child = Command::new("taskset")
-        .args(["-c", "1"])
-        .arg(nginx)
-        .args(["-p", &dir.display().to_string(), "-c"])
-        .arg(&conf)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .context("cannot start nginx")?;
-    let guard = Guard(child);
+    let guard = Guard::spawn(
+        Command::new("taskset")
+            .args(["-c", "1"])
+            .arg(nginx)
+            .args(["-p", &dir.display().to_string(), "-c"])
+            .arg(&conf),
+        "nginx",
+    )?;
     wait_listening(SocketAddr::from(([127, 0, 0, 1], port)), "nginx")?;
     Ok(guard)
 }
@@ -176,23 +191,21 @@ fn start_envoy(envoy: &Path, dir: &Path, port: u16, upstream: u16) -> Result<Gua
     });
     let file = dir.join("envoy-bench.json");
     std::fs::write(&file, serde_json::to_vec_pretty(&config)?)?;
-    let child = Command::new("taskset")
-        .args(["-c", "1"])
-        .arg(envoy)
-        .arg("-c")
-        .arg(&file)
-        .args([
-            "--concurrency",
-            "1",
-            "--disable-hot-restart",
-            "--log-level",
-            "error",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .context("cannot start Envoy")?;
-    let guard = Guard(child);
+    let guard = Guard::spawn(
+        Command::new("taskset")
+            .args(["-c", "1"])
+            .arg(envoy)
+            .arg("-c")
+            .arg(&file)
+            .args([
+                "--concurrency",
+                "1",
+                "--disable-hot-restart",
+                "--log-level",
+                "error",
+            ]),
+        "Envoy",
+    )?;
     wait_listening(SocketAddr::from(([127, 0, 0, 1], port)), "Envoy")?;
     Ok(guard)
 }
