@@ -864,18 +864,12 @@ fn http_listener(
         ),
         ..Default::default()
     };
-    Listener {
-        name: name.to_string(),
-        address: Some(socket_address(addr)),
-        filter_chains: vec![FilterChain {
-            filters: vec![Filter {
-                name: "envoy.filters.network.http_connection_manager".into(),
-                config_type: Some(filter::ConfigType::TypedConfig(pack_any(hcm))),
-            }],
-            ..Default::default()
-        }],
-        ..Default::default()
-    }
+    single_filter_listener(
+        name,
+        addr,
+        "envoy.filters.network.http_connection_manager",
+        pack_any(hcm),
+    )
 }
 
 /// A TCP listener that proxies each connection to `target`.
@@ -891,13 +885,28 @@ fn tcp_listener(
         idle_timeout: idle.map(|d| duration(d.0)),
         ..Default::default()
     };
+    single_filter_listener(
+        name,
+        addr,
+        "envoy.filters.network.tcp_proxy",
+        pack_any(proxy),
+    )
+}
+
+/// A listener at `addr` whose one filter chain is the network filter `filter_name`.
+fn single_filter_listener(
+    name: &str,
+    addr: SocketAddr,
+    filter_name: &str,
+    config: Any,
+) -> Listener {
     Listener {
         name: name.to_string(),
         address: Some(socket_address(addr)),
         filter_chains: vec![FilterChain {
             filters: vec![Filter {
-                name: "envoy.filters.network.tcp_proxy".into(),
-                config_type: Some(filter::ConfigType::TypedConfig(pack_any(proxy))),
+                name: filter_name.into(),
+                config_type: Some(filter::ConfigType::TypedConfig(config)),
             }],
             ..Default::default()
         }],
