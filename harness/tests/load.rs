@@ -240,11 +240,7 @@ async fn the_proxy_overhead_suite_measures_what_the_sidecar_adds() {
     };
     let v = outcome.verdict("proxy_overhead").unwrap();
     assert_eq!(v.outcome, tether::checks::Outcome::Passed, "{v:#?}");
-    let ratio = v
-        .measurements
-        .iter()
-        .find(|m| m.name == "throughput_ratio")
-        .unwrap();
+    let ratio = v.measurement("throughput_ratio").unwrap();
     assert!(ratio.value > 0.0 && ratio.value < 1.5, "{v:#?}");
     assert_eq!(common::processes_of_run(dir.path()), Vec::<String>::new());
 }

@@ -156,11 +156,7 @@ async fn every_route_change_reaches_all_fifty_client_sidecars(xds: XdsVariant) {
     };
     assert!(outcome.passed(), "{:#?}", outcome.verdicts);
     let propagation = outcome.verdict("propagation").unwrap();
-    let acks = propagation
-        .measurements
-        .iter()
-        .find(|m| m.name == "propagation.acks")
-        .unwrap();
+    let acks = propagation.measurement("propagation.acks").unwrap();
     assert_eq!(acks.value, 8.0 * 50.0, "8 changes x 50 client sidecars");
 }
 
@@ -175,11 +171,7 @@ async fn negative_control_a_change_behind_a_blackhole_fails_propagation() {
     let propagation = outcome.verdict("propagation").unwrap();
     assert_eq!(propagation.outcome, CheckOutcome::Failed, "{propagation:?}");
     // It lands only after the heal: later than the bound, or never.
-    let max = propagation
-        .measurements
-        .iter()
-        .find(|m| m.name == "propagation_ms.max")
-        .unwrap();
+    let max = propagation.measurement("propagation_ms.max").unwrap();
     assert!(
         max.value > 3000.0 || propagation.detail.contains("never ACKed"),
         "{propagation:?}"

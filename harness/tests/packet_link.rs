@@ -70,11 +70,7 @@ async fn xds_and_traffic_carry_on_over_a_lossy_slow_reordering_wire() {
     assert!(outcome.passed(), "{:#?}", outcome.verdicts);
     // The delay was on the wire: the change took about a round trip (180 ms +- jitter).
     let p = outcome.verdict("propagation@lossy-180ms").unwrap();
-    let max = p
-        .measurements
-        .iter()
-        .find(|m| m.name == "propagation_ms.max")
-        .unwrap();
+    let max = p.measurement("propagation_ms.max").unwrap();
     assert!(max.value >= 150.0, "{p:?}");
     assert_eq!(
         common::leftover_links(Duration::from_secs(10)),

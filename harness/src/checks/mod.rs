@@ -62,6 +62,11 @@ impl Verdict {
     pub fn passed(&self) -> bool {
         self.outcome == Outcome::Passed
     }
+
+    /// The figure called `name` the check measured, if it measured one.
+    pub fn measurement(&self, name: &str) -> Option<&Measurement> {
+        self.measurements.iter().find(|m| m.name == name)
+    }
 }
 
 /// What checks need to know about the run besides its timeline.
