@@ -79,15 +79,7 @@ async fn header_match_priority_retries_and_timeouts_behave_as_configured() {
     assert_eq!(r.status().as_u16(), 200);
 
     // Egress filter DROP_ALL (the default): a host outside the mesh gets no route.
-    let outside = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let outside_addr = outside.local_addr().unwrap();
-    let stop = tokio_util::sync::CancellationToken::new();
-    tokio::spawn(tether::service::serve(
-        "outside".into(),
-        None,
-        outside,
-        stop.clone(),
-    ));
+    let (outside_addr, stop) = common::outside_service().await;
     let r = http
         .get(format!("http://{egress}/"))
         .header("host", outside_addr.to_string())

@@ -195,15 +195,7 @@ async fn protocols(xds: XdsVariant) {
     );
 
     // Egress filter ALLOW_ALL: a host outside the mesh is passed through.
-    let outside = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let outside_addr = outside.local_addr().unwrap();
-    let stop = tokio_util::sync::CancellationToken::new();
-    tokio::spawn(tether::service::serve(
-        "outside".into(),
-        None,
-        outside,
-        stop.clone(),
-    ));
+    let (outside_addr, stop) = common::outside_service().await;
     assert_eq!(
         served_by(egress, "GET", &outside_addr.to_string(), "/").await,
         ok("outside")

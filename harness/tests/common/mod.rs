@@ -215,3 +215,18 @@ pub fn leftover_links(wait: std::time::Duration) -> Vec<String> {
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
 }
+
+/// A sample service called `outside` on loopback, outside any mesh, stopped when the
+/// token is cancelled: where a sidecar's egress filter lets a caller reach, or not.
+pub async fn outside_service() -> (std::net::SocketAddr, tokio_util::sync::CancellationToken) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let stop = tokio_util::sync::CancellationToken::new();
+    tokio::spawn(tether::service::serve(
+        "outside".into(),
+        None,
+        listener,
+        stop.clone(),
+    ));
+    (addr, stop)
+}
