@@ -1,25 +1,38 @@
 //! The edge of every proxy: the listener its clients connect to, in front of noxious.
 //!
 //! noxious owns the sockets of the connections it proxies and offers no way to
-//! reset one, so the `reset_peer` toxic cannot be built inside it. Instead each
-//! proxy's public `listen` address is served here: every client connection is
-//! accepted by the edge and relayed over loopback to the proxy's noxious
-//! listener on an internal port, where the other toxics act as before.
+//! reset one, so the `reset_peer` toxic cannot be built inside it; and its
+//! toxic runner drops the bytes a `latency` toxic holds whenever a toxic
+//! changes, where Toxiproxy passes them on. So each proxy's public `listen`
+//! address is served here: every client connection is accepted by the edge and
+//! relayed over loopback to the proxy's noxious listener on an internal port,
+//! where the other toxics act as before.
 //!
 //! ```text
-//! client <-> edge (reset_peer) <-> noxious (latency, timeout, ...) <-> upstream
+//! client <-> edge (reset_peer, latency) <-> noxious (timeout, bandwidth, ...) <-> upstream
 //! ```
 //!
-//! The edge applies `reset_peer` as Toxiproxy does: once the toxic is active on
-//! a connection, the first chunk of data on its stream is dropped, nothing more
-//! is read on that stream, and `timeout` ms later both sockets of the edge are
-//! closed with `SO_LINGER` 0, so the client gets a TCP RST (`ECONNRESET`). The
-//! rules reach connections that are already open through a `watch` channel.
+//! Each direction of a relayed connection is a pair of tasks: a receiver that
+//! reads chunks and stamps each with the time it is due, and a deliverer that
+//! writes them out in order once due. The edge applies
+//! - `reset_peer` as Toxiproxy does: once the toxic is active on a connection,
+//!   the first chunk of data on its stream is dropped, nothing more is read on
+//!   that stream, and `timeout` ms later both sockets of the edge are closed
+//!   with `SO_LINGER` 0, so the client gets a TCP RST (`ECONNRESET`);
+//! - `latency` as a delay line: every chunk is held `latency` ± `jitter` ms
+//!   from the moment it was read (up to [`HELD_CHUNKS`] chunks per direction,
+//!   then reading waits), and when a latency toxic is removed or updated every
+//!   chunk it holds goes out at once, as Toxiproxy forwards what an interrupted
+//!   toxic holds. Nothing is dropped. Unlike Toxiproxy, which holds one chunk
+//!   at a time, the delay line does not cut throughput to a chunk per latency.
 //!
-//! Randomness (whether a `reset_peer` toxic with a toxicity below 1 is active on
-//! a connection) comes from a per-proxy [`SplitMix64`], seeded from the
-//! server's seed when it has one.
+//! The rules reach connections that are already open through a `watch` channel.
+//! Randomness comes from a per-proxy [`SplitMix64`], seeded from the server's
+//! seed when it has one: whether a toxic with a toxicity below 1 is active on a
+//! connection is drawn from it, and each connection's jitter from a sequence of
+//! its own, seeded from it when the connection is accepted.
 
+use bytes::Bytes;
 use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::net::SocketAddr;
@@ -28,30 +41,58 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 /// Read buffer per direction and connection, as noxious and Go's `io.Copy` use.
 const RELAY_BUFFER_BYTES: usize = 32 * 1024;
+/// How many chunks a direction holds (for latency) before it stops reading.
+pub(super) const HELD_CHUNKS: usize = 64;
 
-/// One `reset_peer` toxic as the edge runs it.
+/// What a toxic run by the edge does.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) enum EdgeEffect {
+    /// `reset_peer`: the connection is reset `timeout` after its first data.
+    ResetPeer {
+        /// How long after the first data the connection is reset.
+        timeout: Duration,
+    },
+    /// `latency`: every chunk is delayed by `latency` plus a uniform draw in
+    /// `-jitter..=jitter` (never below zero).
+    Latency {
+        /// The mean delay.
+        latency: Duration,
+        /// The largest deviation from it.
+        jitter: Duration,
+    },
+}
+
+/// One toxic as the edge runs it.
 #[derive(Debug, Clone, PartialEq)]
-pub(super) struct ResetRule {
+pub(super) struct EdgeToxic {
     /// The toxic's name.
     pub name: String,
     /// True for the `upstream` stream (client to server), false for `downstream`.
     pub upstream: bool,
-    /// How long after the first data the connection is reset.
-    pub timeout: Duration,
+    /// What it does.
+    pub effect: EdgeEffect,
     /// The probability (0.0 to 1.0) that the toxic is active on a connection.
     pub toxicity: f32,
     /// Changes whenever the toxic is added or updated, so that every connection
-    /// decides anew whether it is active.
+    /// decides anew whether it is active, and latency flushes what it holds.
     pub revision: u64,
 }
 
-/// The `reset_peer` toxics of one proxy, as published to its connections.
-pub(super) type ResetRules = Arc<Vec<ResetRule>>;
+impl EdgeToxic {
+    /// Whether this is a latency toxic on the given stream.
+    fn is_latency_on(&self, upstream: bool) -> bool {
+        self.upstream == upstream && matches!(self.effect, EdgeEffect::Latency { .. })
+    }
+}
+
+/// The edge toxics of one proxy, as published to its connections.
+pub(super) type EdgeRules = Arc<Vec<EdgeToxic>>;
 
 /// A small, fast, seedable pseudo-random generator (SplitMix64).
 #[derive(Debug, Clone)]
@@ -88,6 +129,21 @@ impl SplitMix64 {
         // 24 bits: exactly representable in an f32.
         (self.next_u64() >> 40) as f32 / (1u64 << 24) as f32
     }
+
+    /// `base` plus a uniform draw in `-spread..=spread` (whole microseconds),
+    /// never below zero.
+    fn jittered(&mut self, base: Duration, spread: Duration) -> Duration {
+        let spread_us = u64::try_from(spread.as_micros()).unwrap_or(u64::MAX / 2);
+        if spread_us == 0 {
+            return base;
+        }
+        let draw = self.next_u64() % (2 * spread_us + 1);
+        if draw >= spread_us {
+            base.saturating_add(Duration::from_micros(draw - spread_us))
+        } else {
+            base.saturating_sub(Duration::from_micros(spread_us - draw))
+        }
+    }
 }
 
 /// The seed of one proxy, derived from the server's seed and the proxy's name,
@@ -108,9 +164,9 @@ pub(super) struct Edge {
     pub listener: TcpListener,
     /// Where noxious listens for this proxy.
     pub inner: SocketAddr,
-    /// The current `reset_peer` toxics.
-    pub rules: watch::Receiver<ResetRules>,
-    /// Decides toxicity for every connection of the proxy.
+    /// The current edge toxics.
+    pub rules: watch::Receiver<EdgeRules>,
+    /// Decides toxicity for every connection of the proxy and seeds their jitter.
     pub rng: Arc<Mutex<SplitMix64>>,
     /// Cancelled when the proxy stops: the listener and every connection close.
     pub shutdown: CancellationToken,
@@ -126,11 +182,16 @@ impl Edge {
             };
             match accepted {
                 Ok((client, _peer)) => {
+                    // Drawn in accept order, so seeded runs get the same jitter per connection.
+                    let jitter_seed = lock(&self.rng).next_u64();
                     tokio::spawn(relay(
                         client,
                         self.inner,
-                        self.rules.clone(),
-                        self.rng.clone(),
+                        Rules {
+                            rules: self.rules.clone(),
+                            rng: self.rng.clone(),
+                            jitter_seed,
+                        },
                         self.shutdown.clone(),
                     ));
                 }
@@ -139,6 +200,19 @@ impl Edge {
             }
         }
     }
+}
+
+/// Locks the proxy's generator; a panic elsewhere cannot leave it inconsistent.
+fn lock(rng: &Mutex<SplitMix64>) -> std::sync::MutexGuard<'_, SplitMix64> {
+    rng.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// What one connection needs to follow the proxy's edge toxics.
+struct Rules {
+    rules: watch::Receiver<EdgeRules>,
+    rng: Arc<Mutex<SplitMix64>>,
+    /// Seeds the connection's jitter (each direction its own sequence).
+    jitter_seed: u64,
 }
 
 /// How one direction of a relayed connection ended.
@@ -155,8 +229,7 @@ enum PumpEnd {
 async fn relay(
     mut client: TcpStream,
     inner_addr: SocketAddr,
-    rules: watch::Receiver<ResetRules>,
-    rng: Arc<Mutex<SplitMix64>>,
+    rules: Rules,
     shutdown: CancellationToken,
 ) {
     let connected = tokio::select! {
@@ -172,14 +245,18 @@ async fn relay(
     let reset = {
         let (mut client_read, mut client_write) = client.split();
         let (mut inner_read, mut inner_write) = inner.split();
+        let up_jitter = SplitMix64::new(rules.jitter_seed);
+        let down_jitter = SplitMix64::new(rules.jitter_seed ^ 0x5555_5555_5555_5555);
         let mut up = pin!(pump(
             &mut client_read,
             &mut inner_write,
-            true,
-            rules.clone(),
-            &rng
+            Direction::new(true, &rules, up_jitter),
         ));
-        let mut down = pin!(pump(&mut inner_read, &mut client_write, false, rules, &rng));
+        let mut down = pin!(pump(
+            &mut inner_read,
+            &mut client_write,
+            Direction::new(false, &rules, down_jitter),
+        ));
         let (mut up_open, mut down_open) = (true, true);
         loop {
             // Biased: the same polling order on every run keeps seeded decisions reproducible.
@@ -211,50 +288,132 @@ async fn relay(
     // Dropping closes both sockets (borrowed halves never shut down on their own).
 }
 
-/// Copies `from` to `to` while watching the `reset_peer` rules of `upstream`'s
-/// stream. When an active rule meets data, the data is dropped, reading stops,
-/// and after the rule's timeout the pump ends with [`PumpEnd::Reset`].
-async fn pump<R, W>(
-    from: &mut R,
-    to: &mut W,
+/// One direction of a connection and the rules it follows.
+struct Direction<'a> {
+    /// True for client to server.
     upstream: bool,
-    mut rules: watch::Receiver<ResetRules>,
-    rng: &Mutex<SplitMix64>,
-) -> PumpEnd
+    rules: watch::Receiver<EdgeRules>,
+    rng: &'a Mutex<SplitMix64>,
+    jitter: SplitMix64,
+}
+
+impl<'a> Direction<'a> {
+    fn new(upstream: bool, rules: &'a Rules, jitter: SplitMix64) -> Self {
+        Direction {
+            upstream,
+            rules: rules.rules.clone(),
+            rng: &rules.rng,
+            jitter,
+        }
+    }
+}
+
+/// A chunk of data on its way through a direction.
+struct Chunk {
+    data: Bytes,
+    /// When it may be written (later than when it was read, under latency).
+    due: Instant,
+    /// The latency toxics of its stream when it was read: while they stand
+    /// unchanged it waits until `due`, once they change it goes at once.
+    held_by: Arc<LatencyKey>,
+}
+
+/// Which latency toxics (name, revision) a stream has, whether or not their
+/// toxicity makes them active on a given connection.
+type LatencyKey = Vec<(String, u64)>;
+
+/// The latency toxics of one stream in `rules`.
+fn latency_key(rules: &[EdgeToxic], upstream: bool) -> LatencyKey {
+    rules
+        .iter()
+        .filter(|toxic| toxic.is_latency_on(upstream))
+        .map(|toxic| (toxic.name.clone(), toxic.revision))
+        .collect()
+}
+
+/// Copies `from` to `to` under the edge toxics of one direction: a receiver
+/// reads and stamps chunks, a deliverer writes them once due. Ends when the
+/// source closes and everything held is delivered, when the destination
+/// fails, or with [`PumpEnd::Reset`] when a `reset_peer` toxic fires.
+async fn pump<R, W>(from: &mut R, to: &mut W, direction: Direction<'_>) -> PumpEnd
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
+    let (chunks_tx, chunks_rx) = mpsc::channel(HELD_CHUNKS);
+    let rules = direction.rules.clone();
+    let upstream = direction.upstream;
+    let mut delivered = pin!(deliver(to, chunks_rx, upstream, rules));
+    let mut received = pin!(receive(from, chunks_tx, direction));
+    tokio::select! {
+        biased;
+        end = &mut received => {
+            if end == PumpEnd::Closed {
+                // The sender is gone with `receive`: what is held drains, then EOF.
+                delivered.await;
+            }
+            end
+        }
+        () = &mut delivered => PumpEnd::Closed,
+    }
+}
+
+/// Reads `from` into chunks for [`deliver`], each due when the active latency
+/// toxics say. When an active `reset_peer` toxic meets data, the data is
+/// dropped, reading stops, and after the toxic's timeout the direction ends
+/// with [`PumpEnd::Reset`].
+async fn receive<R>(
+    from: &mut R,
+    chunks: mpsc::Sender<Chunk>,
+    mut direction: Direction<'_>,
+) -> PumpEnd
+where
+    R: AsyncRead + Unpin,
+{
     let mut buf = vec![0u8; RELAY_BUFFER_BYTES];
     let mut decisions = Decisions::default();
-    let mut armed = decisions.armed(&rules.borrow_and_update(), upstream, rng);
+    let (mut active, mut held_by) = {
+        let rules = direction.rules.borrow_and_update();
+        (
+            decisions.active(&rules, direction.upstream, direction.rng),
+            Arc::new(latency_key(&rules, direction.upstream)),
+        )
+    };
     let mut watching = true;
     loop {
         tokio::select! {
             // Rule changes first: the API answers once a change is published,
             // so data sent after that answer must meet the new rules.
             biased;
-            changed = rules.changed(), if watching => {
+            changed = direction.rules.changed(), if watching => {
                 if changed.is_err() {
                     // The proxy is stopping; `shutdown` ends the connection.
                     watching = false;
                 } else {
-                    armed = decisions.armed(&rules.borrow_and_update(), upstream, rng);
+                    let rules = direction.rules.borrow_and_update();
+                    active = decisions.active(&rules, direction.upstream, direction.rng);
+                    held_by = Arc::new(latency_key(&rules, direction.upstream));
                 }
             }
             read = from.read(&mut buf) => {
                 let n = match read {
-                    Ok(0) | Err(_) => {
-                        let _ = to.shutdown().await;
-                        return PumpEnd::Closed;
-                    }
+                    Ok(0) | Err(_) => return PumpEnd::Closed,
                     Ok(n) => n,
                 };
-                if let Some(timeout) = armed {
+                if let Some(timeout) = active.reset {
                     tokio::time::sleep(timeout).await;
                     return PumpEnd::Reset;
                 }
-                if to.write_all(&buf[..n]).await.is_err() {
+                let read_at = Instant::now();
+                let delay = active.latencies.iter().fold(Duration::ZERO, |total, (latency, jitter)| {
+                    total.saturating_add(direction.jitter.jittered(*latency, *jitter))
+                });
+                let chunk = Chunk {
+                    data: Bytes::copy_from_slice(&buf[..n]),
+                    due: read_at + delay,
+                    held_by: held_by.clone(),
+                };
+                if chunks.send(chunk).await.is_err() {
                     return PumpEnd::Closed;
                 }
             }
@@ -262,8 +421,45 @@ where
     }
 }
 
-/// Whether each `reset_peer` toxic is active on one connection's direction,
-/// decided once per toxic revision.
+/// Writes the chunks of [`receive`] in order, each once due, then shuts `to`
+/// down for writing. A chunk whose stream's latency toxics were removed or
+/// updated since it was read goes out at once. Returns early if `to` fails.
+async fn deliver<W>(
+    to: &mut W,
+    mut chunks: mpsc::Receiver<Chunk>,
+    upstream: bool,
+    mut rules: watch::Receiver<EdgeRules>,
+) where
+    W: AsyncWrite + Unpin,
+{
+    let mut watching = true;
+    while let Some(chunk) = chunks.recv().await {
+        while Instant::now() < chunk.due
+            && *chunk.held_by == latency_key(&rules.borrow_and_update(), upstream)
+        {
+            tokio::select! {
+                () = tokio::time::sleep_until(chunk.due) => {}
+                changed = rules.changed(), if watching => watching = changed.is_ok(),
+            }
+        }
+        if to.write_all(&chunk.data).await.is_err() {
+            return;
+        }
+    }
+    let _ = to.shutdown().await;
+}
+
+/// The edge toxics active on one direction of a connection.
+#[derive(Debug, Default, PartialEq)]
+struct Active {
+    /// The reset timeout (the shortest, if several `reset_peer` toxics are active).
+    reset: Option<Duration>,
+    /// Each active latency toxic's latency and jitter.
+    latencies: Vec<(Duration, Duration)>,
+}
+
+/// Whether each edge toxic is active on one connection's direction, decided
+/// once per toxic revision.
 #[derive(Debug, Default)]
 struct Decisions {
     /// Toxic name → (revision decided for, active).
@@ -271,36 +467,33 @@ struct Decisions {
 }
 
 impl Decisions {
-    /// The reset timeout of the active rules on this direction (the shortest,
-    /// if several are active), drawing a decision for every new rule revision.
-    fn armed(
-        &mut self,
-        rules: &[ResetRule],
-        upstream: bool,
-        rng: &Mutex<SplitMix64>,
-    ) -> Option<Duration> {
+    /// The toxics active on this direction, drawing a decision for every new
+    /// toxic revision.
+    fn active(&mut self, rules: &[EdgeToxic], upstream: bool, rng: &Mutex<SplitMix64>) -> Active {
         self.by_name
             .retain(|name, _| rules.iter().any(|rule| rule.name == *name));
-        let mut armed: Option<Duration> = None;
+        let mut active = Active::default();
         for rule in rules.iter().filter(|rule| rule.upstream == upstream) {
-            let active = match self.by_name.get(&rule.name) {
-                Some((revision, active)) if *revision == rule.revision => *active,
+            let is_active = match self.by_name.get(&rule.name) {
+                Some((revision, is_active)) if *revision == rule.revision => *is_active,
                 _ => {
-                    let draw = rng
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .next_f32();
-                    let active = draw < rule.toxicity;
+                    let is_active = lock(rng).next_f32() < rule.toxicity;
                     self.by_name
-                        .insert(rule.name.clone(), (rule.revision, active));
-                    active
+                        .insert(rule.name.clone(), (rule.revision, is_active));
+                    is_active
                 }
             };
-            if active {
-                armed = Some(armed.map_or(rule.timeout, |timeout| timeout.min(rule.timeout)));
+            if !is_active {
+                continue;
+            }
+            match rule.effect {
+                EdgeEffect::ResetPeer { timeout } => {
+                    active.reset = Some(active.reset.map_or(timeout, |armed| armed.min(timeout)));
+                }
+                EdgeEffect::Latency { latency, jitter } => active.latencies.push((latency, jitter)),
             }
         }
-        armed
+        active
     }
 }
 
@@ -359,39 +552,186 @@ mod tests {
     }
 
     #[test]
+    fn jitter_stays_within_its_spread() {
+        let mut rng = SplitMix64::new(5);
+        let base = Duration::from_millis(100);
+        let spread = Duration::from_millis(40);
+        let draws: Vec<Duration> = (0..2_000).map(|_| rng.jittered(base, spread)).collect();
+        assert!(
+            draws
+                .iter()
+                .all(|d| (base - spread..=base + spread).contains(d))
+        );
+        assert!(draws.iter().any(|d| *d < Duration::from_millis(70)));
+        assert!(draws.iter().any(|d| *d > Duration::from_millis(130)));
+        // Never below zero, and no spread means no draw.
+        assert!((0..100).all(|_| rng.jittered(Duration::from_millis(1), spread) <= spread + base));
+        assert_eq!(rng.jittered(base, Duration::ZERO), base);
+    }
+
+    #[test]
     fn decisions_are_drawn_once_per_revision() {
         let rng = Mutex::new(SplitMix64::new(3));
-        let rule = |toxicity, revision, timeout_ms| ResetRule {
+        let reset = |toxicity, revision, timeout_ms| EdgeToxic {
             name: "r".to_owned(),
             upstream: true,
-            timeout: Duration::from_millis(timeout_ms),
+            effect: EdgeEffect::ResetPeer {
+                timeout: Duration::from_millis(timeout_ms),
+            },
             toxicity,
             revision,
         };
+        let armed = |active: Active| active.reset;
         let mut decisions = Decisions::default();
         assert_eq!(
-            decisions.armed(&[rule(1.0, 1, 50)], true, &rng),
+            armed(decisions.active(&[reset(1.0, 1, 50)], true, &rng)),
             Some(Duration::from_millis(50))
         );
         // The other direction is not armed by an upstream rule.
         assert_eq!(
-            Decisions::default().armed(&[rule(1.0, 1, 50)], false, &rng),
+            armed(Decisions::default().active(&[reset(1.0, 1, 50)], false, &rng)),
             None
         );
         // Same revision: the earlier decision stands even if toxicity changed.
         assert_eq!(
-            decisions.armed(&[rule(0.0, 1, 50)], true, &rng),
+            armed(decisions.active(&[reset(0.0, 1, 50)], true, &rng)),
             Some(Duration::from_millis(50))
         );
         // A new revision draws again.
-        assert_eq!(decisions.armed(&[rule(0.0, 2, 50)], true, &rng), None);
+        assert_eq!(
+            armed(decisions.active(&[reset(0.0, 2, 50)], true, &rng)),
+            None
+        );
         // The shortest timeout of several active rules wins.
-        let mut second = rule(1.0, 3, 10);
+        let mut second = reset(1.0, 3, 10);
         second.name = "s".to_owned();
         assert_eq!(
-            decisions.armed(&[rule(1.0, 4, 50), second], true, &rng),
+            armed(decisions.active(&[reset(1.0, 4, 50), second], true, &rng)),
             Some(Duration::from_millis(10))
         );
+        // Latency toxics are listed, each with its jitter.
+        let latency = EdgeToxic {
+            name: "l".to_owned(),
+            upstream: true,
+            effect: EdgeEffect::Latency {
+                latency: Duration::from_millis(30),
+                jitter: Duration::from_millis(5),
+            },
+            toxicity: 1.0,
+            revision: 5,
+        };
+        assert_eq!(
+            decisions.active(&[latency], true, &rng),
+            Active {
+                reset: None,
+                latencies: vec![(Duration::from_millis(30), Duration::from_millis(5))],
+            }
+        );
+    }
+
+    /// Echoes of `chunks` separate writes on one connection, read back whole.
+    async fn write_chunks(conn: &mut TcpStream, chunks: usize) -> Vec<u8> {
+        let mut sent = Vec::new();
+        for index in 0..chunks {
+            let chunk = format!("chunk {index:03};");
+            conn.write_all(chunk.as_bytes()).await.unwrap();
+            sent.extend_from_slice(chunk.as_bytes());
+            // Separate reads at the edge: each chunk is held on its own.
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        sent
+    }
+
+    /// Reads exactly `len` bytes, or fails the test after `within`.
+    async fn read_exactly(conn: &mut TcpStream, len: usize, within: Duration) -> Vec<u8> {
+        let mut got = vec![0u8; len];
+        tokio::time::timeout(within, conn.read_exact(&mut got))
+            .await
+            .expect("the held bytes did not arrive in time")
+            .expect("the connection failed");
+        got
+    }
+
+    #[tokio::test]
+    async fn removing_latency_releases_held_bytes_in_order() {
+        with_deadline(async {
+            let (server, api, proxy) = proxy_to_echo().await;
+            let mut conn = TcpStream::connect(&proxy.listen).await.unwrap();
+            round_trip(&mut conn, b"warm").await.unwrap();
+            // Ten seconds each way: nothing would come back before the test's deadline.
+            api.add_toxic("link", &Toxic::latency("lag", DOWNSTREAM, 10_000, 0))
+                .await
+                .unwrap();
+            api.add_toxic("link", &Toxic::latency("lag_up", UPSTREAM, 10_000, 0))
+                .await
+                .unwrap();
+            let sent = write_chunks(&mut conn, 20).await;
+            let mut early = [0u8; 1];
+            assert!(
+                tokio::time::timeout(Duration::from_millis(200), conn.read(&mut early))
+                    .await
+                    .is_err(),
+                "data came back through 10 s of latency"
+            );
+            // The upstream toxic holds them: removing it releases them toward
+            // the echo, whose answers the downstream toxic holds in turn.
+            let removed = Instant::now();
+            api.remove_toxic("link", "lag_up").await.unwrap();
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            api.remove_toxic("link", "lag").await.unwrap();
+            let got = read_exactly(&mut conn, sent.len(), Duration::from_secs(2)).await;
+            assert_eq!(got, sent, "bytes lost or reordered");
+            assert!(removed.elapsed() < Duration::from_secs(3));
+            // The connection goes on without delay.
+            let after = round_trip(&mut conn, b"after").await.unwrap();
+            assert!(after < Duration::from_millis(500), "{after:?}");
+            server.stop().await;
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn updating_latency_releases_held_bytes_and_delays_new_ones() {
+        with_deadline(async {
+            let (server, api, proxy) = proxy_to_echo().await;
+            let mut conn = TcpStream::connect(&proxy.listen).await.unwrap();
+            api.add_toxic("link", &Toxic::latency("lag", DOWNSTREAM, 10_000, 0))
+                .await
+                .unwrap();
+            let sent = write_chunks(&mut conn, 5).await;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            // Down to 300 ms: what is held goes out now, new data waits 300 ms.
+            api.update_toxic("link", &Toxic::latency("lag", DOWNSTREAM, 300, 0))
+                .await
+                .unwrap();
+            let got = read_exactly(&mut conn, sent.len(), Duration::from_secs(1)).await;
+            assert_eq!(got, sent);
+            let lagged = round_trip(&mut conn, b"new").await.unwrap();
+            assert!(lagged >= Duration::from_millis(300), "{lagged:?}");
+            server.stop().await;
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn latency_holds_a_window_not_one_chunk() {
+        with_deadline(async {
+            let (server, api, proxy) = proxy_to_echo().await;
+            let mut conn = TcpStream::connect(&proxy.listen).await.unwrap();
+            api.add_toxic("link", &Toxic::latency("lag", DOWNSTREAM, 400, 0))
+                .await
+                .unwrap();
+            // Ten chunks 5 ms apart come back about 400 ms later, not ten times that.
+            let started = Instant::now();
+            let sent = write_chunks(&mut conn, 10).await;
+            let got = read_exactly(&mut conn, sent.len(), Duration::from_secs(2)).await;
+            assert_eq!(got, sent);
+            let took = started.elapsed();
+            assert!(took >= Duration::from_millis(400), "{took:?}");
+            assert!(took < Duration::from_millis(1_500), "{took:?}");
+            server.stop().await;
+        })
+        .await;
     }
 
     #[tokio::test]

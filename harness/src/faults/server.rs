@@ -20,8 +20,9 @@
 //! owns the proxy's `listen` address and relays each client connection to it.
 //! Toxic changes go to the noxious task as `ToxicEvent`s over a `bmrng`
 //! channel, so they apply to connections that are already open; `reset_peer`,
-//! which noxious lacks, is run by the edge and reaches open connections over a
-//! `watch` channel. Disabling a proxy stops both (closing its connections and
+//! which noxious lacks, and `latency`, which noxious cannot change without
+//! dropping the bytes it holds, are run by the edge and reach open connections
+//! over a `watch` channel. Disabling a proxy stops both (closing its connections and
 //! its listener); enabling starts new ones on the same address with the same
 //! toxics. This module keeps the authoritative list of proxies and toxics;
 //! noxious and the edge only run them.
@@ -44,17 +45,23 @@
 //!   updates as `bandwidth` with attribute `rate` (KB/s).
 //! - Adding a `limit_data` toxic restarts the proxy, closing open connections
 //!   (noxious cannot count bytes for connections opened before the toxic).
-//! - `latency` uses a jitter of at most `latency`, and `slicer` an
-//!   `average_size` of at least 1 and a `size_variation` below it, because
-//!   noxious would overflow or spin otherwise. The API still shows the values
-//!   that were set.
+//! - `latency` runs at the edge as a delay line (see [`super::edge`]): chunks
+//!   keep their order and each is held its own `latency` ± `jitter` from when
+//!   it was read, so a bulk stream keeps its throughput (Toxiproxy holds one
+//!   chunk at a time); removing or updating the toxic releases what it holds,
+//!   as Toxiproxy does (noxious would drop it). On `upstream` it acts before
+//!   the noxious toxics, on `downstream` after them.
+//! - `slicer` uses an `average_size` of at least 1 and a `size_variation`
+//!   below it, because noxious would overflow or spin otherwise. The API still
+//!   shows the values that were set.
 //! - `listen` is required at creation; a port of 0 picks a free port, and the
 //!   answer shows the real address.
 //! - Seeds: noxious seeds every connection's generators from the proxy's seed
-//!   alone, so with a seed all connections of a proxy draw the same jitter
-//!   sequence (restarting at each toxic change) and the same toxicity decision
-//!   for a noxious toxic; without a seed they draw independently. `reset_peer`
-//!   decides toxicity per connection from one sequence per proxy.
+//!   alone, so with a seed all connections of a proxy draw the same toxicity
+//!   decision and slicer sizes for a noxious toxic; without a seed they draw
+//!   independently. The edge toxics (`latency`, `reset_peer`) decide toxicity
+//!   per connection from one sequence per proxy, and each connection draws
+//!   its jitter from a sequence seeded from that one when it is accepted.
 //! - `reset_peer` acts at the edge, on the client's socket: on the `upstream`
 //!   stream before the other toxics, on `downstream` after them. The client
 //!   gets an RST; noxious closes the upstream connection with a FIN (Toxiproxy
@@ -65,7 +72,7 @@
 //!   proxies applied before the error (Toxiproxy lists none).
 
 use super::client::{Proxy, Toxic};
-use super::edge::{Edge, ResetRule, ResetRules, SplitMix64, proxy_seed};
+use super::edge::{Edge, EdgeEffect, EdgeRules, EdgeToxic, SplitMix64, proxy_seed};
 use super::populate::{ProxySpec, parse_proxy_list};
 use anyhow::Context;
 use bytes::Bytes;
@@ -107,7 +114,7 @@ const STOP_GRACE: Duration = Duration::from_secs(2);
 const EVENT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long open API connections get to finish after shutdown.
 const DRAIN_GRACE: Duration = Duration::from_secs(5);
-/// The toxic types tether runs, with Toxiproxy's names (`reset_peer` at the edge).
+/// The toxic types tether runs, with Toxiproxy's names (`latency` and `reset_peer` at the edge).
 const TOXIC_TYPES: [&str; 8] = [
     "latency",
     "timeout",
@@ -283,8 +290,8 @@ struct ProxyEntry {
     runner: Option<RunningProxy>,
     /// This proxy's seed (derived from the server's), if any.
     rand_seed: Option<u64>,
-    /// The revision of each `reset_peer` toxic, bumped when it is added or updated.
-    reset_revisions: BTreeMap<String, u64>,
+    /// The revision of each edge toxic, bumped when it is added or updated.
+    edge_revisions: BTreeMap<String, u64>,
     /// The last revision handed out.
     last_revision: u64,
 }
@@ -295,8 +302,8 @@ struct RunningProxy {
     stopper: Stopper,
     /// Sends toxic changes to the task, which applies them to open connections.
     events: bmrng::RequestSender<ToxicEvent, ToxicEventResult>,
-    /// Publishes the `reset_peer` toxics to the edge and its open connections.
-    resets: watch::Sender<ResetRules>,
+    /// Publishes the edge toxics to the edge and its open connections.
+    edge_rules: watch::Sender<EdgeRules>,
     /// Stops the edge: its listener and every client connection close.
     edge_shutdown: CancellationToken,
     /// The task running the edge and noxious's `run_proxy`.
@@ -312,6 +319,13 @@ enum Kind {
     ResetPeer {
         /// Milliseconds.
         timeout: u64,
+    },
+    /// `latency`, run by the edge: every chunk held `latency` ± `jitter` ms.
+    Latency {
+        /// Milliseconds.
+        latency: u64,
+        /// Milliseconds.
+        jitter: u64,
     },
 }
 
@@ -578,7 +592,7 @@ impl State {
                     .apply(&self.runtime, ToxicEventKind::AddToxic(noxious))
                     .await?
             }
-            (_, None) => entry.changed_reset(&toxic.name),
+            (_, None) => entry.changed_edge(&toxic.name),
         }
         Ok(json_response(StatusCode::OK, &toxic))
     }
@@ -638,7 +652,7 @@ impl State {
                     .apply(&self.runtime, ToxicEventKind::UpdateToxic(noxious))
                     .await?
             }
-            None => entry.changed_reset(&updated.name),
+            None => entry.changed_edge(&updated.name),
         }
         Ok(json_response(StatusCode::OK, &updated))
     }
@@ -659,8 +673,8 @@ impl State {
             .position(|toxic| toxic.name == toxic_name)
             .ok_or_else(ApiError::toxic_not_found)?;
         let removed = entry.toxics.remove(index);
-        if is_reset_peer(&removed) {
-            entry.changed_reset(&removed.name);
+        if runs_at_edge(&removed) {
+            entry.changed_edge(&removed.name);
         } else {
             entry
                 .apply(&self.runtime, ToxicEventKind::RemoveToxic(removed.name))
@@ -679,8 +693,8 @@ impl State {
             // One event per toxic: noxious's RemoveAllToxics only clears upstream toxics.
             let toxics: Vec<Toxic> = entry.toxics.drain(..).collect();
             for toxic in toxics {
-                if is_reset_peer(&toxic) {
-                    entry.changed_reset(&toxic.name);
+                if runs_at_edge(&toxic) {
+                    entry.changed_edge(&toxic.name);
                     continue;
                 }
                 let removed = entry
@@ -781,41 +795,39 @@ impl ProxyEntry {
             enabled: false,
             toxics: Vec::new(),
             runner: None,
-            reset_revisions: BTreeMap::new(),
+            edge_revisions: BTreeMap::new(),
             last_revision: 0,
         }
     }
 
-    /// The `reset_peer` toxics of `self.toxics`, as the edge runs them.
-    fn reset_rules(&self) -> ResetRules {
+    /// The edge toxics of `self.toxics`, as the edge runs them.
+    fn edge_rules(&self) -> EdgeRules {
         let rules = self.toxics.iter().filter_map(|toxic| {
-            let Ok(Kind::ResetPeer { timeout }) = parse_kind(&toxic.kind, &toxic.attributes) else {
-                return None;
-            };
-            Some(ResetRule {
+            let kind = parse_kind(&toxic.kind, &toxic.attributes).ok()?;
+            Some(EdgeToxic {
                 name: toxic.name.clone(),
                 upstream: toxic.stream == "upstream",
-                timeout: Duration::from_millis(timeout.min(MAX_LATENCY_MS)),
+                effect: edge_effect(kind)?,
                 toxicity: toxic.toxicity,
-                revision: self.reset_revisions.get(&toxic.name).copied().unwrap_or(0),
+                revision: self.edge_revisions.get(&toxic.name).copied().unwrap_or(0),
             })
         });
         Arc::new(rules.collect())
     }
 
-    /// Records that the `reset_peer` toxic `name` was added, updated or removed,
-    /// and hands the new rules to the edge, which applies them to open
-    /// connections too (each decides its toxicity anew).
-    fn changed_reset(&mut self, name: &str) {
+    /// Records that the edge toxic `name` was added, updated or removed, and
+    /// hands the new rules to the edge, which applies them to open connections
+    /// too (each decides its toxicity anew; latency releases what it holds).
+    fn changed_edge(&mut self, name: &str) {
         if self.toxics.iter().any(|toxic| toxic.name == name) {
             self.last_revision += 1;
-            self.reset_revisions
+            self.edge_revisions
                 .insert(name.to_owned(), self.last_revision);
         } else {
-            self.reset_revisions.remove(name);
+            self.edge_revisions.remove(name);
         }
         if let Some(runner) = &self.runner {
-            runner.resets.send_replace(self.reset_rules());
+            runner.edge_rules.send_replace(self.edge_rules());
         }
     }
 
@@ -841,7 +853,7 @@ impl ProxyEntry {
                     listen: &self.listen,
                     upstream: &self.upstream,
                     toxics: &self.toxics,
-                    resets: self.reset_rules(),
+                    edge_rules: self.edge_rules(),
                     rand_seed: self.rand_seed,
                 },
             )
@@ -913,10 +925,10 @@ struct RunnerConfig<'a> {
     name: &'a str,
     listen: &'a str,
     upstream: &'a str,
-    /// Every toxic; noxious gets all but `reset_peer`.
+    /// Every toxic; noxious gets those the edge does not run.
     toxics: &'a [Toxic],
-    /// The `reset_peer` toxics, for the edge.
-    resets: ResetRules,
+    /// The toxics the edge runs.
+    edge_rules: EdgeRules,
     /// The proxy's seed, if any.
     rand_seed: Option<u64>,
 }
@@ -953,7 +965,7 @@ async fn start_runner(
     let rng = Arc::new(std::sync::Mutex::new(rng));
     let (events, receiver) = bmrng::channel(1);
     let (stop, stopper) = Stop::new();
-    let (resets, resets_rx) = watch::channel(config.resets);
+    let (edge_rules, edge_rules_rx) = watch::channel(config.edge_rules);
     let edge_shutdown = CancellationToken::new();
     let edge_token = edge_shutdown.clone();
     let (bound_tx, bound_rx) = oneshot::channel::<Result<(), String>>();
@@ -978,7 +990,7 @@ async fn start_runner(
         let edge = Edge {
             listener,
             inner,
-            rules: resets_rx,
+            rules: edge_rules_rx,
             rng,
             shutdown: edge_token,
         };
@@ -992,7 +1004,7 @@ async fn start_runner(
         Ok(Ok(())) => Ok(RunningProxy {
             stopper,
             events,
-            resets,
+            edge_rules,
             edge_shutdown,
             task,
         }),
@@ -1097,15 +1109,36 @@ fn parse_kind(kind: &str, attributes: &Value) -> Result<Kind, ApiError> {
             timeout: parsed.timeout,
         });
     }
-    serde_json::from_value(json!({ "type": kind, "attributes": attributes }))
-        .map(Kind::Noxious)
-        .map_err(ApiError::bad_body)
+    let parsed = serde_json::from_value(json!({ "type": kind, "attributes": attributes }))
+        .map_err(ApiError::bad_body)?;
+    Ok(match parsed {
+        ToxicKind::Latency { latency, jitter } => Kind::Latency { latency, jitter },
+        other => Kind::Noxious(other),
+    })
+}
+
+/// What the edge does for a toxic it runs; `None` for those noxious runs.
+fn edge_effect(kind: Kind) -> Option<EdgeEffect> {
+    let millis = |ms: u64| Duration::from_millis(ms.min(MAX_LATENCY_MS));
+    match kind {
+        Kind::Noxious(_) => None,
+        Kind::ResetPeer { timeout } => Some(EdgeEffect::ResetPeer {
+            timeout: millis(timeout),
+        }),
+        Kind::Latency { latency, jitter } => Some(EdgeEffect::Latency {
+            latency: millis(latency),
+            jitter: millis(jitter),
+        }),
+    }
 }
 
 /// The attributes of `kind` as the API shows them: every field, defaults filled in.
 fn canonical_attributes(kind: &Kind) -> Value {
     let kind = match kind {
         Kind::ResetPeer { timeout } => return json!({ "timeout": timeout }),
+        Kind::Latency { latency, jitter } => {
+            return json!({ "latency": latency, "jitter": jitter });
+        }
         Kind::Noxious(kind) => kind,
     };
     match serde_json::to_value(kind) {
@@ -1115,15 +1148,14 @@ fn canonical_attributes(kind: &Kind) -> Value {
 }
 
 /// Whether the edge, not noxious, runs `toxic`.
-fn is_reset_peer(toxic: &Toxic) -> bool {
-    toxic.kind == "reset_peer"
+fn runs_at_edge(toxic: &Toxic) -> bool {
+    matches!(toxic.kind.as_str(), "reset_peer" | "latency")
 }
 
-/// The noxious toxic that implements an API toxic; `None` for `reset_peer`.
+/// The noxious toxic that implements an API toxic; `None` for those the edge runs.
 fn to_noxious(toxic: &Toxic) -> Result<Option<NoxiousToxic>, ApiError> {
-    let kind = match parse_kind(&toxic.kind, &toxic.attributes)? {
-        Kind::Noxious(kind) => kind,
-        Kind::ResetPeer { .. } => return Ok(None),
+    let Kind::Noxious(kind) = parse_kind(&toxic.kind, &toxic.attributes)? else {
+        return Ok(None);
     };
     Ok(Some(NoxiousToxic {
         kind: runtime_kind(kind),
@@ -1137,14 +1169,6 @@ fn to_noxious(toxic: &Toxic) -> Result<Option<NoxiousToxic>, ApiError> {
 /// (see the module documentation).
 fn runtime_kind(kind: ToxicKind) -> ToxicKind {
     match kind {
-        ToxicKind::Latency { latency, jitter } => {
-            // noxious computes `latency + random(0..2*jitter) - jitter` in u64.
-            let latency = latency.min(MAX_LATENCY_MS);
-            ToxicKind::Latency {
-                latency,
-                jitter: jitter.min(latency),
-            }
-        }
         // Toxiproxy treats a rate of 0 as unlimited.
         ToxicKind::Bandwidth { rate: 0 } => ToxicKind::Noop,
         // `rate` KB/s is `rate` bytes per millisecond.
@@ -2169,26 +2193,6 @@ mod tests {
 
     #[test]
     fn runtime_kind_keeps_noxious_safe() {
-        assert_eq!(
-            runtime_kind(ToxicKind::Latency {
-                latency: 10,
-                jitter: 50
-            }),
-            ToxicKind::Latency {
-                latency: 10,
-                jitter: 10
-            }
-        );
-        assert_eq!(
-            runtime_kind(ToxicKind::Latency {
-                latency: 300,
-                jitter: 20
-            }),
-            ToxicKind::Latency {
-                latency: 300,
-                jitter: 20
-            }
-        );
         assert_eq!(
             runtime_kind(ToxicKind::Bandwidth { rate: 0 }),
             ToxicKind::Noop
