@@ -16,8 +16,12 @@
 //! - [`observe`]: samples each Envoy's admin endpoint onto the timeline.
 //! - [`timeline`]: the one append-only record of a run, streamed to disk.
 //! - [`run`]: carries out a plan's phases, faults and mesh changes against a topology.
-//! - [`checks`]: judge the timeline and give verdicts; they never talk to processes.
-//! - [`report`]: render verdicts (console, `result.json`, `junit.xml`, `report.html`).
+//! - [`checks`]: judge the timeline and give verdicts, and read each phase's figures
+//!   off it; they never talk to processes.
+//! - [`report`]: render verdicts (console, `result.json`, `junit.xml`, `summary.yaml`,
+//!   `report.html`, and comparisons).
+//! - [`compare`]: a candidate's runs against a baseline's, check by check and figure by
+//!   figure, changes flagged beyond the run-to-run noise.
 //! - [`bench`]: `tether bench`, tether's generator against wrk (a benchmark, not a test).
 //! - [`cli`]: the `tether` command line, including the roles the binary plays as a child
 //!   process (control plane, fault proxy, sample service).
@@ -26,6 +30,7 @@ pub mod backend;
 pub mod bench;
 pub mod checks;
 pub mod cli;
+pub mod compare;
 pub mod control_plane;
 pub mod envoy;
 pub mod faults;

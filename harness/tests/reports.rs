@@ -14,6 +14,15 @@ use tether::report::RunInfo;
 use tether::run::folder;
 use tether::timeline::{Entry, Event, LoadSecond};
 
+/// The tests that bring a mesh up run one at a time, so neither's timing disturbs the other.
+static ONE_RUN_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_run_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    ONE_RUN_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 fn tether(args: &[&Path]) -> std::process::Output {
     Command::new(common::tether_bin())
         .args(args)
@@ -51,7 +60,13 @@ fn hand_made_timeline(ended: bool) -> Vec<Entry> {
         at(
             t,
             if applied {
-                Event::FaultApplied { link, fault }
+                Event::FaultApplied {
+                    link,
+                    fault,
+                    applied: vec![
+                        "tether_xds: timeout downstream {\"timeout\":0} toxicity 1".into(),
+                    ],
+                }
             } else {
                 Event::FaultRemoved { link, fault }
             },
@@ -567,6 +582,7 @@ fn report_html_loads_in_headless_chromium_with_verdict_and_charts() {
 /// `tether report` must still render what it recorded, marked incomplete.
 #[test]
 fn a_killed_run_still_yields_an_incomplete_but_readable_report() {
+    let _serial = one_run_at_a_time();
     let Some(envoy) = common::envoy() else { return };
     let dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(common::tether_bin())
@@ -632,4 +648,239 @@ fn a_killed_run_still_yields_an_incomplete_but_readable_report() {
     assert!(html.contains("blackhole on link xds"), "the events it saw");
     let root = parse_xml(&std::fs::read_to_string(dir.path().join("junit.xml")).unwrap());
     assert_junit_structure(&root);
+}
+
+/// The outpost partition, shortened so three runs fit in a CI run: the same faults,
+/// change and checks as `suites/outpost-partition.yaml`.
+fn short_partition_suite(dir: &Path) -> PathBuf {
+    let mesh = common::repo("fixtures/meshes/outpost-basic.yaml")
+        .canonicalize()
+        .unwrap();
+    let text = format!(
+        r#"name: short-partition
+mesh: {}
+topology:
+  outpost: [client, svc-v1, svc-v2]
+  region: []
+xds:
+  keepalive: {{ interval: 1s, timeout: 2s }}
+  backoff: {{ base: 500ms, max: 2s }}
+load:
+  through: client
+  service: svc.outpost.local
+  rate: 50
+  timeout: 1s
+phases:
+  - name: baseline
+    duration: 2s
+  - name: partition
+    duration: 6s
+    faults:
+      - link: xds
+        fault: blackhole
+    changes:
+      - at: 2s
+        set_route_weights:
+          router: svc-router
+          route: split
+          weights: {{ svc-v1: 0, svc-v2: 100 }}
+  - name: heal
+    duration: 9s
+checks:
+  - outpost_traffic_flows: {{ phase: partition, min_success_ratio: 0.99 }}
+  - config_frozen: {{ phase: partition }}
+  - change_applied_after_heal: {{ phase: heal, within: 7s, min_share: 0.95 }}
+  - reconvergence: {{ phase: heal, within: 7s }}
+"#,
+        mesh.display()
+    );
+    let path = dir.join("short-partition.yaml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// `tether` with `args`, its output echoed for the test log; (exit code, stdout).
+fn tether_cli(args: &[&std::ffi::OsStr]) -> (Option<i32>, String) {
+    let out = Command::new(common::tether_bin())
+        .args(args)
+        .current_dir(common::repo(""))
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    );
+    eprintln!("tether {args:?}:\n{stdout}{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    (out.status.code(), stdout)
+}
+
+fn read_json(path: &Path) -> Value {
+    let text =
+        std::fs::read(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    serde_json::from_slice(&text).unwrap()
+}
+
+/// Real runs as a release manager and CI use them: two baseline runs, the report.html
+/// of one read in headless Chromium (every chart and table present, no console error),
+/// then `tether run --repeat 2 --baseline` and `tether compare`, with a candidate whose
+/// traffic check failed as the negative control (REGRESSED, exit 1).
+#[test]
+fn real_runs_render_in_chromium_and_compare_against_a_baseline() {
+    let _serial = one_run_at_a_time();
+    let Some(envoy) = common::envoy() else { return };
+    let Some(chromium) = chromium() else { return };
+    // Kept after the test (reports/ is git-ignored) as CI artifacts.
+    let dir = common::repo("reports/compare-test");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let dir = dir.canonicalize().unwrap();
+    let suite = short_partition_suite(&dir);
+    let (baseline, candidate) = (dir.join("baseline"), dir.join("candidate"));
+    let envoy_bin = envoy.path.as_os_str();
+
+    // The baseline, twice: its run-to-run noise is measured too.
+    let (code, _) = tether_cli(&[
+        "run".as_ref(),
+        suite.as_os_str(),
+        "--repeat".as_ref(),
+        "2".as_ref(),
+        "--report-dir".as_ref(),
+        baseline.as_os_str(),
+        "--envoy-bin".as_ref(),
+        envoy_bin,
+    ]);
+    assert_eq!(code, Some(0), "the baseline runs pass");
+    let result = read_json(&baseline.join("repeat-1/result.json"));
+    assert_valid(&schema(), &result);
+    let phases = result["phases"].as_array().unwrap();
+    assert_eq!(phases.len(), 3, "{result:#}");
+    for phase in phases {
+        assert!(phase["requests"].as_u64().unwrap() > 0, "{phase}");
+        assert!(
+            phase["latency_ms"]["p99"].as_f64().unwrap() > 0.0,
+            "{phase}"
+        );
+    }
+
+    // The real run's report, as a browser shows it.
+    let profile = tempfile::tempdir().unwrap();
+    let page = baseline.join("repeat-1/report.html");
+    let (dom, stderr) = headless(&chromium, profile.path(), &page, &["--dump-dom".into()]);
+    assert!(dom.contains("short-partition: <span class=\"pass\">PASSED</span>"));
+    for heading in [
+        "Load: requests per second",
+        "Latency per second: p50, p99 and max",
+        "Sidecars: connection to the control plane",
+        "Control plane: pushes, ACKs and NACKs per sidecar",
+        "Reconvergence after each heal",
+        "Load per phase",
+        "Faults applied",
+    ] {
+        assert!(dom.contains(heading), "no `{heading}` in the report");
+    }
+    assert!(dom.matches("<svg").count() >= 4, "four charts");
+    assert!(
+        dom.matches("<polyline").count() >= 3,
+        "p50, p99 and max lines"
+    );
+    assert!(
+        dom.contains("across proxies"),
+        "the reconvergence distribution"
+    );
+    // The toxic that made the blackhole, with its attributes.
+    assert!(
+        dom.contains("timeout downstream {\"timeout\":0}"),
+        "toxic attributes"
+    );
+    assert_eq!(console_errors(&stderr), Vec::<&str>::new());
+    let (_, stderr) = headless(
+        &chromium,
+        profile.path(),
+        &page,
+        &[format!("--screenshot={}", dir.join("report.png").display())],
+    );
+    assert_eq!(console_errors(&stderr), Vec::<&str>::new());
+
+    // The candidate: repeated to measure its noise, compared as it finishes.
+    let (code, stdout) = tether_cli(&[
+        "run".as_ref(),
+        suite.as_os_str(),
+        "--repeat".as_ref(),
+        "2".as_ref(),
+        "--report-dir".as_ref(),
+        candidate.as_os_str(),
+        "--baseline".as_ref(),
+        baseline.as_os_str(),
+        "--envoy-bin".as_ref(),
+        envoy_bin,
+    ]);
+    for repeat in ["repeat-1", "repeat-2"] {
+        assert_eq!(
+            read_json(&candidate.join(repeat).join("result.json"))["passed"],
+            true,
+            "{repeat}"
+        );
+    }
+    let comparison = read_json(&candidate.join("comparison.json"));
+    assert_eq!(comparison["baseline"]["runs"], 2);
+    assert_eq!(comparison["candidate"]["runs"], 2);
+    // The same suite on the same build: a figure may still move beyond the noise two
+    // runs measure, but then the exit code says so.
+    let regressed = comparison["regressed"].as_bool().unwrap();
+    assert_eq!(code, Some(if regressed { 1 } else { 0 }), "{stdout}");
+    let figures = comparison["figures"].as_array().unwrap();
+    let reconvergence = figures
+        .iter()
+        .find(|f| f["name"] == "reconvergence: reconvergence_ms.client")
+        .expect("reconvergence compared");
+    assert_eq!(reconvergence["candidate"]["runs"], 2);
+    assert!(reconvergence["noise"].is_number(), "{reconvergence}");
+    assert!(
+        comparison["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["moved"] == "still_passes"),
+        "{comparison:#}"
+    );
+    let page = candidate.join("comparison.html");
+    let (dom, stderr) = headless(&chromium, profile.path(), &page, &["--dump-dom".into()]);
+    assert!(dom.contains("Candidate against baseline"));
+    assert!(dom.contains("reconvergence_ms.client"));
+    assert_eq!(console_errors(&stderr), Vec::<&str>::new());
+
+    // Negative control: a candidate whose traffic check failed regresses.
+    let failing = dir.join("failing");
+    std::fs::create_dir_all(&failing).unwrap();
+    hand_made_folder(&failing, &hand_made_timeline(true));
+    report(&failing);
+    let (code, stdout) = tether_cli(&[
+        "compare".as_ref(),
+        baseline.as_os_str(),
+        failing.as_os_str(),
+    ]);
+    assert_eq!(code, Some(1), "{stdout}");
+    assert!(stdout.contains("REGRESSED"), "{stdout}");
+    let comparison = read_json(&failing.join("comparison.json"));
+    let traffic = comparison["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "outpost_traffic_flows")
+        .unwrap();
+    assert_eq!(traffic["moved"], "regressed");
+
+    // Bad input: exit 2, naming the folder.
+    let missing = dir.join("no-such-run");
+    let (code, _) = tether_cli(&[
+        "compare".as_ref(),
+        baseline.as_os_str(),
+        missing.as_os_str(),
+    ]);
+    assert_eq!(code, Some(2));
+    eprintln!(
+        "reports, comparison and screenshot kept in {}",
+        dir.display()
+    );
 }

@@ -27,8 +27,10 @@ pub enum Links {
 }
 
 impl Links {
-    /// Put `fault` on `link` (`xds`, `data` or `all`), or take it off.
-    pub async fn set(&self, link: &str, fault: &Fault, on: bool) -> Result<()> {
+    /// Put `fault` on `link` (`xds`, `data` or `all`), or take it off. When putting
+    /// it on, says what was set, one line each: every toxic with its attributes on
+    /// each fault proxy, or the packet link's settings after the change.
+    pub async fn set(&self, link: &str, fault: &Fault, on: bool) -> Result<Vec<String>> {
         match self {
             Links::Proxy { api, proxies } => {
                 let names: Vec<&String> = if link == "all" {
@@ -36,6 +38,7 @@ impl Links {
                 } else {
                     proxies.get(link).into_iter().flatten().collect()
                 };
+                let mut applied = Vec::new();
                 for proxy in names {
                     set_on_proxy(api, proxy, fault, on).await.map_err(|e| {
                         anyhow!(
@@ -43,8 +46,11 @@ impl Links {
                             if on { "apply" } else { "remove" }
                         )
                     })?;
+                    if on {
+                        applied.extend(describe_on_proxy(proxy, fault));
+                    }
                 }
-                Ok(())
+                Ok(applied)
             }
             Links::Packet { link, active } => {
                 let faults = {
@@ -57,15 +63,33 @@ impl Links {
                     active.clone()
                 };
                 // A few `ip`/`iptables` commands of a few milliseconds each: run inline.
-                apply_to_wire(link, &faults).map_err(|e| {
+                let wire = apply_to_wire(link, &faults).map_err(|e| {
                     anyhow!(
                         "packet link: cannot {} {fault}: {e}",
                         if on { "apply" } else { "remove" }
                     )
-                })
+                })?;
+                Ok(if on { wire } else { Vec::new() })
             }
         }
     }
+}
+
+/// What putting `fault` on `proxy` sets, one line per toxic (as the API shows it).
+fn describe_on_proxy(proxy: &str, fault: &Fault) -> Vec<String> {
+    if *fault == Fault::Down {
+        return vec![format!("{proxy}: enabled false")];
+    }
+    fault
+        .toxics()
+        .iter()
+        .map(|toxic| {
+            format!(
+                "{proxy}: {} {} {} toxicity {}",
+                toxic.kind, toxic.stream, toxic.attributes, toxic.toxicity
+            )
+        })
+        .collect()
 }
 
 /// One fault on one fault proxy: its toxics, or its `enabled` flag for `down`.
@@ -89,8 +113,11 @@ async fn set_on_proxy(
 }
 
 /// Make the wire what `faults` together say: partitions (each way) and one impairment
-/// (delay, jitter, rate and loss added up) both ways.
-fn apply_to_wire(link: &PacketLink, faults: &[Fault]) -> Result<(), packet::PacketLinkError> {
+/// (delay, jitter, rate and loss added up) both ways. Says what the wire is now.
+fn apply_to_wire(
+    link: &PacketLink,
+    faults: &[Fault],
+) -> Result<Vec<String>, packet::PacketLinkError> {
     let (mut to_region_cut, mut to_outpost_cut) = (false, false);
     let mut imp = Impairment::default();
     for fault in faults {
@@ -126,19 +153,23 @@ fn apply_to_wire(link: &PacketLink, faults: &[Fault]) -> Result<(), packet::Pack
             Fault::Reset | Fault::SlowClose { .. } | Fault::LimitData { .. } => {}
         }
     }
-    for (cut, direction) in [
-        (to_region_cut, packet::Direction::ToRegion),
-        (to_outpost_cut, packet::Direction::ToOutpost),
+    let mut wire = Vec::new();
+    for (cut, direction, name) in [
+        (to_region_cut, packet::Direction::ToRegion, "to region"),
+        (to_outpost_cut, packet::Direction::ToOutpost, "to outpost"),
     ] {
         if cut {
             link.partition(direction)?;
+            wire.push(format!("packets {name} dropped (iptables DROP)"));
         } else {
             link.reconnect(direction)?;
         }
     }
     if imp == Impairment::default() {
-        link.clear(packet::Direction::Both)
+        link.clear(packet::Direction::Both)?;
     } else {
-        link.impair(packet::Direction::Both, &imp)
+        link.impair(packet::Direction::Both, &imp)?;
+        wire.push(format!("both ways: netem {}", imp.netem_args().join(" ")));
     }
+    Ok(wire)
 }

@@ -499,6 +499,21 @@ fn reconvergence(ctx: &Context, entries: &[Entry], phase: &str, within_ms: u64) 
     }
     let passed = slow.is_empty();
     let per_node = per_node(&measurements, "reconvergence_ms.");
+    // The distribution across proxies, for the report's reconvergence table.
+    let mut times: Vec<u64> = measurements.iter().map(|m| m.value as u64).collect();
+    times.sort_unstable();
+    if let (Some(min), Some(max)) = (times.first(), times.last()) {
+        measurements.extend([
+            measure("reconvergence_spread_ms.min", *min as f64, "ms", None),
+            measure(
+                "reconvergence_spread_ms.p50",
+                quantile(&times, 0.5) as f64,
+                "ms",
+                None,
+            ),
+            measure("reconvergence_spread_ms.max", *max as f64, "ms", None),
+        ]);
+    }
     let detail = if passed {
         format!(
             "all {} outpost sidecars ACKed version {latest} within {} of the heal (bound {}): {}",

@@ -3,9 +3,11 @@
 //! A check that cannot judge (no data where it needs some, or a panic inside it) says
 //! [`Outcome::Unknown`] instead of passing; only [`Outcome::Passed`] counts as a pass.
 
+mod figures;
 mod judge;
 mod window;
 
+pub use figures::{LatencyFigures, PhaseFigures, phase_figures};
 pub use window::Window;
 
 use crate::suite::Check;

@@ -1,10 +1,11 @@
 //! The `tether` command line.
 //!
-//! User commands: `run`, `report`, `validate`, `load`, `bench`, `doctor`. The same binary also plays the parts a run
+//! User commands: `run`, `report`, `compare`, `validate`, `load`, `bench`, `doctor`. The same binary also plays the parts a run
 //! starts as child processes: `control-plane`, `fault-proxy` and `service`.
 
 mod roles;
 
+use crate::compare::RunSet;
 use crate::envoy::provision;
 use crate::report::console;
 use crate::run::{self, RunOptions, exit};
@@ -40,6 +41,27 @@ enum Command {
         /// Run every sidecar on this xDS variant, whatever the suite says.
         #[arg(long, value_parser = ["sotw", "delta"])]
         xds: Option<String>,
+        /// Run the suite this many times (into `repeat-1`, `repeat-2`, ... of the
+        /// report folder), so a comparison can tell run-to-run noise from change.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
+        repeat: u32,
+        /// Compare the run(s) against this earlier run folder (or folder of repeats)
+        /// and write comparison.html and comparison.json into the report folder; a
+        /// regression exits 1.
+        #[arg(long)]
+        baseline: Option<PathBuf>,
+    },
+    /// Compare a candidate against a baseline: every check and measured figure side by
+    /// side, changes flagged only beyond the run-to-run noise of repeated runs. Writes
+    /// comparison.html and comparison.json; exits 1 on a regression.
+    Compare {
+        /// The baseline: a run folder, or a folder of repeats (`tether run --repeat N`).
+        baseline: PathBuf,
+        /// The candidate, likewise.
+        candidate: PathBuf,
+        /// Where the comparison files go (default: the candidate folder).
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
     /// Judge a run folder's timeline again and rewrite its reports (also for a run that
     /// was killed: its reports are marked incomplete).
@@ -152,8 +174,26 @@ pub fn main() -> i32 {
                 seed,
                 envoy_bin,
                 xds,
-            } => run_suite(suite, &backend, report_dir, seed, envoy_bin, xds).await,
+                repeat,
+                baseline,
+            } => {
+                let options = SuiteOptions {
+                    backend,
+                    report_dir,
+                    seed,
+                    envoy_bin,
+                    xds,
+                    repeat,
+                    baseline,
+                };
+                run_suite(suite, options).await
+            }
             Command::Report { run_dir } => report_folder(&run_dir),
+            Command::Compare {
+                baseline,
+                candidate,
+                out,
+            } => compare(&baseline, &candidate, out.as_deref().unwrap_or(&candidate)),
             Command::Validate { suite } => match crate::suite::load(&suite) {
                 Ok(plan) => {
                     println!(
@@ -233,16 +273,23 @@ pub fn main() -> i32 {
     })
 }
 
-async fn run_suite(
-    suite: PathBuf,
-    backend: &str,
+/// What `tether run` was asked besides the suite.
+struct SuiteOptions {
+    backend: String,
     report_dir: Option<PathBuf>,
     seed: u64,
     envoy_bin: Option<PathBuf>,
     xds: Option<String>,
-) -> i32 {
-    if backend != "process" {
-        eprintln!("error: backend `{backend}` is not available yet; expected `process`");
+    repeat: u32,
+    baseline: Option<PathBuf>,
+}
+
+async fn run_suite(suite: PathBuf, options: SuiteOptions) -> i32 {
+    if options.backend != "process" {
+        eprintln!(
+            "error: backend `{}` is not available yet; expected `process`",
+            options.backend
+        );
         return exit::BAD_INPUT;
     }
     let mut plan = match crate::suite::load(&suite) {
@@ -252,12 +299,20 @@ async fn run_suite(
             return exit::BAD_INPUT;
         }
     };
-    match xds.as_deref() {
+    // A baseline that cannot be read is bad input: say so before running anything.
+    let baseline = match options.baseline.as_deref().map(RunSet::load).transpose() {
+        Ok(baseline) => baseline,
+        Err(e) => {
+            eprintln!("error: --baseline: {e}");
+            return exit::BAD_INPUT;
+        }
+    };
+    match options.xds.as_deref() {
         Some("delta") => plan.force_xds_variant(crate::envoy::XdsVariant::Delta),
         Some(_) => plan.force_xds_variant(crate::envoy::XdsVariant::Sotw),
         None => {}
     }
-    let report_dir = report_dir.unwrap_or_else(|| {
+    let root = options.report_dir.unwrap_or_else(|| {
         let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
         PathBuf::from("reports").join(format!("{}-{stamp}", plan.name()))
     });
@@ -267,25 +322,84 @@ async fn run_suite(
         on_signal.cancelled().await;
         eprintln!("tether: interrupted; stopping everything and writing what was recorded");
     });
-    let opts = RunOptions {
-        report_dir,
-        envoy_bin,
-        tether_bin: None,
-        seed,
-        progress: true,
-        interrupt,
-    };
-    match run::run(&plan, &opts).await {
-        Ok(outcome) => {
-            print!("{}", console::table(plan.name(), &outcome.verdicts));
-            println!("reports: {}", outcome.report_dir.display());
-            outcome.exit_code()
+    let mut code = exit::PASSED;
+    for round in 1..=options.repeat {
+        let report_dir = if options.repeat == 1 {
+            root.clone()
+        } else {
+            println!("repeat {round} of {}", options.repeat);
+            root.join(format!("repeat-{round}"))
+        };
+        let opts = RunOptions {
+            report_dir,
+            envoy_bin: options.envoy_bin.clone(),
+            tether_bin: None,
+            seed: options.seed,
+            progress: true,
+            interrupt: interrupt.clone(),
+        };
+        match run::run(&plan, &opts).await {
+            Ok(outcome) => {
+                print!("{}", console::table(plan.name(), &outcome.verdicts));
+                println!("reports: {}", outcome.report_dir.display());
+                // The worst outcome of the repeats is the command's.
+                code = code.max(outcome.exit_code());
+            }
+            Err(e) => {
+                eprintln!("error: the environment could not run the suite: {e}");
+                return exit::ENVIRONMENT;
+            }
         }
-        Err(e) => {
-            eprintln!("error: the environment could not run the suite: {e}");
-            exit::ENVIRONMENT
+        if interrupt.is_cancelled() {
+            return code;
         }
     }
+    match baseline {
+        Some(baseline) => match compare_with(&baseline, &root, &root) {
+            Ok(regressed) if regressed && code == exit::PASSED => exit::FAILED,
+            Ok(_) => code,
+            Err(e) => e,
+        },
+        None => code,
+    }
+}
+
+/// `tether compare`: exit 0 without regression, 1 with one, 2 on bad input.
+fn compare(baseline: &std::path::Path, candidate: &std::path::Path, out: &std::path::Path) -> i32 {
+    let baseline = match RunSet::load(baseline) {
+        Ok(set) => set,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::BAD_INPUT;
+        }
+    };
+    match compare_with(&baseline, candidate, out) {
+        Ok(true) => exit::FAILED,
+        Ok(false) => exit::PASSED,
+        Err(code) => code,
+    }
+}
+
+/// Compares the runs in `candidate` against `baseline`, prints the summary and
+/// writes the comparison into `out`. Whether it regressed, or the exit code of
+/// what went wrong.
+fn compare_with(
+    baseline: &RunSet,
+    candidate: &std::path::Path,
+    out: &std::path::Path,
+) -> Result<bool, i32> {
+    let candidate = RunSet::load(candidate).map_err(|e| {
+        eprintln!("error: {e}");
+        exit::BAD_INPUT
+    })?;
+    let comparison = crate::compare::compare(baseline, &candidate);
+    print!("{}", crate::report::comparison::console(&comparison));
+    crate::report::comparison::write(out, &comparison).map_err(|e| {
+        eprintln!("error: {e:#}");
+        exit::ENVIRONMENT
+    })?;
+    println!("comparison: {}", out.join("comparison.html").display());
+    Ok(comparison.regressed)
 }
 
 fn load(options: &crate::load::standalone::Options, json: bool) -> i32 {

@@ -1,10 +1,14 @@
 //! `report.html`: one self-contained page (no scripts, no external assets) with the
-//! verdicts, a per-second chart with fault windows shaded and mesh changes marked, and a
-//! lane per sidecar showing its connection to the control plane and the config it serves.
+//! verdicts; per-second charts of requests and of latency with fault windows shaded and
+//! mesh changes marked; a lane per sidecar showing its connection to the control plane
+//! and the config it serves, and one showing the control plane's pushes and the
+//! sidecar's ACKs and NACKs; tables of reconvergence per proxy, propagation per change
+//! and latency per phase; the faults applied with every toxic's attributes; and the
+//! suite and mesh as run.
 
 use super::RunInfo;
-use crate::checks::{Outcome, Verdict};
-use crate::timeline::{Entry, Event};
+use crate::checks::{Outcome, PhaseFigures, Verdict};
+use crate::timeline::{Entry, Event, XdsKind};
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
@@ -71,7 +75,12 @@ pub fn failure_anchor(check: &str) -> String {
 }
 
 /// Render the page.
-pub fn render(info: &RunInfo, verdicts: &[Verdict], entries: &[Entry]) -> String {
+pub fn render(
+    info: &RunInfo,
+    verdicts: &[Verdict],
+    phases: &[PhaseFigures],
+    entries: &[Entry],
+) -> String {
     let passed = info.passed(verdicts);
     let verdict_word = if info.incomplete || info.interrupted {
         "INCOMPLETE"
@@ -90,7 +99,7 @@ pub fn render(info: &RunInfo, verdicts: &[Verdict], entries: &[Entry]) -> String
 <style>
 body{{font:14px/1.4 system-ui,sans-serif;max-width:960px;margin:1em auto;padding:0 1em;color:#222}}
 h1 span.pass{{color:#16794a}} h1 span.fail{{color:#b3261e}}
-table{{border-collapse:collapse;width:100%}} td,th{{border-bottom:1px solid #ddd;padding:4px 6px;text-align:left;vertical-align:top}}
+table{{border-collapse:collapse;width:100%}} td.num,th.num{{text-align:right;font-variant-numeric:tabular-nums}} td,th{{border-bottom:1px solid #ddd;padding:4px 6px;text-align:left;vertical-align:top}}
 table.meta th{{width:11em;font-weight:normal;color:#555}} tr.area th{{background:#f0f0f0}}
 .PASS{{color:#16794a;font-weight:bold}} .FAIL{{color:#b3261e;font-weight:bold}} .UNKNOWN{{color:#8a6d00;font-weight:bold}}
 p.incomplete{{border-left:4px solid #b3261e;padding:4px 8px;background:#fbeaea}}
@@ -315,6 +324,13 @@ code{{overflow-wrap:anywhere}}
     axis(&mut html, end_ms, &x, lanes.len() as f64 * lane_h + 36.0);
     html.push_str("</svg><p>Green: Envoy reports itself connected to the control plane (<code>control_plane.connected_state</code>); red: not connected. Black ticks: an HTTP/2 keepalive timeout on the xDS connection (the sidecar noticed a silent link). Through a TCP-terminating fault proxy the connected state returns as soon as a reconnect is accepted by the proxy, so during a blackhole it flaps; the ticks show each detection. <code>vN</code>: the route config version served from then on.</p>");
 
+    latency_chart(&mut html, entries, verdicts, &x, end_ms);
+    xds_chart(&mut html, entries, &x, end_ms);
+    reconvergence_table(&mut html, verdicts);
+    propagation_table(&mut html, verdicts);
+    phase_table(&mut html, phases);
+    faults_table(&mut html, entries);
+
     // Events and the suite as run.
     html.push_str("<h2>Events</h2><table><tr><th>time</th><th>event</th></tr>");
     for e in entries {
@@ -323,7 +339,7 @@ code{{overflow-wrap:anywhere}}
                 "phase {phase} starts ({:.1} s)",
                 *duration_ms as f64 / 1000.0
             ),
-            Event::FaultApplied { link, fault } => format!("{fault} on link {link}"),
+            Event::FaultApplied { link, fault, .. } => format!("{fault} on link {link}"),
             Event::FaultRemoved { link, fault } => format!("{fault} removed from link {link}"),
             Event::MeshChange {
                 description,
@@ -333,7 +349,7 @@ code{{overflow-wrap:anywhere}}
             Event::Xds {
                 node,
                 type_name,
-                xds: crate::timeline::XdsKind::Nack,
+                xds: XdsKind::Nack,
                 version,
                 error,
             } => {
@@ -381,7 +397,7 @@ fn shade_faults(
     let mut windows = Vec::new();
     for e in entries {
         match &e.event {
-            Event::FaultApplied { link, fault } => {
+            Event::FaultApplied { link, fault, .. } => {
                 open.insert((link, fault), e.t_ms);
             }
             Event::FaultRemoved { link, fault } => {
@@ -489,4 +505,320 @@ fn axis(html: &mut String, end_ms: u64, x: &dyn Fn(u64) -> f64, y: f64) {
         );
         t += step;
     }
+}
+
+/// Latency per second on a logarithmic axis: p50, p99 and max, each a line.
+fn latency_chart(
+    html: &mut String,
+    entries: &[Entry],
+    verdicts: &[Verdict],
+    x: &dyn Fn(u64) -> f64,
+    end_ms: u64,
+) {
+    let seconds: Vec<(u64, [u64; 3])> = entries
+        .iter()
+        .filter_map(|e| match &e.event {
+            Event::LoadSecond(s) if s.ok > 0 => Some((e.t_ms, [s.p50_us, s.p99_us, s.max_us])),
+            _ => None,
+        })
+        .collect();
+    html.push_str("<h2>Latency per second: p50, p99 and max</h2>");
+    if seconds.is_empty() {
+        html.push_str("<p>No request was answered, so there is no latency to draw.</p>");
+        return;
+    }
+    let (top, height) = (20.0, 200.0);
+    // Decades of microseconds that hold every point: 100 µs at the least.
+    let low = seconds
+        .iter()
+        .map(|(_, v)| v[0].max(1))
+        .min()
+        .unwrap_or(100)
+        .min(100);
+    let high = seconds
+        .iter()
+        .map(|(_, v)| v[2])
+        .max()
+        .unwrap_or(1)
+        .max(low * 10);
+    let (lo_exp, hi_exp) = (
+        (low as f64).log10().floor() as i32,
+        (high as f64).log10().ceil() as i32,
+    );
+    let y = |us: u64| {
+        let v = (us.max(1) as f64).log10();
+        top + height - (v - f64::from(lo_exp)) / f64::from(hi_exp - lo_exp) * height
+    };
+    let _ = write!(
+        html,
+        r#"<svg viewBox="0 0 {W} {}" role="img" aria-label="latency per second">"#,
+        top + height + 30.0
+    );
+    for exp in lo_exp..=hi_exp {
+        let us = 10u64.pow(exp.max(0) as u32);
+        let label = if us >= 1000 {
+            format!("{} ms", us / 1000)
+        } else {
+            format!("{us} µs")
+        };
+        let _ = write!(
+            html,
+            r##"<line x1="{LEFT}" y1="{0:.1}" x2="{1}" y2="{0:.1}" stroke="#ddd"/><text x="4" y="{2:.1}" font-size="10">{label}</text>"##,
+            y(us),
+            W - RIGHT,
+            y(us) + 3.0
+        );
+    }
+    shade_faults(html, entries, x, top, height);
+    for (index, (name, color)) in [("p50", "#3b7dd8"), ("p99", "#d8903b"), ("max", "#b3261e")]
+        .into_iter()
+        .enumerate()
+    {
+        let points: Vec<String> = seconds
+            .iter()
+            .map(|(t, v)| format!("{:.1},{:.1}", x(*t), y(v[index])))
+            .collect();
+        let _ = write!(
+            html,
+            r#"<polyline points="{}" fill="none" stroke="{color}" stroke-width="1.5"><title>{name}</title></polyline>"#,
+            points.join(" ")
+        );
+        let _ = write!(
+            html,
+            r#"<text x="{:.1}" y="12" font-size="11" fill="{color}">{name}</text>"#,
+            W - RIGHT - 120.0 + 40.0 * index as f64
+        );
+    }
+    mark_changes(html, entries, x, top, height);
+    mark_failures(html, verdicts, x, top, height);
+    axis(html, end_ms, x, top + height + 16.0);
+    html.push_str("</svg><p>Each second's latency percentiles (logarithmic scale), measured from each request's intended send time, so a stalled second shows its full wait. Seconds with no answered request are left out.</p>");
+}
+
+/// A lane per sidecar: the control plane's pushes (blue, top), the sidecar's ACKs
+/// (green, bottom) and NACKs (red, full height).
+fn xds_chart(html: &mut String, entries: &[Entry], x: &dyn Fn(u64) -> f64, end_ms: u64) {
+    let mut lanes: BTreeMap<&str, Vec<(u64, XdsKind, &str, &str)>> = BTreeMap::new();
+    for e in entries {
+        if let Event::Xds {
+            node,
+            type_name,
+            xds,
+            version,
+            ..
+        } = &e.event
+        {
+            lanes
+                .entry(node)
+                .or_default()
+                .push((e.t_ms, *xds, type_name, version));
+        }
+    }
+    html.push_str("<h2>Control plane: pushes, ACKs and NACKs per sidecar</h2>");
+    if lanes.is_empty() {
+        html.push_str("<p>No xDS message was recorded.</p>");
+        return;
+    }
+    let lane_h = 18.0;
+    let height = lanes.len() as f64 * lane_h;
+    let _ = write!(
+        html,
+        r#"<svg viewBox="0 0 {W} {}" role="img" aria-label="xDS pushes and answers">"#,
+        height + 46.0
+    );
+    shade_faults(html, entries, x, 16.0, height);
+    for (i, (node, messages)) in lanes.iter().enumerate() {
+        let ly = 16.0 + i as f64 * lane_h;
+        let _ = write!(
+            html,
+            r##"<text x="2" y="{:.1}" font-size="10">{}</text><line x1="{LEFT}" y1="{2:.1}" x2="{3}" y2="{2:.1}" stroke="#eee"/>"##,
+            ly + 12.0,
+            esc(short_node(node)),
+            ly + lane_h / 2.0,
+            W - RIGHT
+        );
+        for (t, kind, type_name, version) in messages {
+            let (dy, h, color, word) = match kind {
+                XdsKind::Push => (2.0, 7.0, "#3b7dd8", "push"),
+                XdsKind::Ack => (9.0, 7.0, "#2e9d5b", "ACK"),
+                XdsKind::Nack => (1.0, 16.0, "#d83b3b", "NACK"),
+                XdsKind::Request => continue,
+            };
+            let _ = write!(
+                html,
+                r##"<rect x="{:.1}" y="{:.1}" width="1.5" height="{h}" fill="{color}"><title>{:.3} s: {word} {} v{}</title></rect>"##,
+                x(*t),
+                ly + dy,
+                *t as f64 / 1000.0,
+                esc(type_name),
+                esc(version)
+            );
+        }
+    }
+    mark_changes(html, entries, x, 16.0, height);
+    axis(html, end_ms, x, height + 36.0);
+    html.push_str("</svg><p>Blue (top half): the control plane sent the sidecar a config. Green (bottom half): the sidecar ACKed one. Red (full height): it NACKed one. Hover a tick for its type and version.</p>");
+}
+
+/// The node name without the `mesh/<mesh>/virtualNode/` prefix of its xDS id.
+fn short_node(node: &str) -> &str {
+    node.rsplit('/').next().unwrap_or(node)
+}
+
+/// Every measurement of `verdict` named `<prefix><rest>`, as (rest, measurement).
+fn measured<'a>(
+    verdict: &'a Verdict,
+    prefix: &'a str,
+) -> impl Iterator<Item = (&'a str, &'a crate::checks::Measurement)> + 'a {
+    verdict
+        .measurements
+        .iter()
+        .filter_map(move |m| Some((m.name.strip_prefix(prefix)?, m)))
+}
+
+/// `1,234 ms`, or `1.2 s` from ten seconds up.
+fn ms_text(ms: f64) -> String {
+    if ms >= 10_000.0 {
+        format!("{:.1} s", ms / 1000.0)
+    } else {
+        format!("{ms:.0} ms")
+    }
+}
+
+/// Reconvergence after each heal: one row per proxy, then the distribution.
+fn reconvergence_table(html: &mut String, verdicts: &[Verdict]) {
+    let heals: Vec<&Verdict> = verdicts
+        .iter()
+        .filter(|v| v.name.split('@').next() == Some("reconvergence"))
+        .collect();
+    if heals.is_empty() {
+        return;
+    }
+    html.push_str("<h2>Reconvergence after each heal</h2><table><tr><th>check</th><th>proxy</th><th class=\"num\">heal to ACK of the newest config</th><th class=\"num\">bound</th></tr>");
+    for v in heals {
+        for (node, m) in measured(v, "reconvergence_ms.") {
+            let bound = m.bound.map(ms_text).unwrap_or_default();
+            let over = m.bound.is_some_and(|b| m.value > b);
+            let _ = write!(
+                html,
+                r#"<tr><td>{}</td><td>{}</td><td class="num{}">{}</td><td class="num">{bound}</td></tr>"#,
+                esc(&v.name),
+                esc(node),
+                if over { " FAIL" } else { "" },
+                ms_text(m.value)
+            );
+        }
+        let spread: Vec<String> = measured(v, "reconvergence_spread_ms.")
+            .map(|(name, m)| format!("{name} {}", ms_text(m.value)))
+            .collect();
+        if !spread.is_empty() {
+            let _ = write!(
+                html,
+                r#"<tr><td>{}</td><td><i>across proxies</i></td><td class="num" colspan="2">{}</td></tr>"#,
+                esc(&v.name),
+                spread.join(", ")
+            );
+        }
+    }
+    html.push_str("</table>");
+}
+
+/// Propagation: the slowest ACK of each change, then the distribution over all ACKs.
+fn propagation_table(html: &mut String, verdicts: &[Verdict]) {
+    let checks: Vec<&Verdict> = verdicts
+        .iter()
+        .filter(|v| v.name.split('@').next() == Some("propagation"))
+        .collect();
+    if checks.is_empty() {
+        return;
+    }
+    html.push_str("<h2>Propagation of each change</h2><table><tr><th>check</th><th>change (config version)</th><th class=\"num\">slowest ACK after the change</th><th class=\"num\">bound</th></tr>");
+    for v in checks {
+        for (version, m) in measured(v, "propagation_ms.max.") {
+            let over = m.bound.is_some_and(|b| m.value > b);
+            let _ = write!(
+                html,
+                r#"<tr><td>{}</td><td>{}</td><td class="num{}">{}</td><td class="num">{}</td></tr>"#,
+                esc(&v.name),
+                esc(version),
+                if over { " FAIL" } else { "" },
+                ms_text(m.value),
+                m.bound.map(ms_text).unwrap_or_default()
+            );
+        }
+        let overall: Vec<String> = ["p50", "p99", "max"]
+            .iter()
+            .filter_map(|q| {
+                let m = v.measurement(&format!("propagation_ms.{q}"))?;
+                Some(format!("{q} {}", ms_text(m.value)))
+            })
+            .collect();
+        let acks = v.measurement("propagation.acks").map_or(0.0, |m| m.value);
+        let _ = write!(
+            html,
+            r#"<tr><td>{}</td><td><i>all {acks:.0} ACKs</i></td><td class="num" colspan="2">{}</td></tr>"#,
+            esc(&v.name),
+            overall.join(", ")
+        );
+    }
+    html.push_str("</table>");
+}
+
+/// Per phase: requests, success, throughput and latency percentiles.
+fn phase_table(html: &mut String, phases: &[PhaseFigures]) {
+    if phases.is_empty() {
+        return;
+    }
+    html.push_str("<h2>Load per phase</h2><table><tr><th>phase</th><th class=\"num\">requests</th><th class=\"num\">ok</th><th class=\"num\">ok/s</th><th class=\"num\">p50</th><th class=\"num\">p99</th><th class=\"num\">p99.9</th><th class=\"num\">max</th></tr>");
+    for p in phases {
+        let latency = match p.latency_ms {
+            Some(l) => [l.p50, l.p99, l.p999, l.max]
+                .map(|v| format!(r#"<td class="num">{v:.2} ms</td>"#))
+                .concat(),
+            None => r#"<td class="num" colspan="4">no answers</td>"#.to_string(),
+        };
+        let _ = write!(
+            html,
+            r#"<tr><td>{}</td><td class="num">{}</td><td class="num">{:.1}%</td><td class="num">{:.0}</td>{latency}</tr>"#,
+            esc(&p.phase),
+            p.requests,
+            p.success_ratio() * 100.0,
+            p.ok_per_second
+        );
+    }
+    html.push_str("</table><p>Latency is measured from each request's intended send time and merged without loss from every second's histogram.</p>");
+}
+
+/// Every fault put on a link, when, and what was set to make it.
+fn faults_table(html: &mut String, entries: &[Entry]) {
+    let applied: Vec<(u64, &str, &str, &[String])> = entries
+        .iter()
+        .filter_map(|e| match &e.event {
+            Event::FaultApplied {
+                link,
+                fault,
+                applied,
+            } => Some((e.t_ms, link.as_str(), fault.as_str(), applied.as_slice())),
+            _ => None,
+        })
+        .collect();
+    if applied.is_empty() {
+        return;
+    }
+    html.push_str("<h2>Faults applied</h2><table><tr><th>time</th><th>link</th><th>fault</th><th>what was set (toxics and their attributes, or the packet link)</th></tr>");
+    for (t, link, fault, set) in applied {
+        let set: Vec<String> = set
+            .iter()
+            .map(|line| format!("<code>{}</code>", esc(line)))
+            .collect();
+        let _ = write!(
+            html,
+            "<tr><td>{:.3} s</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            t as f64 / 1000.0,
+            esc(link),
+            esc(fault),
+            set.join("<br>")
+        );
+    }
+    html.push_str("</table>");
 }

@@ -5,20 +5,26 @@
 //!   "duration_s", "seed", "envoy_version", "backend", "tether_version", "git_revision",
 //!   "checks": [ { "name", "passed", "outcome", "detail", "measurements": [..],
 //!                 "failed_at_ms" } ],
-//!   "reconvergence_ms": { "<node>": ms } }
+//!   "reconvergence_ms": { "<node>": ms },
+//!   "phases": [ { "phase", "start_ms", "end_ms", "requests", "ok", "ok_per_second",
+//!                 "latency_ms": { "p50", "p99", "p999", "max" } | null, "served_by" } ] }
 //! ```
 //!
 //! Every field is documented in `harness/schema/result.schema.json` (JSON Schema 2020-12).
 
 use super::RunInfo;
-use crate::checks::Verdict;
+use crate::checks::{PhaseFigures, Verdict};
 use serde_json::{Map, Value, json};
 
 /// The schema version of `result.json`.
 pub const SCHEMA_VERSION: u32 = 1;
 
 /// Render `result.json`.
-pub fn render(info: &RunInfo, verdicts: &[Verdict]) -> serde_json::Result<String> {
+pub fn render(
+    info: &RunInfo,
+    verdicts: &[Verdict],
+    phases: &[PhaseFigures],
+) -> serde_json::Result<String> {
     let passed = info.passed(verdicts);
     let checks: Vec<Value> = verdicts
         .iter()
@@ -54,5 +60,6 @@ pub fn render(info: &RunInfo, verdicts: &[Verdict]) -> serde_json::Result<String
         "git_revision": info.git_revision,
         "checks": checks,
         "reconvergence_ms": reconvergence,
+        "phases": phases,
     }))
 }

@@ -3,6 +3,7 @@
 //! Every format is rendered from the same [`RunInfo`], verdicts and timeline entries:
 //! the console table, `result.json`, `junit.xml`, `summary.yaml` and `report.html`.
 
+pub mod comparison;
 pub mod console;
 pub mod html;
 pub mod json;
@@ -123,9 +124,14 @@ pub fn write_all(
         let path = dir.join(name);
         std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))
     };
-    write("result.json", json::render(info, verdicts)?)?;
+    // Figures describe each phase; like verdicts they are read off the timeline.
+    let phases = crate::checks::phase_figures(entries);
+    write("result.json", json::render(info, verdicts, &phases)?)?;
     write("junit.xml", junit::render(info, verdicts)?)?;
     write("summary.yaml", summary::render(info, verdicts))?;
-    write("report.html", html::render(info, verdicts, entries))?;
+    write(
+        "report.html",
+        html::render(info, verdicts, &phases, entries),
+    )?;
     Ok(())
 }

@@ -336,7 +336,11 @@ async fn drive(
             control_plane_down = phase.control_plane_down;
             let (link, fault) = ("control_plane".to_string(), "killed".to_string());
             timeline.record(if control_plane_down {
-                Event::FaultApplied { link, fault }
+                Event::FaultApplied {
+                    link,
+                    fault,
+                    applied: Vec::new(),
+                }
             } else {
                 Event::FaultRemoved { link, fault }
             });
@@ -511,10 +515,11 @@ async fn run_phase(
         .filter(|(_, f)| !matches!(f, Fault::Flapping { .. }))
         .collect();
     for (link, fault) in &static_faults {
-        apply_fault(topo, link, fault, true).await?;
+        let applied = apply_fault(topo, link, fault, true).await?;
         timeline.record(Event::FaultApplied {
             link: link.clone(),
             fault: fault.to_string(),
+            applied,
         });
     }
     let phase_start = run_start + phase.start;
@@ -583,40 +588,35 @@ fn summarize_phase(opts: &RunOptions, timeline: &Timeline, phase: &crate::suite:
         return;
     }
     let entries = timeline.entries();
-    let Some(w) = checks::Window::of_phase(&entries, &phase.name) else {
+    let Some(figures) = checks::phase_figures(&entries)
+        .into_iter()
+        .find(|f| f.phase == phase.name)
+    else {
         return;
     };
-    let (mut sent, mut ok) = (0, 0);
-    let mut served = std::collections::BTreeMap::<String, u64>::new();
-    for e in entries.iter().filter(|e| w.contains(e.t_ms)) {
-        if let Event::LoadSecond(s) = &e.event {
-            sent += s.sent;
-            ok += s.ok;
-            for (k, v) in &s.served_by {
-                *served.entry(k.clone()).or_default() += v;
-            }
-        }
-    }
-    let served: Vec<String> = served.iter().map(|(k, v)| format!("{k} {v}")).collect();
-    let latency = crate::timeline::merge_latency(entries.iter().filter_map(|e| match &e.event {
-        Event::LoadSecond(s) if w.contains(e.t_ms) => Some(s),
-        _ => None,
-    }));
-    let ms = |q: f64| latency.value_at_quantile(q) as f64 / 1000.0;
-    let ratio = if sent == 0 {
-        0.0
-    } else {
-        ok as f64 * 100.0 / sent as f64
-    };
+    let served: Vec<String> = figures
+        .served_by
+        .iter()
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect();
+    let latency = figures.latency_ms.map_or_else(
+        || "no answers".to_string(),
+        |l| {
+            format!(
+                "latency p50 {:.1} ms, p99 {:.1} ms, p99.9 {:.1} ms",
+                l.p50, l.p99, l.p999
+            )
+        },
+    );
     progress(
         opts,
         timeline,
         &format!(
-            "  phase {} done: {ok}/{sent} requests ok ({ratio:.1}%), latency p50 {:.1} ms, p99 {:.1} ms, p99.9 {:.1} ms; served by: {}",
+            "  phase {} done: {}/{} requests ok ({:.1}%), {latency}; served by: {}",
             phase.name,
-            ms(0.5),
-            ms(0.99),
-            ms(0.999),
+            figures.ok,
+            figures.requests,
+            figures.success_ratio() * 100.0,
             served.join(", ")
         ),
     );
@@ -657,7 +657,13 @@ async fn push_change(topo: &RunningTopology, change: &Change) -> Result<String> 
 }
 
 /// Put `fault` on (or take it off) `link`.
-async fn apply_fault(topo: &RunningTopology, link: &str, fault: &Fault, on: bool) -> Result<()> {
+/// Put `fault` on (or take it off) `link`; says what was set (see [`crate::backend::links::Links::set`]).
+async fn apply_fault(
+    topo: &RunningTopology,
+    link: &str,
+    fault: &Fault,
+    on: bool,
+) -> Result<Vec<String>> {
     topo.links.set(link, fault, on).await
 }
 
@@ -698,10 +704,11 @@ async fn flap(
             _ = tokio::time::sleep_until(cycle + offset) => {}
             _ = stop.cancelled() => break,
         }
-        apply_fault(topo, link, &Fault::Down, true).await?;
+        let applied = apply_fault(topo, link, &Fault::Down, true).await?;
         timeline.record(Event::FaultApplied {
             link: link.to_string(),
             fault: "down (flapping)".into(),
+            applied,
         });
         tokio::select! {
             _ = tokio::time::sleep_until((cycle + offset + down_for).min(end)) => {}

@@ -61,6 +61,10 @@ pub enum Event {
         link: String,
         /// The fault, as the suite named it.
         fault: String,
+        /// What was set to make it: each toxic with its attributes on each fault
+        /// proxy, or the packet link's `tc netem` / partition settings.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        applied: Vec<String>,
     },
     /// A fault was taken off a link.
     FaultRemoved {
@@ -427,6 +431,7 @@ mod tests {
             Event::FaultApplied {
                 link: "xds".into(),
                 fault: "blackhole".into(),
+                applied: vec!["xds: timeout downstream {\"timeout\":0}".into()],
             },
         );
         timeline.record_at(
