@@ -12,9 +12,9 @@
 //! client <-> edge (reset_peer, latency) <-> noxious (timeout, bandwidth, ...) <-> upstream
 //! ```
 //!
-//! Each direction of a relayed connection is a pair of tasks: a receiver that
-//! reads chunks and stamps each with the time it is due, and a deliverer that
-//! writes them out in order once due. The edge applies
+//! Each direction of a relayed connection is one loop that reads chunks, stamps
+//! each with the time it is due, and writes them out in order once due. The
+//! edge applies
 //! - `reset_peer` as Toxiproxy does: once the toxic is active on a connection,
 //!   the first chunk of data on its stream is dropped, nothing more is read on
 //!   that stream, and `timeout` ms later both sockets of the edge are closed
@@ -33,7 +33,7 @@
 //! its own, seeded from it when the connection is accepted.
 
 use bytes::Bytes;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::hash::BuildHasher;
 use std::net::SocketAddr;
 use std::pin::pin;
@@ -41,7 +41,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -311,6 +311,8 @@ impl<'a> Direction<'a> {
 /// A chunk of data on its way through a direction.
 struct Chunk {
     data: Bytes,
+    /// How much of it is written already.
+    written: usize,
     /// When it may be written (later than when it was read, under latency).
     due: Instant,
     /// The latency toxics of its stream when it was read: while they stand
@@ -331,56 +333,42 @@ fn latency_key(rules: &[EdgeToxic], upstream: bool) -> LatencyKey {
         .collect()
 }
 
-/// Copies `from` to `to` under the edge toxics of one direction: a receiver
-/// reads and stamps chunks, a deliverer writes them once due. Ends when the
-/// source closes and everything held is delivered, when the destination
-/// fails, or with [`PumpEnd::Reset`] when a `reset_peer` toxic fires.
-async fn pump<R, W>(from: &mut R, to: &mut W, direction: Direction<'_>) -> PumpEnd
+/// Copies `from` to `to` under the edge toxics of one direction, in one loop that
+/// reads chunks, stamps each with when it is due, and writes them in order once
+/// due. A chunk whose stream's latency toxics were removed or updated since it
+/// was read goes out at once. When an active `reset_peer` toxic meets data, the
+/// data is dropped, reading stops, and after the toxic's timeout the direction
+/// ends with [`PumpEnd::Reset`]. Otherwise it ends when the source has closed
+/// and everything held is written (then `to` is shut down for writing), or when
+/// `to` fails.
+async fn pump<R, W>(from: &mut R, to: &mut W, mut direction: Direction<'_>) -> PumpEnd
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    let (chunks_tx, chunks_rx) = mpsc::channel(HELD_CHUNKS);
-    let rules = direction.rules.clone();
     let upstream = direction.upstream;
-    let mut delivered = pin!(deliver(to, chunks_rx, upstream, rules));
-    let mut received = pin!(receive(from, chunks_tx, direction));
-    tokio::select! {
-        biased;
-        end = &mut received => {
-            if end == PumpEnd::Closed {
-                // The sender is gone with `receive`: what is held drains, then EOF.
-                delivered.await;
-            }
-            end
-        }
-        () = &mut delivered => PumpEnd::Closed,
-    }
-}
-
-/// Reads `from` into chunks for [`deliver`], each due when the active latency
-/// toxics say. When an active `reset_peer` toxic meets data, the data is
-/// dropped, reading stops, and after the toxic's timeout the direction ends
-/// with [`PumpEnd::Reset`].
-async fn receive<R>(
-    from: &mut R,
-    chunks: mpsc::Sender<Chunk>,
-    mut direction: Direction<'_>,
-) -> PumpEnd
-where
-    R: AsyncRead + Unpin,
-{
     let mut buf = vec![0u8; RELAY_BUFFER_BYTES];
     let mut decisions = Decisions::default();
     let (mut active, mut held_by) = {
         let rules = direction.rules.borrow_and_update();
         (
-            decisions.active(&rules, direction.upstream, direction.rng),
-            Arc::new(latency_key(&rules, direction.upstream)),
+            decisions.active(&rules, upstream, direction.rng),
+            Arc::new(latency_key(&rules, upstream)),
         )
     };
-    let mut watching = true;
+    let mut held: VecDeque<Chunk> = VecDeque::new();
+    let (mut watching, mut source_open) = (true, true);
     loop {
+        if !source_open && held.is_empty() {
+            let _ = to.shutdown().await;
+            return PumpEnd::Closed;
+        }
+        // The first chunk goes out now if it is due or its latency was lifted.
+        let now = Instant::now();
+        let (head_ready, head_due) = match held.front() {
+            Some(head) => (head.due <= now || head.held_by != held_by, Some(head.due)),
+            None => (false, None),
+        };
         tokio::select! {
             // Rule changes first: the API answers once a change is published,
             // so data sent after that answer must meet the new rules.
@@ -391,13 +379,31 @@ where
                     watching = false;
                 } else {
                     let rules = direction.rules.borrow_and_update();
-                    active = decisions.active(&rules, direction.upstream, direction.rng);
-                    held_by = Arc::new(latency_key(&rules, direction.upstream));
+                    active = decisions.active(&rules, upstream, direction.rng);
+                    held_by = Arc::new(latency_key(&rules, upstream));
                 }
             }
-            read = from.read(&mut buf) => {
+            written = write_head(to, held.front()), if head_ready => {
+                match written {
+                    Ok(n) => {
+                        let done = held.front_mut().is_some_and(|head| {
+                            head.written += n;
+                            head.written == head.data.len()
+                        });
+                        if done {
+                            held.pop_front();
+                        }
+                    }
+                    Err(_) => return PumpEnd::Closed,
+                }
+            }
+            () = sleep_until_due(head_due), if !head_ready && head_due.is_some() => {}
+            read = from.read(&mut buf), if source_open && held.len() < HELD_CHUNKS => {
                 let n = match read {
-                    Ok(0) | Err(_) => return PumpEnd::Closed,
+                    Ok(0) | Err(_) => {
+                        source_open = false;
+                        continue;
+                    }
                     Ok(n) => n,
                 };
                 if let Some(timeout) = active.reset {
@@ -408,45 +414,37 @@ where
                 let delay = active.latencies.iter().fold(Duration::ZERO, |total, (latency, jitter)| {
                     total.saturating_add(direction.jitter.jittered(*latency, *jitter))
                 });
-                let chunk = Chunk {
+                held.push_back(Chunk {
                     data: Bytes::copy_from_slice(&buf[..n]),
+                    written: 0,
                     due: read_at + delay,
                     held_by: held_by.clone(),
-                };
-                if chunks.send(chunk).await.is_err() {
-                    return PumpEnd::Closed;
-                }
+                });
             }
         }
     }
 }
 
-/// Writes the chunks of [`receive`] in order, each once due, then shuts `to`
-/// down for writing. A chunk whose stream's latency toxics were removed or
-/// updated since it was read goes out at once. Returns early if `to` fails.
-async fn deliver<W>(
-    to: &mut W,
-    mut chunks: mpsc::Receiver<Chunk>,
-    upstream: bool,
-    mut rules: watch::Receiver<EdgeRules>,
-) where
+/// Writes what is left of `head` (cancel safe: a write either happens or not).
+async fn write_head<W>(to: &mut W, head: Option<&Chunk>) -> std::io::Result<usize>
+where
     W: AsyncWrite + Unpin,
 {
-    let mut watching = true;
-    while let Some(chunk) = chunks.recv().await {
-        while Instant::now() < chunk.due
-            && *chunk.held_by == latency_key(&rules.borrow_and_update(), upstream)
-        {
-            tokio::select! {
-                () = tokio::time::sleep_until(chunk.due) => {}
-                changed = rules.changed(), if watching => watching = changed.is_ok(),
-            }
-        }
-        if to.write_all(&chunk.data).await.is_err() {
-            return;
-        }
+    match head {
+        Some(head) => match to.write(&head.data[head.written..]).await? {
+            0 => Err(std::io::ErrorKind::WriteZero.into()),
+            n => Ok(n),
+        },
+        None => Ok(0),
     }
-    let _ = to.shutdown().await;
+}
+
+/// Sleeps until `due` (never returns without one).
+async fn sleep_until_due(due: Option<Instant>) {
+    match due {
+        Some(due) => tokio::time::sleep_until(due).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// The edge toxics active on one direction of a connection.
