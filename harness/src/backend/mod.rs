@@ -2,6 +2,7 @@
 //! Only the process backend exists so far: every part is a child process, on 127.0.0.1
 //! or in its site's network namespace.
 
+pub mod docker;
 pub mod links;
 pub mod process;
 

@@ -1,6 +1,7 @@
 //! The `tether` command line.
 //!
-//! User commands: `run`, `report`, `compare`, `validate`, `load`, `bench`, `doctor`. The same binary also plays the parts a run
+//! User commands: `run`, `report`, `compare`, `validate`, `load`, `bench`, `images`,
+//! `doctor`, `clean`. The same binary also plays the parts a run
 //! starts as child processes: `control-plane`, `fault-proxy` and `service`.
 
 mod roles;
@@ -135,11 +136,27 @@ enum Command {
         #[arg(long)]
         envoy_bin: Option<PathBuf>,
     },
-    /// Show which Envoy, fault proxy and Docker engine tether finds.
+    /// Show which Envoy, fault proxy and Docker engine tether finds, and what runs left
+    /// behind (network namespaces, Docker containers and networks).
     Doctor {
         /// Envoy binary to check.
         #[arg(long)]
         envoy_bin: Option<PathBuf>,
+    },
+    /// Build (or find, when built already) the Docker images of the `tether` binary and
+    /// of Envoy: each `FROM scratch` plus the binary and the glibc files it loads, tagged
+    /// with a digest of its content. No registry is needed.
+    Images {
+        /// Envoy binary to put in the image (default: found or installed as `tether run` does).
+        #[arg(long)]
+        envoy_bin: Option<PathBuf>,
+    },
+    /// Remove every Docker container and network tether made (those of killed runs);
+    /// with `--images`, tether's images too.
+    Clean {
+        /// Also remove the images (they are rebuilt when next needed).
+        #[arg(long)]
+        images: bool,
     },
     #[command(flatten)]
     Role(roles::Role),
@@ -212,7 +229,9 @@ pub fn main() -> i32 {
                     exit::BAD_INPUT
                 }
             },
-            Command::Doctor { envoy_bin } => doctor(envoy_bin),
+            Command::Doctor { envoy_bin } => doctor(envoy_bin).await,
+            Command::Images { envoy_bin } => images(envoy_bin).await,
+            Command::Clean { images } => clean(images).await,
             Command::Bench {
                 duration,
                 repeat,
@@ -447,7 +466,77 @@ fn report_folder(dir: &std::path::Path) -> i32 {
     }
 }
 
-fn doctor(envoy_bin: Option<PathBuf>) -> i32 {
+/// `tether images`: 0 when both images are there, 3 when one cannot be built.
+async fn images(envoy_bin: Option<PathBuf>) -> i32 {
+    use crate::backend::docker::images::{ImageSpec, ensure};
+    let envoy = match provision::find_or_install(envoy_bin.as_deref()) {
+        Ok(envoy) => envoy,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return exit::ENVIRONMENT;
+        }
+    };
+    let tether = match std::env::current_exe() {
+        Ok(path) => path,
+        Err(e) => {
+            eprintln!("error: cannot tell where this tether binary is: {e}");
+            return exit::ENVIRONMENT;
+        }
+    };
+    for spec in [ImageSpec::tether(&tether), ImageSpec::envoy(&envoy.path)] {
+        println!(
+            "image {}: from {} ...",
+            spec.repository,
+            spec.binary.display()
+        );
+        match ensure(&spec).await {
+            Ok(image) => println!(
+                "image {}: {} ({:.1} MB of files)",
+                image.reference(),
+                if image.built {
+                    "built"
+                } else {
+                    "present, reused"
+                },
+                image.bytes as f64 / 1e6
+            ),
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                return exit::ENVIRONMENT;
+            }
+        }
+    }
+    exit::PASSED
+}
+
+/// `a, b, c`, or `none`.
+fn list(names: &[String]) -> String {
+    if names.is_empty() {
+        "none".to_string()
+    } else {
+        names.join(", ")
+    }
+}
+
+/// `tether clean`: 0 when done, 3 when the engine cannot be reached or refuses.
+async fn clean(images: bool) -> i32 {
+    match crate::backend::docker::leftovers::clean(images).await {
+        Ok(removed) => {
+            println!("removed containers: {}", list(&removed.containers));
+            println!("removed networks: {}", list(&removed.networks));
+            if images {
+                println!("removed images: {}", list(&removed.images));
+            }
+            exit::PASSED
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            exit::ENVIRONMENT
+        }
+    }
+}
+
+async fn doctor(envoy_bin: Option<PathBuf>) -> i32 {
     match provision::find(envoy_bin.as_deref()) {
         Some(envoy) => match envoy.version() {
             Ok(v) => println!("envoy: {} ({:?}): {v}", envoy.path.display(), envoy.source),
@@ -495,10 +584,27 @@ fn doctor(envoy_bin: Option<PathBuf>) -> i32 {
         .args(["version", "--format", "{{.Server.Version}}"])
         .output()
     {
-        Ok(out) if out.status.success() => println!(
-            "docker: engine {}",
-            String::from_utf8_lossy(&out.stdout).trim()
-        ),
+        Ok(out) if out.status.success() => {
+            println!(
+                "docker: engine {}",
+                String::from_utf8_lossy(&out.stdout).trim()
+            );
+            match crate::backend::docker::leftovers::find().await {
+                Ok(found) => {
+                    println!("docker: tether images: {}", list(&found.images));
+                    if found.is_clean() {
+                        println!("docker: no container or network left by a run");
+                    } else {
+                        println!(
+                            "docker: left by runs (remove with `tether clean`): containers {}; networks {}",
+                            list(&found.containers),
+                            list(&found.networks)
+                        );
+                    }
+                }
+                Err(e) => println!("docker: cannot list what runs left: {e:#}"),
+            }
+        }
         Ok(out) => println!(
             "docker: client found, engine not reachable: {}",
             String::from_utf8_lossy(&out.stderr).trim()

@@ -230,3 +230,21 @@ pub async fn outside_service() -> (std::net::SocketAddr, tokio_util::sync::Cance
     ));
     (addr, stop)
 }
+
+/// Whether a Docker engine answers. `false` after a loud SKIPPED line outside CI; under
+/// `CI=true` a missing engine is a failure instead.
+pub fn docker_engine() -> bool {
+    let out = std::process::Command::new("docker")
+        .args(["version", "--format", "{{.Server.Version}}"])
+        .output();
+    let why = match out {
+        Ok(out) if out.status.success() => return true,
+        Ok(out) => String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        Err(e) => format!("no `docker` CLI: {e}"),
+    };
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("CI=true and no Docker engine answers: {why}");
+    }
+    eprintln!("\n\n*** SKIPPED: this test needs a Docker engine and none answers: {why} ***\n\n");
+    false
+}

@@ -1,0 +1,168 @@
+//! The Docker backend's groundwork against the real engine: the `tether` and Envoy
+//! images built `FROM scratch` on this machine (no registry) and reused, their binaries
+//! running and serving inside them, and what a killed run leaves listed by
+//! `tether doctor` and removed by `tether clean`.
+
+mod common;
+
+use std::process::Command;
+
+/// `tether ARGS`: (exit code, stdout), stderr echoed to the test log.
+fn tether(args: &[&str]) -> (Option<i32>, String) {
+    let out = Command::new(common::tether_bin())
+        .args(args)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    eprintln!(
+        "tether {args:?}:\n{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code(), stdout)
+}
+
+/// `docker ARGS`, which must succeed: its stdout.
+fn docker(args: &[&str]) -> String {
+    let out = Command::new("docker").args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "docker {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// The `repository:tag` `tether images` printed for `repository`.
+fn reference(stdout: &str, repository: &str) -> String {
+    stdout
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("image ")?
+                .split_once(": ")
+                .filter(|(r, rest)| r.starts_with(&format!("{repository}:")) && !rest.is_empty())
+                .map(|(r, _)| r.to_string())
+        })
+        .unwrap_or_else(|| panic!("no {repository} image in:\n{stdout}"))
+}
+
+#[test]
+fn images_from_scratch_are_reused_run_their_binaries_and_leftovers_are_cleaned() {
+    let Some(envoy) = common::envoy() else { return };
+    if !common::docker_engine() {
+        return;
+    }
+    let envoy_bin = envoy.path.to_str().unwrap();
+
+    // Built (or found, if an earlier run built the same binaries), then found.
+    let (code, first) = tether(&["images", "--envoy-bin", envoy_bin]);
+    assert_eq!(code, Some(0), "{first}");
+    let (code, again) = tether(&["images", "--envoy-bin", envoy_bin]);
+    assert_eq!(code, Some(0));
+    assert_eq!(
+        again.matches("present, reused").count(),
+        2,
+        "the second call builds nothing:\n{again}"
+    );
+    let (tether_image, envoy_image) = (
+        reference(&again, "tether/tether"),
+        reference(&again, "tether/envoy"),
+    );
+    assert_eq!(reference(&first, "tether/tether"), tether_image, "same tag");
+
+    // FROM scratch: one layer (the binary and its glibc files), labelled as tether's.
+    for image in [&tether_image, &envoy_image] {
+        let layers = docker(&[
+            "image",
+            "inspect",
+            "--format",
+            "{{len .RootFS.Layers}}",
+            image,
+        ]);
+        assert_eq!(layers, "1", "{image} has more than its own layer");
+        let label = docker(&[
+            "image",
+            "inspect",
+            "--format",
+            "{{index .Config.Labels \"io.tether.managed\"}}",
+            image,
+        ]);
+        assert_eq!(label, "true");
+    }
+    let version = docker(&["run", "--rm", &envoy_image, "--version"]);
+    assert!(version.contains("1.40.0"), "{version}");
+    let version = docker(&["run", "--rm", &tether_image, "--version"]);
+    assert!(version.starts_with("tether "), "{version}");
+
+    // The tether image serves: its fault proxy answers Toxiproxy's API on a mapped port.
+    let name = format!("tether-test-fault-proxy-{}", std::process::id());
+    docker(&[
+        "run",
+        "-d",
+        "--name",
+        &name,
+        "--label",
+        "io.tether.managed=true",
+        "-p",
+        "127.0.0.1::8474",
+        &tether_image,
+        "fault-proxy",
+        "--host",
+        "0.0.0.0",
+    ]);
+    let port = docker(&["port", &name, "8474/tcp"]);
+    let url = format!("http://{port}/version");
+    let answered = (0..50).find_map(|_| {
+        let out = Command::new("curl").args(["-sf", &url]).output().ok()?;
+        if out.status.success() {
+            return Some(String::from_utf8_lossy(&out.stdout).into_owned());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        None
+    });
+    let answered = answered.unwrap_or_else(|| panic!("no answer from {url}"));
+    assert!(answered.contains("version"), "{answered}");
+
+    // What a killed run leaves: that container, and a network with tether's label.
+    let network = format!("tether-test-leftover-{}", std::process::id());
+    docker(&[
+        "network",
+        "create",
+        "--label",
+        "io.tether.managed=true",
+        &network,
+    ]);
+    let (code, doctor) = tether(&["doctor", "--envoy-bin", envoy_bin]);
+    assert_eq!(code, Some(0));
+    assert!(
+        doctor.contains(&name) && doctor.contains(&network),
+        "doctor lists the leftovers:\n{doctor}"
+    );
+    let (code, cleaned) = tether(&["clean"]);
+    assert_eq!(code, Some(0));
+    assert!(
+        cleaned.contains(&name) && cleaned.contains(&network),
+        "{cleaned}"
+    );
+    let (_, doctor) = tether(&["doctor", "--envoy-bin", envoy_bin]);
+    assert!(
+        doctor.contains("no container or network left by a run"),
+        "{doctor}"
+    );
+    assert!(
+        docker(&["ps", "-aq", "--filter", "label=io.tether.managed=true"]).is_empty(),
+        "a tether container remains"
+    );
+    assert!(
+        docker(&[
+            "network",
+            "ls",
+            "-q",
+            "--filter",
+            "label=io.tether.managed=true"
+        ])
+        .is_empty(),
+        "a tether network remains"
+    );
+    // Images stay: they are the cache the next run reuses.
+    docker(&["image", "inspect", &tether_image]);
+}
