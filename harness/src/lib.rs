@@ -10,7 +10,8 @@
 //! - [`faults`]: the Toxiproxy-compatible fault proxy (server and client) on the links,
 //!   and the packet-level link (two network namespaces joined by a veth pair).
 //! - [`service`]: the sample HTTP service that answers with its own name.
-//! - [`backend`]: brings a plan up as a running [`topology`] (local processes for now).
+//! - [`backend`]: brings a plan up as a running [`topology`]: child processes, or
+//!   containers on two Docker networks from images built on this machine.
 //! - [`load`]: the load generator that drives requests through the sidecars.
 //! - [`journeys`]: goose user journeys across two mesh services.
 //! - [`observe`]: samples each Envoy's admin endpoint onto the timeline.

@@ -7,6 +7,10 @@ mod common;
 
 use std::process::Command;
 
+/// One test at a time: `tether clean` removes every tether container, also a running
+/// suite's.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// `tether ARGS`: (exit code, stdout), stderr echoed to the test log.
 fn tether(args: &[&str]) -> (Option<i32>, String) {
     let out = Command::new(common::tether_bin())
@@ -47,6 +51,7 @@ fn reference(stdout: &str, repository: &str) -> String {
 
 #[test]
 fn images_from_scratch_are_reused_run_their_binaries_and_leftovers_are_cleaned() {
+    let _serial = ONE_AT_A_TIME.blocking_lock();
     let Some(envoy) = common::envoy() else { return };
     if !common::docker_engine() {
         return;
@@ -165,4 +170,59 @@ fn images_from_scratch_are_reused_run_their_binaries_and_leftovers_are_cleaned()
     );
     // Images stay: they are the cache the next run reuses.
     docker(&["image", "inspect", &tether_image]);
+}
+
+/// The outpost partition on Docker: the same suite as on processes, the same verdicts;
+/// its negative control fails there too; nothing of either run remains on the engine.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_outpost_partition_and_its_negative_control_on_docker() {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    if !common::docker_engine() {
+        return;
+    }
+    use tether::backend::Backend;
+    let dir = tempfile::tempdir().unwrap();
+    let plan = tether::suite::load(&common::repo("suites/outpost-partition.yaml")).unwrap();
+    let Some(outcome) = common::run_plan_on(&plan, dir.path(), Backend::Docker).await else {
+        return;
+    };
+    for v in &outcome.verdicts {
+        eprintln!("{:?} {}: {}", v.outcome, v.name, v.detail);
+    }
+    assert!(outcome.passed(), "{:#?}", outcome.verdicts);
+    let run: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("run.json")).unwrap()).unwrap();
+    assert_eq!(run["backend"], "docker");
+    // Each container's output was kept.
+    let logs: Vec<String> = std::fs::read_dir(dir.path().join("work/logs"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(logs.iter().any(|l| l.contains("envoy-client")), "{logs:?}");
+
+    let negative = tempfile::tempdir().unwrap();
+    let plan =
+        tether::suite::load(&common::repo("suites/negative/data-path-partition.yaml")).unwrap();
+    let outcome = common::run_plan_on(&plan, negative.path(), Backend::Docker)
+        .await
+        .unwrap();
+    assert_eq!(outcome.exit_code(), 1);
+    let traffic = outcome.verdict("outpost_traffic_flows").unwrap();
+    assert!(!traffic.passed(), "{traffic:?}");
+
+    assert!(
+        docker(&["ps", "-aq", "--filter", "label=io.tether.managed=true"]).is_empty(),
+        "a tether container outlived the runs"
+    );
+    assert!(
+        docker(&[
+            "network",
+            "ls",
+            "-q",
+            "--filter",
+            "label=io.tether.managed=true"
+        ])
+        .is_empty(),
+        "a tether network outlived the runs"
+    );
 }

@@ -6,6 +6,7 @@
 //! Children die with the harness: each is killed when its handle drops (success, failure,
 //! panic) and, through `PR_SET_PDEATHSIG`, when the harness itself is killed.
 
+use super::docker::topology::DockerParts;
 use super::links::Links;
 use crate::control_plane::XdsLogLine;
 use crate::envoy::{AdminClient, EnvoyBinary, bootstrap};
@@ -34,8 +35,10 @@ pub struct BackendOptions {
     pub work_dir: PathBuf,
     /// How long bring-up may take before it counts as an environment failure.
     pub ready_timeout: Duration,
-    /// The fault proxy to run (proxy links).
+    /// The fault proxy to run (proxy links; the Docker backend runs tether's own).
     pub fault_proxy: crate::faults::FaultProxy,
+    /// Processes or containers.
+    pub backend: super::Backend,
 }
 
 /// A child process the topology owns.
@@ -61,6 +64,8 @@ pub struct RunningTopology {
     /// The links between the sites. Declared after `children`, so on drop the children
     /// are killed before a packet link's namespaces are deleted.
     pub links: Links,
+    /// On the Docker backend: the containers and networks (no `children` then).
+    docker: Option<DockerParts>,
 }
 
 /// The command line and log of the control plane, kept to restart it.
@@ -258,6 +263,9 @@ impl RunningTopology {
         opts: &BackendOptions,
         timeline: &Timeline,
     ) -> Result<RunningTopology> {
+        if opts.backend == super::Backend::Docker {
+            return Self::up_on_docker(plan, opts, timeline).await;
+        }
         let logs = opts.work_dir.join("logs");
         std::fs::create_dir_all(&logs)
             .with_context(|| format!("cannot create {}", logs.display()))?;
@@ -302,7 +310,7 @@ impl RunningTopology {
         let placement = Placement::assign(
             &plan.mesh,
             &plan.sites,
-            |site| SocketAddr::new(site_ip(site), next()),
+            |_, site, _| SocketAddr::new(site_ip(site), next()),
             packet_link.is_none(),
         );
         let links = match packet_link {
@@ -324,6 +332,7 @@ impl RunningTopology {
             control_plane: ControlPlaneCommand::default(),
             timeline: timeline.clone(),
             links,
+            docker: None,
         };
         // On any error below, `topo` drops and kills what already started.
         if let Links::Proxy { api, proxies } = &mut topo.links {
@@ -462,6 +471,34 @@ impl RunningTopology {
         Ok(topo)
     }
 
+    /// Bring `plan` up as containers (see [`super::docker::topology`]).
+    async fn up_on_docker(
+        plan: &Plan,
+        opts: &BackendOptions,
+        timeline: &Timeline,
+    ) -> Result<RunningTopology> {
+        if plan.link == LinkKind::Packet {
+            bail!(
+                "`link: packet` runs on the process backend only; the Docker backend joins its sites through the fault proxy"
+            );
+        }
+        let (up, parts) = super::docker::topology::up(plan, opts, timeline).await?;
+        Ok(RunningTopology {
+            placement: up.placement,
+            control_plane_admin: up.control_plane_admin,
+            envoys: up.envoys,
+            children: Vec::new(),
+            log_readers: Vec::new(),
+            control_plane: ControlPlaneCommand::default(),
+            timeline: timeline.clone(),
+            links: Links::Proxy {
+                api: up.fault_api,
+                proxies: up.proxies,
+            },
+            docker: Some(parts),
+        })
+    }
+
     /// Start the control plane (again) and wait until it serves; its log lines go onto
     /// the timeline.
     async fn start_control_plane(&mut self, deadline: Instant) -> Result<()> {
@@ -504,6 +541,9 @@ impl RunningTopology {
 
     /// Kill the control plane with SIGKILL, as a crash in the region would.
     pub async fn kill_control_plane(&mut self) -> Result<()> {
+        if let Some(docker) = &mut self.docker {
+            return docker.kill_control_plane().await;
+        }
         let i = self
             .children
             .iter()
@@ -519,6 +559,9 @@ impl RunningTopology {
 
     /// Start the control plane again; it resumes from the state it persisted.
     pub async fn restart_control_plane(&mut self) -> Result<()> {
+        if let Some(docker) = &mut self.docker {
+            return docker.restart_control_plane(self.control_plane_admin).await;
+        }
         self.start_control_plane(Instant::now() + Duration::from_secs(30))
             .await
     }
@@ -530,6 +573,9 @@ impl RunningTopology {
 
     /// Stop every child: SIGTERM, then SIGKILL for any still running after a grace period.
     pub async fn shutdown(mut self) {
+        if let Some(docker) = self.docker.take() {
+            docker.shutdown().await;
+        }
         for m in &self.children {
             if let Some(pid) = m.child.id() {
                 // SAFETY: sending a signal to a child we own; at worst it has already exited.

@@ -27,9 +27,9 @@ enum Command {
     Run {
         /// The suite file.
         suite: PathBuf,
-        /// Where the mesh runs (only `process` so far).
-        #[arg(long, default_value = "process")]
-        backend: String,
+        /// Where the mesh runs: child processes, or containers on Docker networks.
+        #[arg(long, value_enum, default_value = "process")]
+        backend: crate::backend::Backend,
         /// Report folder (default: reports/<suite>-<UTC time>/).
         #[arg(long)]
         report_dir: Option<PathBuf>,
@@ -294,7 +294,7 @@ pub fn main() -> i32 {
 
 /// What `tether run` was asked besides the suite.
 struct SuiteOptions {
-    backend: String,
+    backend: crate::backend::Backend,
     report_dir: Option<PathBuf>,
     seed: u64,
     envoy_bin: Option<PathBuf>,
@@ -304,13 +304,6 @@ struct SuiteOptions {
 }
 
 async fn run_suite(suite: PathBuf, options: SuiteOptions) -> i32 {
-    if options.backend != "process" {
-        eprintln!(
-            "error: backend `{}` is not available yet; expected `process`",
-            options.backend
-        );
-        return exit::BAD_INPUT;
-    }
     let mut plan = match crate::suite::load(&suite) {
         Ok(plan) => plan,
         Err(e) => {
@@ -318,6 +311,15 @@ async fn run_suite(suite: PathBuf, options: SuiteOptions) -> i32 {
             return exit::BAD_INPUT;
         }
     };
+    if options.backend == crate::backend::Backend::Docker
+        && plan.link == crate::suite::LinkKind::Packet
+    {
+        eprintln!(
+            "error: {}: `link: packet` runs on the process backend only; the Docker backend joins its sites through the fault proxy",
+            suite.display()
+        );
+        return exit::BAD_INPUT;
+    }
     // A baseline that cannot be read is bad input: say so before running anything.
     let baseline = match options.baseline.as_deref().map(RunSet::load).transpose() {
         Ok(baseline) => baseline,
@@ -356,6 +358,7 @@ async fn run_suite(suite: PathBuf, options: SuiteOptions) -> i32 {
             seed: options.seed,
             progress: true,
             interrupt: interrupt.clone(),
+            backend: options.backend,
         };
         match run::run(&plan, &opts).await {
             Ok(outcome) => {

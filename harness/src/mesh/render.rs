@@ -359,7 +359,7 @@ mod tests {
             })
             .collect();
         let mut port = 10_000;
-        let addr = |_| {
+        let addr = |_: &str, _, _| {
             port += 1;
             SocketAddr::from(([127, 0, 0, 1], port - 1))
         };

@@ -54,6 +54,8 @@ pub struct RunOptions {
     pub progress: bool,
     /// Cancelled to stop the run early (Ctrl-C); everything is still taken down.
     pub interrupt: CancellationToken,
+    /// Where the parts run.
+    pub backend: crate::backend::Backend,
 }
 
 /// What a run ended with.
@@ -124,7 +126,7 @@ pub async fn run(plan: &Plan, opts: &RunOptions) -> Result<Outcome, EnvironmentE
         duration_s: 0.0,
         seed: opts.seed,
         envoy_version: "unknown".into(),
-        backend: "process".into(),
+        backend: opts.backend.name().into(),
         tether_version: report::TETHER_VERSION.into(),
         git_revision: report::GIT_REVISION.into(),
         machine: report::Machine::this(),
@@ -156,11 +158,16 @@ pub async fn run(plan: &Plan, opts: &RunOptions) -> Result<Outcome, EnvironmentE
         ),
     );
     let fault_proxy = crate::faults::FaultProxy::find();
-    let links = match plan.link {
-        crate::suite::LinkKind::Proxy => {
+    let links = match (plan.link, opts.backend) {
+        (crate::suite::LinkKind::Proxy, crate::backend::Backend::Docker) => {
+            "containers on a region and an outpost Docker network; every cross-site connection through tether's fault proxy, a container on both".into()
+        }
+        (crate::suite::LinkKind::Proxy, _) => {
             format!("every cross-site connection through {fault_proxy}")
         }
-        crate::suite::LinkKind::Packet => "packet link: the sites in two network namespaces".into(),
+        (crate::suite::LinkKind::Packet, _) => {
+            "packet link: the sites in two network namespaces".into()
+        }
     };
     progress(opts, &timeline, &format!("links: {links}"));
     let backend = BackendOptions {
@@ -169,6 +176,7 @@ pub async fn run(plan: &Plan, opts: &RunOptions) -> Result<Outcome, EnvironmentE
         work_dir: opts.report_dir.join("work"),
         ready_timeout: Duration::from_secs(60),
         fault_proxy,
+        backend: opts.backend,
     };
     let up = tokio::select! {
         up = RunningTopology::up(plan, &backend, &timeline) => up,

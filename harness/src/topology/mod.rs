@@ -54,6 +54,23 @@ pub struct NodePlacement {
     pub gateway_hop: Option<SocketAddr>,
 }
 
+/// What an address is for, when [`Placement::assign`] asks for one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// The Envoy's admin endpoint.
+    Admin,
+    /// The Envoy's egress listener (a gateway's own listener).
+    Egress,
+    /// The Envoy's ingress listener (a gateway's hop).
+    Ingress,
+    /// The sample service behind the Envoy.
+    App,
+    /// Where the other site reaches the ingress (through a fault proxy).
+    RemoteIngress,
+    /// The egress listener of the `n`th TCP virtual service the node calls.
+    TcpEgress(usize),
+}
+
 /// Every node's placement, by virtual node name.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Placement {
@@ -68,26 +85,37 @@ impl Placement {
     }
 
     /// Place every virtual node and gateway of `sites`, taking each address from
-    /// `addr(site)`: each Envoy gets an admin and an egress address; a node with a
-    /// listener an ingress, an app and, when cross-site connections go through a fault
-    /// proxy (`proxied`), a remote ingress (else the other site dials the ingress itself);
-    /// a gateway its hop; a TCP backend its own egress.
+    /// `addr(node, site, role)`: each Envoy gets an admin and an egress address; a node
+    /// with a listener an ingress, an app and, when cross-site connections go through a
+    /// fault proxy (`proxied`), a remote ingress (else the other site dials the ingress
+    /// itself); a gateway its hop; a TCP backend its own egress. Every address is asked
+    /// for, in that order, whether the node uses it or not.
     pub fn assign(
         mesh: &Mesh,
         sites: &BTreeMap<String, Site>,
-        mut addr: impl FnMut(Site) -> SocketAddr,
+        mut addr: impl FnMut(&str, Site, Role) -> SocketAddr,
         proxied: bool,
     ) -> Placement {
         let mut placement = Placement::default();
         for (name, site) in sites {
-            let mut next = || addr(*site);
-            let (admin, egress, a, b) = (next(), next(), next(), next());
-            let c = if proxied { next() } else { a };
+            let mut next = |role| addr(name, *site, role);
+            let (admin, egress, a, b) = (
+                next(Role::Admin),
+                next(Role::Egress),
+                next(Role::Ingress),
+                next(Role::App),
+            );
+            let c = if proxied {
+                next(Role::RemoteIngress)
+            } else {
+                a
+            };
             let serves = mesh.node(name).is_some_and(|n| !n.listeners.is_empty());
             let gateway = mesh.gateway(name).is_some();
             let tcp_egress = tcp_backends(mesh, name)
                 .into_iter()
-                .map(|s| (s, next()))
+                .enumerate()
+                .map(|(i, s)| (s, next(Role::TcpEgress(i))))
                 .collect();
             placement.nodes.insert(
                 name.clone(),

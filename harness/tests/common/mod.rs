@@ -86,6 +86,15 @@ pub async fn run_suite(suite: &str, dir: &Path) -> Option<tether::run::Outcome> 
 
 /// Run a loaded (and perhaps adjusted) plan, as [`run_suite`] does.
 pub async fn run_plan(plan: &tether::suite::Plan, dir: &Path) -> Option<tether::run::Outcome> {
+    run_plan_on(plan, dir, tether::backend::Backend::Process).await
+}
+
+/// Run a plan on `backend`, as [`run_suite`] does.
+pub async fn run_plan_on(
+    plan: &tether::suite::Plan,
+    dir: &Path,
+    backend: tether::backend::Backend,
+) -> Option<tether::run::Outcome> {
     let envoy = envoy()?;
     let opts = tether::run::RunOptions {
         report_dir: dir.to_path_buf(),
@@ -94,6 +103,7 @@ pub async fn run_plan(plan: &tether::suite::Plan, dir: &Path) -> Option<tether::
         seed: 1,
         progress: true,
         interrupt: tokio_util::sync::CancellationToken::new(),
+        backend,
     };
     let outcome = tether::run::run(plan, &opts)
         .await
@@ -163,6 +173,7 @@ pub async fn bring_up_on(
         work_dir: dir.path().join("work"),
         ready_timeout: std::time::Duration::from_secs(60),
         fault_proxy: tether::faults::FaultProxy::find(),
+        backend: tether::backend::Backend::Process,
     };
     let topo = tether::backend::RunningTopology::up(&plan, &opts, timeline)
         .await

@@ -19,6 +19,9 @@ use testcontainers::core::BuildImageOptions;
 use testcontainers::runners::AsyncBuilder;
 use testcontainers::{GenericBuildableImage, GenericImage};
 
+/// The system's CA certificates (Debian's bundle).
+const CA_CERTIFICATES: &str = "/etc/ssl/certs/ca-certificates.crt";
+
 /// One image to build: a binary and where it goes inside.
 #[derive(Debug, Clone)]
 pub struct ImageSpec {
@@ -28,6 +31,8 @@ pub struct ImageSpec {
     pub binary: PathBuf,
     /// Its path inside the image, also the image's entrypoint.
     pub entrypoint: &'static str,
+    /// Other files of this machine it needs, at the same path inside.
+    pub extra_files: Vec<PathBuf>,
 }
 
 impl ImageSpec {
@@ -37,6 +42,12 @@ impl ImageSpec {
             repository: "tether/tether",
             binary: binary.to_path_buf(),
             entrypoint: "/usr/local/bin/tether",
+            // Its HTTP client loads the system's CA certificates when it starts.
+            extra_files: [CA_CERTIFICATES]
+                .into_iter()
+                .map(PathBuf::from)
+                .filter(|path| path.is_file())
+                .collect(),
         }
     }
 
@@ -47,6 +58,7 @@ impl ImageSpec {
             repository: "tether/envoy",
             binary: binary.to_path_buf(),
             entrypoint: "/usr/local/bin/envoy",
+            extra_files: Vec::new(),
         }
     }
 }
@@ -154,7 +166,12 @@ fn digest(spec: &ImageSpec, files: &[(PathBuf, String)]) -> Result<(String, u64)
 
 /// Builds the image of `spec`, or finds it built already.
 pub async fn ensure(spec: &ImageSpec) -> Result<BuiltImage> {
-    let files = runtime_files(&spec.binary, spec.entrypoint)?;
+    let mut files = runtime_files(&spec.binary, spec.entrypoint)?;
+    files.extend(
+        spec.extra_files
+            .iter()
+            .map(|path| (path.clone(), path.display().to_string())),
+    );
     let (tag, bytes) = digest(spec, &files)?;
     let reference = format!("{}:{tag}", spec.repository);
     let present = super::image_exists(&reference).await?;

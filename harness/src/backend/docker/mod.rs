@@ -1,5 +1,6 @@
-//! The Docker backend's groundwork: the images it runs, built on this machine
-//! ([`images`]), and what runs leave behind ([`leftovers`]).
+//! The Docker backend: the images it runs, built on this machine ([`images`]), the
+//! topology as containers on two networks ([`topology`]), and what runs leave behind
+//! ([`leftovers`]).
 //!
 //! Everything tether makes on the Docker engine (images, containers, networks) carries
 //! the label [`MANAGED_LABEL`]`=true`, so `tether doctor` can list what a killed run
@@ -8,6 +9,7 @@
 
 pub mod images;
 pub mod leftovers;
+pub mod topology;
 
 use anyhow::{Context, Result};
 use testcontainers::bollard::Docker;
