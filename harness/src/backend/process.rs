@@ -244,7 +244,8 @@ where
     }
 }
 
-async fn http_ok(url: &str) -> bool {
+/// Whether `url` answers a GET with a 2xx status within half a second.
+pub(crate) async fn http_ok(url: &str) -> bool {
     match reqwest::Client::new()
         .get(url)
         .timeout(Duration::from_millis(500))

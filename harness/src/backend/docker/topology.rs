@@ -16,6 +16,7 @@
 use super::images::{BuiltImage, ImageSpec, ensure};
 use super::{MANAGED_LABEL, engine};
 use crate::backend::BackendOptions;
+use crate::backend::process::http_ok;
 use crate::control_plane::XdsLogLine;
 use crate::envoy::{AdminClient, bootstrap};
 use crate::faults::client::ToxiproxyClient;
@@ -65,6 +66,10 @@ pub struct DockerParts {
     /// The control plane's container: how to start it again.
     control_plane: ContainerSpec,
     logs: PathBuf,
+    /// The run's work folder, mounted into every container at the same path.
+    work: String,
+    /// The labels of every container and network of the run.
+    labels: HashMap<String, String>,
     timeline: Timeline,
     /// Copy each container's output into its log file (and the control plane's onto
     /// the timeline); each ends when its container stops.
@@ -236,15 +241,13 @@ pub async fn up(
             xds_log: true,
         },
         logs,
+        work: opts.work_dir.display().to_string(),
+        labels,
         timeline: timeline.clone(),
         log_tasks: Vec::new(),
     };
     let sites = Sites { region, outpost };
-    match bring_up(
-        plan, opts, &mut parts, &prefix, &labels, deadline, &images, &sites,
-    )
-    .await
-    {
+    match bring_up(plan, opts, &mut parts, &prefix, deadline, &images, &sites).await {
         Ok(up) => Ok((up, parts)),
         Err(e) => {
             parts.shutdown().await;
@@ -274,7 +277,6 @@ async fn bring_up(
     opts: &BackendOptions,
     parts: &mut DockerParts,
     prefix: &str,
-    labels: &HashMap<String, String>,
     deadline: Instant,
     (tether_image, envoy_image): &(BuiltImage, BuiltImage),
     sites: &Sites,
@@ -325,7 +327,6 @@ async fn bring_up(
         },
         true,
     );
-    let work = opts.work_dir.display().to_string();
 
     // The fault proxy, on both networks.
     let fp = ContainerSpec {
@@ -344,7 +345,7 @@ async fn bring_up(
         ],
         xds_log: false,
     };
-    parts.start(&fp, labels, &work).await?;
+    parts.start(&fp).await?;
     let fault_api_addr = SocketAddr::from((fault_proxy(Site::Region), FAULT_API_PORT));
     let api = ToxiproxyClient::new(&format!("http://{fault_api_addr}"))?;
     wait_for("the fault proxy", &fp.name, deadline, || {
@@ -397,9 +398,7 @@ async fn bring_up(
             .to_string(),
     ];
     parts.control_plane.networks = vec![(sites.region.0.clone(), cp_ip)];
-    parts
-        .start_control_plane(labels, &work, deadline, cp_admin)
-        .await?;
+    parts.start_control_plane(deadline, cp_admin).await?;
 
     // Sample services, then their sidecars.
     for (name, node) in &placement.nodes {
@@ -419,7 +418,7 @@ async fn bring_up(
             networks: vec![(sites.of(node.site).0.clone(), hosts[name.as_str()].1)],
             xds_log: false,
         };
-        parts.start(&spec, labels, &work).await?;
+        parts.start(&spec).await?;
         let url = format!("http://{app}/healthz");
         wait_for(&format!("service {name}"), &spec.name, deadline, || {
             let url = url.clone();
@@ -457,7 +456,7 @@ async fn bring_up(
             networks: vec![(sites.of(node.site).0.clone(), hosts[name.as_str()].0)],
             xds_log: false,
         };
-        parts.start(&spec, labels, &work).await?;
+        parts.start(&spec).await?;
         envoys.insert(name.clone(), (spec.name, AdminClient::new(node.admin)));
     }
     let mut ready = BTreeMap::new();
@@ -503,27 +502,10 @@ where
     }
 }
 
-async fn http_ok(url: &str) -> bool {
-    match reqwest::Client::new()
-        .get(url)
-        .timeout(Duration::from_millis(500))
-        .send()
-        .await
-    {
-        Ok(r) => r.status().is_success(),
-        Err(_) => false,
-    }
-}
-
 impl DockerParts {
     /// Creates and starts `spec`'s container with the work folder mounted, and copies
     /// its output into `logs/<name>.log`.
-    async fn start(
-        &mut self,
-        spec: &ContainerSpec,
-        labels: &HashMap<String, String>,
-        work: &str,
-    ) -> Result<()> {
+    async fn start(&mut self, spec: &ContainerSpec) -> Result<()> {
         let (first_net, first_ip) = spec
             .networks
             .first()
@@ -538,9 +520,9 @@ impl DockerParts {
         let body = ContainerCreateBody {
             image: Some(spec.image.clone()),
             cmd: Some(spec.args.clone()),
-            labels: Some(labels.clone()),
+            labels: Some(self.labels.clone()),
             host_config: Some(HostConfig {
-                binds: Some(vec![format!("{work}:{work}")]),
+                binds: Some(vec![format!("{0}:{0}", self.work)]),
                 network_mode: Some(first_net.clone()),
                 ..Default::default()
             }),
@@ -640,15 +622,9 @@ impl DockerParts {
     }
 
     /// Starts the control plane (again) and waits until it serves.
-    async fn start_control_plane(
-        &mut self,
-        labels: &HashMap<String, String>,
-        work: &str,
-        deadline: Instant,
-        admin: SocketAddr,
-    ) -> Result<()> {
+    async fn start_control_plane(&mut self, deadline: Instant, admin: SocketAddr) -> Result<()> {
         let spec = self.control_plane.clone();
-        self.start(&spec, labels, work).await?;
+        self.start(&spec).await?;
         let health = format!("http://{admin}/healthz");
         wait_for("the control plane", &spec.name, deadline, || {
             let url = health.clone();
@@ -680,22 +656,8 @@ impl DockerParts {
 
     /// Starts the control plane again; it resumes from the state it persisted.
     pub async fn restart_control_plane(&mut self, admin: SocketAddr) -> Result<()> {
-        let labels = HashMap::from([
-            (MANAGED_LABEL.to_string(), "true".to_string()),
-            (RUN_LABEL.to_string(), std::process::id().to_string()),
-        ]);
-        let work = self
-            .logs
-            .parent()
-            .map(|w| w.display().to_string())
-            .unwrap_or_default();
-        self.start_control_plane(
-            &labels,
-            &work,
-            Instant::now() + Duration::from_secs(30),
-            admin,
-        )
-        .await
+        self.start_control_plane(Instant::now() + Duration::from_secs(30), admin)
+            .await
     }
 
     /// Removes every container (stopping it at once) and then the networks; waits for
