@@ -226,3 +226,122 @@ async fn the_outpost_partition_and_its_negative_control_on_docker() {
         "a tether network outlived the runs"
     );
 }
+
+/// The tether containers and networks on the engine, by name.
+fn tether_containers_and_networks() -> (String, String) {
+    (
+        docker(&[
+            "ps",
+            "-a",
+            "--format",
+            "{{.Names}}",
+            "--filter",
+            "label=io.tether.managed=true",
+        ]),
+        docker(&[
+            "network",
+            "ls",
+            "--format",
+            "{{.Name}}",
+            "--filter",
+            "label=io.tether.managed=true",
+        ]),
+    )
+}
+
+/// `tether run --backend docker` on the outpost partition, into `dir`, once its sidecars
+/// run: the child, still running.
+fn docker_run_until_up(dir: &std::path::Path, envoy_bin: &str) -> std::process::Child {
+    let child = Command::new(common::tether_bin())
+        .args([
+            "run",
+            "suites/outpost-partition.yaml",
+            "--backend",
+            "docker",
+        ])
+        .arg("--report-dir")
+        .arg(dir)
+        .args(["--envoy-bin", envoy_bin])
+        .current_dir(common::repo(""))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let timeline = dir.join("timeline.jsonl");
+    let started = std::time::Instant::now();
+    while !std::fs::read_to_string(&timeline)
+        .unwrap_or_default()
+        .contains("\"phase\":\"partition\"")
+    {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(120),
+            "the partition never began"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    child
+}
+
+/// Ctrl-C takes every container and network of a Docker run down, and its reports are
+/// still written; after a SIGKILL, `tether doctor` lists what the run left and the next
+/// Docker run removes it.
+#[test]
+fn nothing_of_a_docker_run_outlives_ctrl_c_and_a_killed_runs_leftovers_go() {
+    let _serial = ONE_AT_A_TIME.blocking_lock();
+    let Some(envoy) = common::envoy() else { return };
+    if !common::docker_engine() {
+        return;
+    }
+    let envoy_bin = envoy.path.to_str().unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = docker_run_until_up(dir.path(), envoy_bin);
+    let (containers, _) = tether_containers_and_networks();
+    assert_eq!(containers.lines().count(), 7, "{containers}");
+    // SAFETY: signalling our own child.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    assert_eq!(child.wait().unwrap().code(), Some(130));
+    assert_eq!(
+        tether_containers_and_networks(),
+        (String::new(), String::new()),
+        "left on the engine after Ctrl-C"
+    );
+    let result: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("result.json")).unwrap()).unwrap();
+    assert_eq!(result["interrupted"], true);
+    assert_eq!(result["backend"], "docker");
+
+    // SIGKILL: the run cannot clean up; its containers and networks stay, listed.
+    let killed = tempfile::tempdir().unwrap();
+    let mut child = docker_run_until_up(killed.path(), envoy_bin);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let (containers, networks) = tether_containers_and_networks();
+    assert_eq!(containers.lines().count(), 7, "{containers}");
+    assert_eq!(networks.lines().count(), 2, "{networks}");
+    let (_, doctor) = tether(&["doctor", "--envoy-bin", envoy_bin]);
+    for name in containers.lines().chain(networks.lines()) {
+        assert!(
+            doctor.contains(name),
+            "doctor does not list {name}:\n{doctor}"
+        );
+    }
+    // The next Docker run removes them as it starts (their harness is gone).
+    let next = tempfile::tempdir().unwrap();
+    let mut child = docker_run_until_up(next.path(), envoy_bin);
+    let (now, _) = tether_containers_and_networks();
+    for name in containers.lines() {
+        assert!(!now.contains(name), "{name} outlived the next run's start");
+    }
+    // SAFETY: signalling our own child.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    assert_eq!(child.wait().unwrap().code(), Some(130));
+    assert_eq!(
+        tether_containers_and_networks(),
+        (String::new(), String::new())
+    );
+}
