@@ -13,7 +13,7 @@ use crate::envoy::{AdminClient, EnvoyBinary, bootstrap};
 use crate::faults::client::ToxiproxyClient;
 use crate::faults::packet::{self, PacketLink};
 use crate::suite::{LinkKind, Plan};
-use crate::timeline::{Event, Timeline};
+use crate::timeline::Timeline;
 use crate::topology::{Placement, Site};
 use anyhow::{Context, Result, anyhow, bail};
 use std::collections::{BTreeMap, BTreeSet};
@@ -244,6 +244,83 @@ where
     }
 }
 
+/// On a fault proxy: the `xds` proxy (`xds_link` to the control plane at `xds_addr`)
+/// and a `data-<node>` proxy per node the other site reaches; the proxies by link name.
+pub(crate) async fn create_link_proxies(
+    api: &ToxiproxyClient,
+    placement: &Placement,
+    xds_link: SocketAddr,
+    xds_addr: SocketAddr,
+) -> Result<BTreeMap<String, Vec<String>>> {
+    let mut proxies = BTreeMap::new();
+    api.create_proxy("xds", &xds_link.to_string(), &xds_addr.to_string())
+        .await
+        .map_err(|e| anyhow!("cannot create the xds link proxy: {e}"))?;
+    proxies.insert("xds".to_string(), vec!["xds".to_string()]);
+    for (name, node) in &placement.nodes {
+        if let (Some(remote), Some(ingress)) = (node.remote_ingress, node.ingress) {
+            let proxy = format!("data-{name}");
+            api.create_proxy(&proxy, &remote.to_string(), &ingress.to_string())
+                .await
+                .map_err(|e| anyhow!("cannot create the data link proxy {proxy}: {e}"))?;
+            proxies
+                .entry("data".to_string())
+                .or_insert_with(Vec::new)
+                .push(proxy);
+        }
+    }
+    Ok(proxies)
+}
+
+/// The arguments of `tether control-plane`, its state kept in `work_dir`.
+pub(crate) fn control_plane_args(
+    mesh: &Path,
+    placement_file: &Path,
+    work_dir: &Path,
+    xds_addr: SocketAddr,
+    admin: SocketAddr,
+) -> Vec<String> {
+    vec![
+        "control-plane".into(),
+        "--mesh".into(),
+        mesh.display().to_string(),
+        "--placement".into(),
+        placement_file.display().to_string(),
+        "--xds-listen".into(),
+        xds_addr.to_string(),
+        "--admin-listen".into(),
+        admin.to_string(),
+        "--state".into(),
+        work_dir
+            .join("control-plane-state.json")
+            .display()
+            .to_string(),
+    ]
+}
+
+/// Writes the bootstrap of `node`'s Envoy (admin at `admin`, the control plane at
+/// `xds`) into `work_dir`; the arguments Envoy starts with.
+pub(crate) fn envoy_args(
+    plan: &Plan,
+    work_dir: &Path,
+    node: &str,
+    admin: SocketAddr,
+    xds: SocketAddr,
+) -> Result<Vec<String>> {
+    let config = bootstrap::bootstrap(&plan.mesh.node_id(node), admin, xds, &plan.xds_for(node));
+    let config_file = work_dir.join(format!("envoy-{node}.json"));
+    std::fs::write(&config_file, serde_json::to_vec_pretty(&config)?)?;
+    Ok(vec![
+        "-c".into(),
+        config_file.display().to_string(),
+        "--disable-hot-restart".into(),
+        "--concurrency".into(),
+        "1".into(),
+        "--log-level".into(),
+        "warn".into(),
+    ])
+}
+
 /// Whether `url` answers a GET with a 2xx status within half a second.
 pub(crate) async fn http_ok(url: &str) -> bool {
     match reqwest::Client::new()
@@ -348,42 +425,19 @@ impl RunningTopology {
             })
             .await?;
             topo.children.push(fp);
-            api.create_proxy("xds", &xds_link.to_string(), &xds_addr.to_string())
-                .await
-                .map_err(|e| anyhow!("cannot create the xds link proxy: {e}"))?;
-            proxies.insert("xds".into(), vec!["xds".into()]);
-            for (name, node) in &topo.placement.nodes {
-                if let (Some(remote), Some(ingress)) = (node.remote_ingress, node.ingress) {
-                    let proxy = format!("data-{name}");
-                    api.create_proxy(&proxy, &remote.to_string(), &ingress.to_string())
-                        .await
-                        .map_err(|e| anyhow!("cannot create the data link proxy {proxy}: {e}"))?;
-                    proxies.entry("data".into()).or_default().push(proxy);
-                }
-            }
+            *proxies = create_link_proxies(api, &topo.placement, xds_link, xds_addr).await?;
         }
 
         // The control plane, in the region: its log lines go onto the timeline.
         let placement_file = opts.work_dir.join("placement.json");
         std::fs::write(&placement_file, serde_json::to_vec_pretty(&topo.placement)?)?;
-        let mut args = vec![
-            "control-plane".into(),
-            "--mesh".into(),
-            plan.mesh_path.display().to_string(),
-            "--placement".into(),
-            placement_file.display().to_string(),
-            "--xds-listen".into(),
-            xds_addr.to_string(),
-            "--admin-listen".into(),
-            cp_admin.to_string(),
-        ];
-        args.extend([
-            "--state".into(),
-            opts.work_dir
-                .join("control-plane-state.json")
-                .display()
-                .to_string(),
-        ]);
+        let args = control_plane_args(
+            &plan.mesh_path,
+            &placement_file,
+            &opts.work_dir,
+            xds_addr,
+            cp_admin,
+        );
         topo.control_plane = ControlPlaneCommand {
             program: opts.tether_bin.clone(),
             args,
@@ -430,24 +484,8 @@ impl RunningTopology {
             } else {
                 xds_addr
             };
-            let config = bootstrap::bootstrap(
-                &plan.mesh.node_id(name),
-                node.admin,
-                xds,
-                &plan.xds_for(name),
-            );
-            let config_file = opts.work_dir.join(format!("envoy-{name}.json"));
-            std::fs::write(&config_file, serde_json::to_vec_pretty(&config)?)?;
+            let args = envoy_args(plan, &opts.work_dir, name, node.admin, xds)?;
             let log = logs.join(format!("envoy-{name}.log"));
-            let args = vec![
-                "-c".into(),
-                config_file.display().to_string(),
-                "--disable-hot-restart".into(),
-                "--concurrency".into(),
-                "1".into(),
-                "--log-level".into(),
-                "warn".into(),
-            ];
             let envoy = spawn(
                 &format!("envoy {name}"),
                 &opts.envoy.path,
@@ -517,18 +555,7 @@ impl RunningTopology {
             self.log_readers.push(tokio::spawn(async move {
                 let mut lines = tokio::io::BufReader::new(stdout).lines();
                 while let Ok(Some(line)) = lines.next_line().await {
-                    if let Ok(l) = serde_json::from_str::<XdsLogLine>(&line) {
-                        timeline.record_at_unix(
-                            l.unix_ms,
-                            Event::Xds {
-                                node: l.node,
-                                type_name: l.type_name,
-                                xds: l.xds,
-                                version: l.version,
-                                error: l.error,
-                            },
-                        );
-                    }
+                    XdsLogLine::record(line.as_bytes(), &timeline);
                 }
             }));
         }

@@ -38,6 +38,25 @@ pub struct XdsLogLine {
     pub error: Option<String>,
 }
 
+impl XdsLogLine {
+    /// Puts the line on `timeline` at the time it happened, if `line` is one (the
+    /// control plane's other output is ignored).
+    pub fn record(line: &[u8], timeline: &crate::timeline::Timeline) {
+        if let Ok(l) = serde_json::from_slice::<XdsLogLine>(line) {
+            timeline.record_at_unix(
+                l.unix_ms,
+                crate::timeline::Event::Xds {
+                    node: l.node,
+                    type_name: l.type_name,
+                    xds: l.xds,
+                    version: l.version,
+                    error: l.error,
+                },
+            );
+        }
+    }
+}
+
 /// The mesh the control plane serves, and its version.
 #[derive(Clone)]
 pub struct ControlPlane {

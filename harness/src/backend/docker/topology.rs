@@ -16,14 +16,14 @@
 use super::images::{BuiltImage, ImageSpec, ensure};
 use super::{MANAGED_LABEL, engine};
 use crate::backend::BackendOptions;
-use crate::backend::process::http_ok;
+use crate::backend::process::{control_plane_args, create_link_proxies, envoy_args, http_ok};
 use crate::control_plane::XdsLogLine;
-use crate::envoy::{AdminClient, bootstrap};
+use crate::envoy::AdminClient;
 use crate::faults::client::ToxiproxyClient;
 use crate::suite::Plan;
-use crate::timeline::{Event, Timeline};
+use crate::timeline::Timeline;
 use crate::topology::{Placement, Role, Site};
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result, bail};
 use futures::StreamExt;
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
@@ -355,20 +355,7 @@ async fn bring_up(
     .await?;
     let xds_addr = SocketAddr::from((cp_ip, XDS_PORT));
     let xds_link = SocketAddr::from((fault_proxy(Site::Outpost), XDS_PORT));
-    let mut proxies: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    api.create_proxy("xds", &xds_link.to_string(), &xds_addr.to_string())
-        .await
-        .map_err(|e| anyhow!("cannot create the xds link proxy: {e}"))?;
-    proxies.insert("xds".into(), vec!["xds".into()]);
-    for (name, node) in &placement.nodes {
-        if let (Some(remote), Some(ingress)) = (node.remote_ingress, node.ingress) {
-            let proxy = format!("data-{name}");
-            api.create_proxy(&proxy, &remote.to_string(), &ingress.to_string())
-                .await
-                .map_err(|e| anyhow!("cannot create the data link proxy {proxy}: {e}"))?;
-            proxies.entry("data".into()).or_default().push(proxy);
-        }
-    }
+    let proxies = create_link_proxies(&api, &placement, xds_link, xds_addr).await?;
 
     // The control plane, in the region.
     let mesh_file = opts.work_dir.join("mesh.yaml");
@@ -381,22 +368,13 @@ async fn bring_up(
     let placement_file = opts.work_dir.join("placement.json");
     std::fs::write(&placement_file, serde_json::to_vec_pretty(&placement)?)?;
     let cp_admin = SocketAddr::from((cp_ip, CP_ADMIN_PORT));
-    parts.control_plane.args = vec![
-        "control-plane".into(),
-        "--mesh".into(),
-        mesh_file.display().to_string(),
-        "--placement".into(),
-        placement_file.display().to_string(),
-        "--xds-listen".into(),
-        xds_addr.to_string(),
-        "--admin-listen".into(),
-        cp_admin.to_string(),
-        "--state".into(),
-        opts.work_dir
-            .join("control-plane-state.json")
-            .display()
-            .to_string(),
-    ];
+    parts.control_plane.args = control_plane_args(
+        &mesh_file,
+        &placement_file,
+        &opts.work_dir,
+        xds_addr,
+        cp_admin,
+    );
     parts.control_plane.networks = vec![(sites.region.0.clone(), cp_ip)];
     parts.start_control_plane(deadline, cp_admin).await?;
 
@@ -433,26 +411,10 @@ async fn bring_up(
         } else {
             xds_addr
         };
-        let config = bootstrap::bootstrap(
-            &plan.mesh.node_id(name),
-            node.admin,
-            xds,
-            &plan.xds_for(name),
-        );
-        let config_file = opts.work_dir.join(format!("envoy-{name}.json"));
-        std::fs::write(&config_file, serde_json::to_vec_pretty(&config)?)?;
         let spec = ContainerSpec {
             name: format!("{prefix}-envoy-{name}"),
             image: envoy_image.reference(),
-            args: vec![
-                "-c".into(),
-                config_file.display().to_string(),
-                "--disable-hot-restart".into(),
-                "--concurrency".into(),
-                "1".into(),
-                "--log-level".into(),
-                "warn".into(),
-            ],
+            args: envoy_args(plan, &opts.work_dir, name, node.admin, xds)?,
             networks: vec![(sites.of(node.site).0.clone(), hosts[name.as_str()].0)],
             xds_log: false,
         };
@@ -604,18 +566,7 @@ impl DockerParts {
                 pending.extend_from_slice(bytes);
                 while let Some(end) = pending.iter().position(|b| *b == b'\n') {
                     let line: Vec<u8> = pending.drain(..=end).collect();
-                    if let Ok(l) = serde_json::from_slice::<XdsLogLine>(&line) {
-                        timeline.record_at_unix(
-                            l.unix_ms,
-                            Event::Xds {
-                                node: l.node,
-                                type_name: l.type_name,
-                                xds: l.xds,
-                                version: l.version,
-                                error: l.error,
-                            },
-                        );
-                    }
+                    XdsLogLine::record(&line, timeline);
                 }
             }
         }));
