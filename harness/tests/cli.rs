@@ -60,6 +60,39 @@ fn malformed_suites_give_one_line_with_file_line_column_and_exit_2() {
     assert_eq!(out.status.code(), Some(2), "usage errors exit 2");
 }
 
+/// A suite that needs the other backend is refused before anything starts, with the
+/// line that needs it.
+#[test]
+fn a_suite_the_backend_cannot_run_is_refused_with_its_line_and_exit_2() {
+    for (args, expected) in [
+        (
+            [
+                "run",
+                "suites/container-faults.yaml",
+                "--backend",
+                "process",
+            ],
+            "error: suites/container-faults.yaml:31:21: `disconnect: fault-proxy` is a container fault: run this suite with `--backend docker`",
+        ),
+        (
+            ["run", "suites/packet-partition.yaml", "--backend", "docker"],
+            "error: suites/packet-partition.yaml:",
+        ),
+    ] {
+        let out = tether(&args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(stderr.starts_with(expected), "{stderr}");
+    }
+    // Both validate: which backend runs them is the run's choice.
+    let out = tether(&["validate", "suites/container-faults.yaml"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[test]
 fn doctor_reports_envoy_fault_proxy_and_docker() {
     let out = tether(&["doctor"]);

@@ -153,20 +153,10 @@ fn images_from_scratch_are_reused_run_their_binaries_and_leftovers_are_cleaned()
         doctor.contains("no container or network left by a run"),
         "{doctor}"
     );
-    assert!(
-        docker(&["ps", "-aq", "--filter", "label=io.tether.managed=true"]).is_empty(),
-        "a tether container remains"
-    );
-    assert!(
-        docker(&[
-            "network",
-            "ls",
-            "-q",
-            "--filter",
-            "label=io.tether.managed=true"
-        ])
-        .is_empty(),
-        "a tether network remains"
+    assert_eq!(
+        tether_containers_and_networks(),
+        (String::new(), String::new()),
+        "a tether container or network remains"
     );
     // Images stay: they are the cache the next run reuses.
     docker(&["image", "inspect", &tether_image]);
@@ -210,20 +200,95 @@ async fn the_outpost_partition_and_its_negative_control_on_docker() {
     let traffic = outcome.verdict("outpost_traffic_flows").unwrap();
     assert!(!traffic.passed(), "{traffic:?}");
 
-    assert!(
-        docker(&["ps", "-aq", "--filter", "label=io.tether.managed=true"]).is_empty(),
-        "a tether container outlived the runs"
+    assert_eq!(
+        tether_containers_and_networks(),
+        (String::new(), String::new()),
+        "a tether container or network outlived the runs"
     );
+}
+
+/// The faults only Docker gives: the fault proxy cut off the outpost's network, a
+/// sidecar restarted during that partition (it must stay not ready until the heal), the
+/// control plane paused. The negative control's sidecars give up waiting for config
+/// after 2 s, so `restart_waits_for_heal` must fail; it runs an Envoy image the suite
+/// names (`images: { envoy: ... }`), found on the engine rather than built.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn container_faults_and_their_negative_control_on_docker() {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    if !common::docker_engine() {
+        return;
+    }
+    use tether::backend::Backend;
+    let dir = tempfile::tempdir().unwrap();
+    let plan = tether::suite::load(&common::repo("suites/container-faults.yaml")).unwrap();
+    let Some(outcome) = common::run_plan_on(&plan, dir.path(), Backend::Docker).await else {
+        return;
+    };
+    for v in &outcome.verdicts {
+        eprintln!("{:?} {}: {}", v.outcome, v.name, v.detail);
+    }
+    assert!(outcome.passed(), "{:#?}", outcome.verdicts);
+    let waited = outcome.verdict("restart_waits_for_heal").unwrap();
+    assert!(waited.measurement("not_ready_ms.svc-v2").unwrap().value > 8_000.0);
+    // The faults, as the timeline has them.
+    let timeline = std::fs::read_to_string(dir.path().join("timeline.jsonl")).unwrap();
+    for said in [
+        r#""fault":"disconnect","applied":["#,
+        r#""fault":"restart","applied":["#,
+        r#""fault":"pause","applied":["#,
+        r#""kind":"fault_removed","link":"fault-proxy","fault":"disconnect""#,
+        r#""kind":"fault_removed","link":"sidecar/svc-v2","fault":"restart""#,
+        r#""kind":"fault_removed","link":"control-plane","fault":"pause""#,
+        "disconnected from",
+        "killed (SIGKILL)",
+    ] {
+        assert!(timeline.contains(said), "the timeline never says {said:?}");
+    }
+
+    // The negative control, with a named Envoy image: the one tether built, tagged. (Its
+    // folder is as deep as the suite's own, so the mesh path still resolves.)
+    let built = docker(&[
+        "images",
+        "--format",
+        "{{.Repository}}:{{.Tag}}",
+        "tether/envoy",
+    ]);
+    let built = built.lines().next().expect("the run built tether/envoy");
+    let named = "tether-test/envoy-named:v1.40.0";
+    docker(&["tag", built, named]);
+    let suites = tempfile::tempdir_in(common::repo("suites")).unwrap();
+    let text = std::fs::read_to_string(common::repo(
+        "suites/negative/restart-gives-up-waiting.yaml",
+    ))
+    .unwrap()
+        + &format!("images:\n  envoy: {named}\n");
+    let path = suites.path().join("named-image.yaml");
+    std::fs::write(&path, text).unwrap();
+    let plan = tether::suite::load(&path).unwrap();
+    let negative = tempfile::tempdir().unwrap();
+    let outcome = common::run_plan_on(&plan, negative.path(), Backend::Docker)
+        .await
+        .unwrap();
+    docker(&["rmi", named]);
+    for v in &outcome.verdicts {
+        eprintln!("{:?} {}: {}", v.outcome, v.name, v.detail);
+    }
+    assert_eq!(outcome.exit_code(), 1);
+    let waited = outcome.verdict("restart_waits_for_heal").unwrap();
+    assert!(!waited.passed(), "{waited:?}");
     assert!(
-        docker(&[
-            "network",
-            "ls",
-            "-q",
-            "--filter",
-            "label=io.tether.managed=true"
-        ])
-        .is_empty(),
-        "a tether network outlived the runs"
+        waited.detail.contains("before the heal"),
+        "{}",
+        waited.detail
+    );
+    assert!(outcome.verdict("outpost_traffic_flows").unwrap().passed());
+    let logs = std::fs::read_dir(negative.path().join("work/logs")).unwrap();
+    assert!(logs.count() > 0);
+
+    assert_eq!(
+        tether_containers_and_networks(),
+        (String::new(), String::new()),
+        "a tether container or network outlived the runs"
     );
 }
 

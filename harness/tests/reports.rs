@@ -115,6 +115,7 @@ fn hand_made_timeline(ended: bool) -> Vec<Entry> {
                     cluster_version: Some("1".into()),
                     listener_version: None,
                     xds_keepalive_timeouts: Some(u64::from(s >= 7)),
+                    ready: Some(true),
                 },
             ));
         }

@@ -64,8 +64,9 @@ pub struct RunningTopology {
     /// The links between the sites. Declared after `children`, so on drop the children
     /// are killed before a packet link's namespaces are deleted.
     pub links: Links,
-    /// On the Docker backend: the containers and networks (no `children` then).
-    docker: Option<DockerParts>,
+    /// On the Docker backend: the containers and networks (no `children` then); locked
+    /// to disconnect, pause or restart one while a phase runs.
+    docker: Option<tokio::sync::Mutex<DockerParts>>,
 }
 
 /// The command line and log of the control plane, kept to restart it.
@@ -534,7 +535,7 @@ impl RunningTopology {
                 api: up.fault_api,
                 proxies: up.proxies,
             },
-            docker: Some(parts),
+            docker: Some(tokio::sync::Mutex::new(parts)),
         })
     }
 
@@ -570,7 +571,7 @@ impl RunningTopology {
     /// Kill the control plane with SIGKILL, as a crash in the region would.
     pub async fn kill_control_plane(&mut self) -> Result<()> {
         if let Some(docker) = &mut self.docker {
-            return docker.kill_control_plane().await;
+            return docker.get_mut().kill_control_plane().await;
         }
         let i = self
             .children
@@ -588,10 +589,23 @@ impl RunningTopology {
     /// Start the control plane again; it resumes from the state it persisted.
     pub async fn restart_control_plane(&mut self) -> Result<()> {
         if let Some(docker) = &mut self.docker {
-            return docker.restart_control_plane(self.control_plane_admin).await;
+            return docker.get_mut().restart_control_plane().await;
         }
         self.start_control_plane(Instant::now() + Duration::from_secs(30))
             .await
+    }
+
+    /// Puts a container fault on or takes it off (see
+    /// [`DockerParts::container_fault`]); says what was done.
+    pub async fn container_fault(
+        &self,
+        fault: &crate::faults::container::ContainerFault,
+        on: bool,
+    ) -> Result<Vec<String>> {
+        match &self.docker {
+            Some(docker) => docker.lock().await.container_fault(fault, on).await,
+            None => bail!("`{fault}` is a container fault: it needs the Docker backend"),
+        }
     }
 
     /// The outpost sidecar the load enters through: its egress listener.
@@ -602,7 +616,7 @@ impl RunningTopology {
     /// Stop every child: SIGTERM, then SIGKILL for any still running after a grace period.
     pub async fn shutdown(mut self) {
         if let Some(docker) = self.docker.take() {
-            docker.shutdown().await;
+            docker.into_inner().shutdown().await;
         }
         for m in &self.children {
             if let Some(pid) = m.child.id() {

@@ -5,6 +5,8 @@ use crate::suite::Check;
 use crate::timeline::{Entry, Event, LoadSecond, XdsKind};
 use std::collections::{BTreeMap, BTreeSet};
 
+mod restart;
+
 pub(super) fn judge(check: &Check, ctx: &Context, entries: &[Entry]) -> Verdict {
     let name = check.name();
     let result = match check {
@@ -48,6 +50,9 @@ pub(super) fn judge(check: &Check, ctx: &Context, entries: &[Entry]) -> Verdict 
             phase,
             min_success_ratio,
         } => journeys_succeed(entries, phase, **min_success_ratio),
+        Check::RestartWaitsForHeal { phase, within } => {
+            restart::waits_for_heal(entries, phase, within.0.as_millis() as u64)
+        }
         Check::ProxyOverhead {
             phase,
             min_throughput_ratio,
@@ -122,6 +127,7 @@ struct Sample<'a> {
     cluster: Option<&'a str>,
     listener: Option<&'a str>,
     keepalive_timeouts: Option<u64>,
+    ready: Option<bool>,
 }
 
 impl<'a> Sample<'a> {
@@ -145,6 +151,7 @@ fn samples<'a>(entries: &'a [Entry], node: &'a str) -> impl Iterator<Item = Samp
             cluster_version,
             listener_version,
             xds_keepalive_timeouts,
+            ready,
         } if n == node => Some(Sample {
             t: e.t_ms,
             connected: *connected,
@@ -152,6 +159,7 @@ fn samples<'a>(entries: &'a [Entry], node: &'a str) -> impl Iterator<Item = Samp
             cluster: cluster_version.as_deref(),
             listener: listener_version.as_deref(),
             keepalive_timeouts: *xds_keepalive_timeouts,
+            ready: *ready,
         }),
         _ => None,
     })

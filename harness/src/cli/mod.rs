@@ -311,13 +311,8 @@ async fn run_suite(suite: PathBuf, options: SuiteOptions) -> i32 {
             return exit::BAD_INPUT;
         }
     };
-    if options.backend == crate::backend::Backend::Docker
-        && plan.link == crate::suite::LinkKind::Packet
-    {
-        eprintln!(
-            "error: {}: `link: packet` runs on the process backend only; the Docker backend joins its sites through the fault proxy",
-            suite.display()
-        );
+    if let Err(e) = plan.check_backend(options.backend) {
+        eprintln!("error: {e}");
         return exit::BAD_INPUT;
     }
     // A baseline that cannot be read is bad input: say so before running anything.

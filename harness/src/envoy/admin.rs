@@ -18,6 +18,9 @@ pub struct AdminSnapshot {
     pub cluster_version: Option<String>,
     /// `version_info` of the dynamic listeners it serves.
     pub listener_version: Option<String>,
+    /// `GET /ready` answered 200 (LIVE: initialized, serving) or 503 (not yet). The
+    /// `server.state` stat would lag: Envoy sets it only when it flushes its stats.
+    pub ready: Option<bool>,
 }
 
 /// Client for one Envoy's admin endpoint.
@@ -65,6 +68,11 @@ impl AdminClient {
             snap.connected = stat("control_plane.connected_state").map(|v| v == 1);
             snap.xds_keepalive_timeouts = stat("cluster.xds_cluster.http2.keepalive_timeout");
         }
+        snap.ready = match self.http.get(format!("{}/ready", self.base)).send().await {
+            Ok(r) if r.status().is_success() => Some(true),
+            Ok(r) if r.status() == reqwest::StatusCode::SERVICE_UNAVAILABLE => Some(false),
+            _ => None,
+        };
         if let Some(dump) = self.get_json("/config_dump").await {
             snap.route_version = dynamic_version(&dump, "dynamic_route_configs");
             snap.cluster_version = dynamic_version(&dump, "dynamic_active_clusters");

@@ -44,6 +44,9 @@ pub struct XdsSettings {
     pub backoff_base: Duration,
     /// Largest reconnect backoff (App Mesh: 120 s).
     pub backoff_max: Duration,
+    /// How long a starting Envoy waits for its first config before it serves without
+    /// it (App Mesh: 0, for ever: a sidecar started during a partition never gets ready).
+    pub initial_fetch_timeout: Duration,
 }
 
 impl Default for XdsSettings {
@@ -56,6 +59,7 @@ impl Default for XdsSettings {
             keepalive_timeout: Duration::from_secs(20),
             backoff_base: Duration::from_secs(10),
             backoff_max: Duration::from_secs(120),
+            initial_fetch_timeout: Duration::ZERO,
         }
     }
 }
@@ -75,7 +79,7 @@ pub fn bootstrap(
     let ads_source = json!({
         "ads": {},
         "resource_api_version": "V3",
-        "initial_fetch_timeout": "0s"
+        "initial_fetch_timeout": secs(settings.initial_fetch_timeout)
     });
     // Whole seconds for TCP keepalive (the kernel's unit), at least one.
     let whole = |d: Duration| d.as_secs().max(1);

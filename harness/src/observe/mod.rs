@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-/// Every `period`, record each Envoy's connected state and served config versions, until
+/// Every `period`, record each Envoy's connected state, readiness and served config versions, until
 /// `stop` is cancelled.
 pub async fn sample_envoys(
     envoys: BTreeMap<String, AdminClient>,
@@ -37,6 +37,7 @@ pub async fn sample_envoys(
                     cluster_version: s.cluster_version,
                     listener_version: s.listener_version,
                     xds_keepalive_timeouts: s.xds_keepalive_timeouts,
+                    ready: s.ready,
                 },
             );
         }

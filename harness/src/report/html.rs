@@ -339,8 +339,8 @@ code{{overflow-wrap:anywhere}}
                 "phase {phase} starts ({:.1} s)",
                 *duration_ms as f64 / 1000.0
             ),
-            Event::FaultApplied { link, fault, .. } => format!("{fault} on link {link}"),
-            Event::FaultRemoved { link, fault } => format!("{fault} removed from link {link}"),
+            Event::FaultApplied { link, fault, .. } => format!("{fault} on {link}"),
+            Event::FaultRemoved { link, fault } => format!("{fault} removed from {link}"),
             Event::MeshChange {
                 description,
                 version,

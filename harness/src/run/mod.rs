@@ -12,7 +12,7 @@ use crate::checks::{self, Verdict};
 use crate::control_plane::Change;
 use crate::envoy::provision;
 use crate::report::{self, RunInfo};
-use crate::suite::{Fault, Generator, Plan};
+use crate::suite::{ContainerFault, Fault, Generator, Plan};
 use crate::timeline::{Event, Timeline};
 use crate::topology::Site;
 use crate::{load, observe};
@@ -142,7 +142,14 @@ pub async fn run(plan: &Plan, opts: &RunOptions) -> Result<Outcome, EnvironmentE
         .await
         .map_err(|e| EnvironmentError(anyhow!("Envoy provisioning crashed: {e}")))?
         .map_err(EnvironmentError)?;
-    let envoy_version = envoy.version().unwrap_or_else(|e| format!("unknown ({e})"));
+    let named_envoy = plan.suite.images.as_ref().and_then(|i| i.envoy.as_ref());
+    let envoy_version = match named_envoy {
+        // The Envoy under test is the suite's image, not the provisioned binary.
+        Some(image) if opts.backend == crate::backend::Backend::Docker => {
+            format!("image {}", **image)
+        }
+        _ => envoy.version().unwrap_or_else(|e| format!("unknown ({e})")),
+    };
     info.envoy_version = envoy_version.clone();
     folder::write_info(&opts.report_dir, &info)
         .context("cannot write run.json")
@@ -160,7 +167,18 @@ pub async fn run(plan: &Plan, opts: &RunOptions) -> Result<Outcome, EnvironmentE
     let fault_proxy = crate::faults::FaultProxy::find();
     let links = match (plan.link, opts.backend) {
         (crate::suite::LinkKind::Proxy, crate::backend::Backend::Docker) => {
-            "containers on a region and an outpost Docker network; every cross-site connection through tether's fault proxy, a container on both".into()
+            let named = plan.suite.images.as_ref();
+            let fault_proxy = match named.and_then(|i| i.fault_proxy.as_ref()) {
+                Some(image) => format!("Toxiproxy ({})", **image),
+                None => "tether's fault proxy".into(),
+            };
+            let envoy = match named.and_then(|i| i.envoy.as_ref()) {
+                Some(image) => format!("; Envoy from {}", **image),
+                None => String::new(),
+            };
+            format!(
+                "containers on a region and an outpost Docker network; every cross-site connection through {fault_proxy}, a container on both{envoy}"
+            )
         }
         (crate::suite::LinkKind::Proxy, _) => {
             format!("every cross-site connection through {fault_proxy}")
@@ -504,6 +522,9 @@ fn describe_faults(phase: &crate::suite::PlannedPhase) -> String {
     if phase.control_plane_down {
         text.push_str(", control plane down");
     }
+    for fault in &phase.containers {
+        text.push_str(&format!(", {fault}"));
+    }
     text
 }
 
@@ -530,8 +551,32 @@ async fn run_phase(
             applied,
         });
     }
+    let held: Vec<&ContainerFault> = phase
+        .containers
+        .iter()
+        .filter(|c| c.action.held())
+        .collect();
+    for fault in &held {
+        let applied = topo.container_fault(fault, true).await?;
+        timeline.record(Event::FaultApplied {
+            link: fault.part.to_string(),
+            fault: fault.action.as_str().into(),
+            applied,
+        });
+    }
     let phase_start = run_start + phase.start;
     let phase_end = phase_start + phase.duration;
+    let restarts = async {
+        for fault in phase.containers.iter().filter(|c| !c.action.held()) {
+            tokio::select! {
+                _ = tokio::time::sleep_until(phase_start + fault.at) => {}
+                _ = stop.cancelled() => break,
+            }
+            restart(topo, fault, timeline).await?;
+            progress(opts, timeline, &format!("restarted {}", fault.part));
+        }
+        Ok::<(), anyhow::Error>(())
+    };
     let flapping = phase.faults.iter().filter_map(|(link, f)| match f {
         Fault::Flapping {
             every,
@@ -578,9 +623,18 @@ async fn run_phase(
         }
         Ok::<(), anyhow::Error>(())
     };
-    let (changed, flapped) = tokio::join!(changes, futures::future::try_join_all(flapping));
+    let (changed, flapped, restarted) =
+        tokio::join!(changes, futures::future::try_join_all(flapping), restarts);
     changed?;
     flapped?;
+    restarted?;
+    for fault in held.iter().rev() {
+        topo.container_fault(fault, false).await?;
+        timeline.record(Event::FaultRemoved {
+            link: fault.part.to_string(),
+            fault: fault.action.as_str().into(),
+        });
+    }
     for (link, fault) in &static_faults {
         apply_fault(topo, link, fault, false).await?;
         timeline.record(Event::FaultRemoved {
@@ -588,6 +642,24 @@ async fn run_phase(
             fault: fault.to_string(),
         });
     }
+    Ok(())
+}
+
+/// Kills a part's container and starts it again, both on the timeline.
+async fn restart(
+    topo: &RunningTopology,
+    fault: &ContainerFault,
+    timeline: &Timeline,
+) -> Result<()> {
+    let (link, name) = (fault.part.to_string(), fault.action.as_str().to_string());
+    let applied = topo.container_fault(fault, true).await?;
+    timeline.record(Event::FaultApplied {
+        link: link.clone(),
+        fault: name.clone(),
+        applied,
+    });
+    topo.container_fault(fault, false).await?;
+    timeline.record(Event::FaultRemoved { link, fault: name });
     Ok(())
 }
 

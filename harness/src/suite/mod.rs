@@ -42,6 +42,24 @@ pub struct Suite {
     pub phases: Vec<Phase>,
     /// The checks that judge the run.
     pub checks: Vec<Check>,
+    /// Docker backend: official images to run instead of the ones tether builds.
+    #[serde(default)]
+    pub images: Option<Images>,
+}
+
+/// Images named by a suite for the Docker backend (pulled where a registry is
+/// reachable, or found on the engine).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Images {
+    /// An Envoy image, e.g. `envoyproxy/envoy:v1.40.0` (its entrypoint takes Envoy's
+    /// arguments).
+    #[serde(default)]
+    pub envoy: Option<Spanned<String>>,
+    /// A Shopify Toxiproxy image, e.g. `ghcr.io/shopify/toxiproxy:2.12.0` (it runs as
+    /// the fault proxy, started with `-host` and `-port`).
+    #[serde(default)]
+    pub fault_proxy: Option<Spanned<String>>,
 }
 
 /// Virtual nodes per site.
@@ -71,6 +89,10 @@ pub struct XdsConfig {
     pub keepalive: Option<Keepalive>,
     /// Reconnect backoff.
     pub backoff: Option<Backoff>,
+    /// How long a starting sidecar waits for its first config before serving without it
+    /// (App Mesh: `0s`, for ever).
+    #[serde(default)]
+    pub initial_fetch_timeout: Option<Duration>,
 }
 
 /// One sidecar's xDS settings where they differ from the suite's.
@@ -181,6 +203,10 @@ pub struct Phase {
     /// the first half of the phase, through its sidecar for the second.
     #[serde(default)]
     pub measure_overhead: Option<MeasureOverhead>,
+    /// Faults on the parts' containers (Docker backend only): `disconnect` or `pause` a
+    /// part for the phase, `restart` one at a time in it.
+    #[serde(default)]
+    pub containers: Vec<ContainerFaultSpec>,
 }
 
 /// A proxy-overhead measurement.
@@ -212,6 +238,7 @@ pub struct FaultSpec {
     pub fault: Fault,
 }
 
+pub use crate::faults::container::{ContainerFault, ContainerFaultSpec, Part};
 pub use crate::faults::link::{Fault, LinkKind};
 
 /// A mesh change at a time within its phase.
@@ -419,6 +446,15 @@ pub enum Check {
         /// Bound from the heal.
         within: Duration,
     },
+    /// Each sidecar restarted during a phase (`restart: sidecar/<node>`, with the link
+    /// cut) stays not ready from its restart to the end of the phase, as App Mesh's
+    /// `initial_fetch_timeout` 0 makes it, and is ready within a bound after the phase.
+    RestartWaitsForHeal {
+        /// The phase with the cut link and the restart.
+        phase: Spanned<String>,
+        /// Bound from the end of the phase (the heal) to ready.
+        within: Duration,
+    },
 }
 
 impl Check {
@@ -435,6 +471,7 @@ impl Check {
             Check::PartitionUnnoticed { .. } => "partition_unnoticed",
             Check::ProxyOverhead { .. } => "proxy_overhead",
             Check::JourneysSucceed { .. } => "journeys_succeed",
+            Check::RestartWaitsForHeal { .. } => "restart_waits_for_heal",
         }
     }
 
@@ -450,7 +487,8 @@ impl Check {
             | Check::PartitionNoticed { phase, .. }
             | Check::PartitionUnnoticed { phase, .. }
             | Check::ProxyOverhead { phase, .. }
-            | Check::JourneysSucceed { phase, .. } => phase,
+            | Check::JourneysSucceed { phase, .. }
+            | Check::RestartWaitsForHeal { phase, .. } => phase,
         }
     }
 }
@@ -502,6 +540,8 @@ pub struct PlannedPhase {
     pub control_plane_down: bool,
     /// Measure this node's proxy overhead with this many connections.
     pub overhead: Option<(String, usize)>,
+    /// Faults on the parts' containers, in the order written.
+    pub containers: Vec<ContainerFault>,
 }
 
 impl Plan {
@@ -536,6 +576,43 @@ impl Plan {
             } = node
             {
                 *v = variant;
+            }
+        }
+    }
+
+    /// Whether `backend` can run this plan: a packet link needs processes in network
+    /// namespaces, container faults need containers. The error names the line.
+    pub fn check_backend(&self, backend: crate::backend::Backend) -> Result<(), InputError> {
+        use crate::backend::Backend;
+        let path = &self.suite_path;
+        match backend {
+            Backend::Docker => match &self.suite.link {
+                Some(link) if **link == LinkKind::Packet => Err(InputError::spanned(
+                    path,
+                    link,
+                    "`link: packet` runs on the process backend only; the Docker backend joins its sites through the fault proxy",
+                )),
+                _ => Ok(()),
+            },
+            Backend::Process => {
+                let first = self
+                    .suite
+                    .phases
+                    .iter()
+                    .flat_map(|p| &p.containers)
+                    .find_map(|c| c.action());
+                match first {
+                    Some((action, part)) => Err(InputError::spanned(
+                        path,
+                        part,
+                        format!(
+                            "`{}: {}` is a container fault: run this suite with `--backend docker`",
+                            action.as_str(),
+                            **part
+                        ),
+                    )),
+                    None => Ok(()),
+                }
             }
         }
     }
@@ -620,6 +697,11 @@ pub fn load_with_mesh(path: &Path, mesh: Option<&Path>) -> Result<Plan, InputErr
             .as_ref()
             .map(|b| b.max.0)
             .unwrap_or(defaults.backoff_max),
+        initial_fetch_timeout: suite
+            .xds
+            .initial_fetch_timeout
+            .map(|t| t.0)
+            .unwrap_or(defaults.initial_fetch_timeout),
     };
     let mut start = std::time::Duration::ZERO;
     let mut phases = Vec::new();
@@ -646,6 +728,11 @@ pub fn load_with_mesh(path: &Path, mesh: Option<&Path>) -> Result<Plan, InputErr
                 .collect(),
             changes,
             control_plane_down: p.control_plane == Some(ControlPlaneState::Down),
+            containers: p
+                .containers
+                .iter()
+                .map(|c| container_fault(path, c))
+                .collect::<Result<_, _>>()?,
             overhead: p.measure_overhead.as_ref().map(|m| {
                 (
                     m.node.to_string(),
@@ -673,6 +760,105 @@ pub fn load_with_mesh(path: &Path, mesh: Option<&Path>) -> Result<Plan, InputErr
         xds,
         phases,
     })
+}
+
+/// The planned fault of a `containers:` entry (already validated).
+fn container_fault(path: &Path, spec: &ContainerFaultSpec) -> Result<ContainerFault, InputError> {
+    let (action, part) = spec.action().ok_or_else(|| {
+        let at = [&spec.disconnect, &spec.pause, &spec.restart, &spec.at]
+            .into_iter()
+            .flatten()
+            .next();
+        let message = "expected exactly one of disconnect, pause, restart";
+        match at {
+            Some(at) => InputError::spanned(path, at, message),
+            None => InputError::file(path, message),
+        }
+    })?;
+    Ok(ContainerFault {
+        action,
+        part: Part::parse(part).map_err(|e| InputError::spanned(path, part, e))?,
+        at: match &spec.at {
+            Some(at) => parse_at(path, at)?,
+            None => std::time::Duration::ZERO,
+        },
+    })
+}
+
+/// Checks one phase's `containers:` list against the topology and the phase.
+fn validate_containers(
+    path: &Path,
+    phase: &Phase,
+    mesh: &Mesh,
+    placed: &BTreeSet<&str>,
+) -> Result<(), InputError> {
+    for spec in &phase.containers {
+        let fault = container_fault(path, spec)?;
+        let (_, written) = spec.action().expect("container_fault checked it");
+        let err = |msg: String| Err(InputError::spanned(path, written, msg));
+        if let Some(node) = fault.part.node() {
+            if !placed.contains(node) {
+                return err(format!("`{node}` is not in the topology"));
+            }
+            if matches!(fault.part, Part::Service(_)) && mesh.node(node).is_none() {
+                return err(format!(
+                    "`{node}` is a virtual gateway: it has no sample service"
+                ));
+            }
+        }
+        match (&spec.at, fault.action.held()) {
+            (Some(at), true) => {
+                return Err(InputError::spanned(
+                    path,
+                    at,
+                    format!(
+                        "`{}` lasts the whole phase; `at` goes with `restart` only",
+                        fault.action.as_str()
+                    ),
+                ));
+            }
+            (Some(at), false) if fault.at >= phase.duration.0 => {
+                return Err(InputError::spanned(
+                    path,
+                    at,
+                    format!(
+                        "restart at {} is not within phase `{}` ({}s)",
+                        **at,
+                        *phase.name,
+                        phase.duration.0.as_secs_f64()
+                    ),
+                ));
+            }
+            _ => {}
+        }
+        if fault.part == Part::ControlPlane
+            && (!phase.changes.is_empty() || phase.control_plane.is_some())
+        {
+            return err(format!(
+                "phase `{}` makes mesh changes or kills the control plane; it cannot also {} the control plane",
+                *phase.name,
+                fault.action.as_str()
+            ));
+        }
+        if fault.part == Part::FaultProxy
+            && fault.action == crate::faults::container::Action::Restart
+        {
+            return err(
+                "the fault proxy's proxies live in its memory: a restart would lose the link; disconnect or pause it instead".into(),
+            );
+        }
+        if fault.part == Part::FaultProxy
+            && fault.action != crate::faults::container::Action::Disconnect
+            && !phase.faults.is_empty()
+        {
+            return err(format!(
+                "phase `{}` puts faults on links through the fault proxy; it cannot also {} it",
+                *phase.name,
+                fault.action.as_str()
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn parse_at(path: &Path, at: &Spanned<String>) -> Result<std::time::Duration, InputError> {
@@ -864,6 +1050,7 @@ fn validate(path: &Path, suite: &Suite, mesh: &Mesh) -> Result<(), InputError> {
                 );
             }
         }
+        validate_containers(path, p, mesh, &placed)?;
         for f in &p.faults {
             if let Fault::Flapping {
                 every, down_for, ..
@@ -998,6 +1185,28 @@ fn validate(path: &Path, suite: &Suite, mesh: &Mesh) -> Result<(), InputError> {
                 ),
             );
         }
+        let restarts_sidecar = |p: &Phase| {
+            p.containers.iter().any(|c| {
+                c.action().is_some_and(|(action, part)| {
+                    action == crate::faults::container::Action::Restart
+                        && matches!(Part::parse(part), Ok(Part::Sidecar(_)))
+                })
+            })
+        };
+        if let Check::RestartWaitsForHeal { .. } = c
+            && !suite
+                .phases
+                .iter()
+                .any(|p| *p.name == **phase && restarts_sidecar(p))
+        {
+            return err(
+                phase,
+                format!(
+                    "phase `{}` restarts no sidecar (`containers: [{{ restart: sidecar/<node> }}]`): nothing to judge",
+                    **phase
+                ),
+            );
+        }
     }
     Ok(())
 }
@@ -1026,6 +1235,8 @@ mod tests {
             "suites/negative/link-flapping-never-up.yaml",
             "suites/keepalive-detection.yaml",
             "suites/negative/keepalive-detection-tcp-expected.yaml",
+            "suites/container-faults.yaml",
+            "suites/negative/restart-gives-up-waiting.yaml",
         ] {
             let plan = load(&repo(suite)).unwrap_or_else(|e| panic!("{e}"));
             assert!(!plan.phases.is_empty());
@@ -1173,6 +1384,63 @@ mod tests {
             err.contains("expected exactly one of set_route_weights, add_route, remove_route"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn container_faults_name_a_part_the_run_has() {
+        let text = std::fs::read_to_string(repo("suites/container-faults.yaml")).unwrap();
+        let dir = tempfile::tempdir_in(repo("suites")).unwrap();
+        let path = dir.path().join("containers.yaml");
+        let cases = [
+            (
+                "restart: sidecar/svc-v2",
+                "restart: sidecar/svc-v9",
+                "32:18: `svc-v9` is not in the topology",
+            ),
+            (
+                "restart: sidecar/svc-v2",
+                "restart: fault-proxy",
+                "32:18: the fault proxy's proxies live in its memory",
+            ),
+            (
+                "disconnect: fault-proxy",
+                "disconnect: proxy",
+                "31:21: unknown part `proxy`; expected control-plane",
+            ),
+            (
+                "- pause: control-plane",
+                "- pause: control-plane\n        at: 1s",
+                "46:13: `pause` lasts the whole phase; `at` goes with `restart` only",
+            ),
+            (
+                "        at: 3s",
+                "        at: 30s",
+                "33:13: restart at 30s is not within phase `partition` (12s)",
+            ),
+            (
+                "- disconnect: fault-proxy",
+                "- { disconnect: fault-proxy, pause: fault-proxy }",
+                "31:23: expected exactly one of disconnect, pause, restart",
+            ),
+            (
+                "restart_waits_for_heal: { phase: partition",
+                "restart_waits_for_heal: { phase: heal",
+                "52:38: phase `heal` restarts no sidecar",
+            ),
+        ];
+        let mut wrong = Vec::new();
+        for (from, to, expected) in cases {
+            assert!(text.contains(from), "{from}");
+            let t = text
+                .replacen(from, to, 1)
+                .replace("mesh: ../fixtures", "mesh: ../../fixtures");
+            std::fs::write(&path, t).unwrap();
+            let err = load(&path).map(|_| ()).unwrap_err().to_string();
+            if !err.contains(&format!("containers.yaml:{expected}")) {
+                wrong.push(format!("{to}: got {err}\n want {expected}"));
+            }
+        }
+        assert!(wrong.is_empty(), "{}", wrong.join("\n"));
     }
 
     #[test]

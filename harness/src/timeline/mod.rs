@@ -57,9 +57,10 @@ pub enum Event {
     },
     /// A fault was put on a link.
     FaultApplied {
-        /// The link name from the suite (`xds`, `data`).
+        /// The link name from the suite (`xds`, `data`), or the part a container fault
+        /// acts on (`fault-proxy`, `sidecar/<node>`, ...).
         link: String,
-        /// The fault, as the suite named it.
+        /// The fault, as the suite named it (`blackhole`, `pause`, `restart`, ...).
         fault: String,
         /// What was set to make it: each toxic with its attributes on each fault
         /// proxy, or the packet link's `tc netem` / partition settings.
@@ -116,6 +117,10 @@ pub enum Event {
         /// HTTP/2 keepalive timeouts on its xDS connection so far.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         xds_keepalive_timeouts: Option<u64>,
+        /// `/ready` said LIVE: it has its initial config and serves (None when the
+        /// admin endpoint did not answer).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ready: Option<bool>,
     },
     /// One second of load results.
     LoadSecond(LoadSecond),

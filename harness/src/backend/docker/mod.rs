@@ -28,6 +28,30 @@ fn docker_error(e: testcontainers::TestcontainersError) -> anyhow::Error {
     anyhow::anyhow!("{e}")
 }
 
+/// The image `reference` a suite names: found on the engine, or pulled from its
+/// registry. Fails, saying so, when it is not there and cannot be pulled.
+pub async fn named_image(reference: &str) -> Result<String> {
+    use futures::StreamExt;
+    use testcontainers::bollard::query_parameters::CreateImageOptionsBuilder;
+    if image_exists(reference).await? {
+        return Ok(reference.to_string());
+    }
+    let docker = engine()?;
+    let options = CreateImageOptionsBuilder::new()
+        .from_image(reference)
+        .build();
+    let mut pull = docker.create_image(Some(options), None, None);
+    while let Some(step) = pull.next().await {
+        if let Err(e) = step {
+            anyhow::bail!(
+                "the suite names image {reference}, which the Docker engine does not have and cannot pull ({e}); \
+                 with no registry, load it first (`docker load`) or leave `images:` out to run the images tether builds"
+            );
+        }
+    }
+    Ok(reference.to_string())
+}
+
 /// Whether the engine has the image `reference` (`repository:tag`).
 pub async fn image_exists(reference: &str) -> Result<bool> {
     use testcontainers::bollard::errors::Error;

@@ -6,26 +6,28 @@
 //! Every container gets a fixed address on its network (the networks are made with
 //! subnets of their own for that), so the placement, the bootstraps and the control
 //! plane's config are decided before anything starts, as on the process backend. The
-//! harness reaches admin endpoints and load targets at those addresses: Linux routes
-//! the host to its bridge networks. The run folder's `work/` is mounted into every
+//! harness reaches admin endpoints, the fault proxy's API and load targets through
+//! ports published on the host's loopback (the engine picks them; a restarted
+//! container gets the same ones), so it needs no route into the networks. The run folder's `work/` is mounted into every
 //! container at the same path (bootstraps, placement, the control plane's state);
 //! each container's output is copied into `work/logs/`, the control plane's also onto
 //! the timeline. Containers and networks carry [`MANAGED_LABEL`] and
 //! [`RUN_LABEL`] (the harness's pid), so a run removes what a killed run left.
 
-use super::images::{BuiltImage, ImageSpec, ensure};
-use super::{MANAGED_LABEL, engine};
+use super::images::{ImageSpec, ensure};
+use super::{MANAGED_LABEL, engine, named_image};
 use crate::backend::BackendOptions;
 use crate::backend::process::{control_plane_args, create_link_proxies, envoy_args, http_ok};
 use crate::control_plane::XdsLogLine;
 use crate::envoy::AdminClient;
 use crate::faults::client::ToxiproxyClient;
+use crate::faults::container::{Action, ContainerFault, Part};
 use crate::suite::Plan;
 use crate::timeline::Timeline;
 use crate::topology::{Placement, Role, Site};
 use anyhow::{Context, Result, bail};
 use futures::StreamExt;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -34,7 +36,8 @@ use testcontainers::bollard::Docker;
 use testcontainers::bollard::container::LogOutput;
 use testcontainers::bollard::models::{
     ContainerCreateBody, EndpointIpamConfig, EndpointSettings, HostConfig, Ipam, IpamConfig,
-    NetworkConnectRequest, NetworkCreateRequest, NetworkingConfig,
+    NetworkConnectRequest, NetworkCreateRequest, NetworkDisconnectRequest, NetworkingConfig,
+    PortBinding,
 };
 use testcontainers::bollard::query_parameters::{
     CreateContainerOptionsBuilder, KillContainerOptionsBuilder, ListContainersOptionsBuilder,
@@ -65,6 +68,10 @@ pub struct DockerParts {
     containers: Vec<String>,
     /// The control plane's container: how to start it again.
     control_plane: ContainerSpec,
+    /// Every part's container as started, to disconnect, pause or restart it.
+    specs: BTreeMap<Part, ContainerSpec>,
+    /// Containers paused now (unpaused before they are removed).
+    paused: BTreeSet<String>,
     logs: PathBuf,
     /// The run's work folder, mounted into every container at the same path.
     work: String,
@@ -79,6 +86,8 @@ pub struct DockerParts {
 /// What one container runs.
 #[derive(Debug, Clone)]
 struct ContainerSpec {
+    /// The part it plays.
+    part: Part,
     name: String,
     image: String,
     args: Vec<String>,
@@ -86,6 +95,9 @@ struct ContainerSpec {
     networks: Vec<(String, Ipv4Addr)>,
     /// Its output also goes onto the timeline as xDS events.
     xds_log: bool,
+    /// Ports published on the host's loopback, for the harness: (port inside, port on
+    /// the host). The host port is 0 until the first start picks one; a restart keeps it.
+    publish: Vec<(u16, u16)>,
 }
 
 /// Two /24 subnets (region, outpost) no other network uses, as networks made with them.
@@ -183,9 +195,9 @@ async fn remove_stale(docker: &Docker) {
 
 /// What [`up`] brought up, for [`crate::backend::RunningTopology`].
 pub struct Up {
-    /// Every node's addresses.
+    /// Every node's addresses as the harness reaches them (published ports).
     pub placement: Placement,
-    /// The control plane's admin API.
+    /// The control plane's admin API (published port).
     pub control_plane_admin: SocketAddr,
     /// Admin clients of the Envoys, by virtual node.
     pub envoys: BTreeMap<String, AdminClient>,
@@ -195,11 +207,35 @@ pub struct Up {
     pub proxies: BTreeMap<String, Vec<String>>,
 }
 
-/// The two images, built or found.
-async fn images(opts: &BackendOptions) -> Result<(BuiltImage, BuiltImage)> {
+/// The images a run uses, by reference.
+struct Images {
+    /// tether's: control plane, sample services, and the fault proxy unless named.
+    tether: String,
+    /// Envoy: built from the provisioned binary, or the suite's.
+    envoy: String,
+    /// A Toxiproxy image the suite names.
+    toxiproxy: Option<String>,
+}
+
+/// The images, built or found; the ones the suite names are found or pulled.
+async fn images(plan: &Plan, opts: &BackendOptions) -> Result<Images> {
+    let named = plan.suite.images.as_ref();
     let tether = ensure(&ImageSpec::tether(&opts.tether_bin)).await?;
-    let envoy = ensure(&ImageSpec::envoy(&opts.envoy.path)).await?;
-    Ok((tether, envoy))
+    let envoy = match named.and_then(|i| i.envoy.as_ref()) {
+        Some(name) => named_image(name).await?,
+        None => ensure(&ImageSpec::envoy(&opts.envoy.path))
+            .await?
+            .reference(),
+    };
+    let toxiproxy = match named.and_then(|i| i.fault_proxy.as_ref()) {
+        Some(name) => Some(named_image(name).await?),
+        None => None,
+    };
+    Ok(Images {
+        tether: tether.reference(),
+        envoy,
+        toxiproxy,
+    })
 }
 
 /// `base.host`.
@@ -218,7 +254,7 @@ pub async fn up(
     let deadline = Instant::now() + opts.ready_timeout;
     let logs = opts.work_dir.join("logs");
     std::fs::create_dir_all(&logs).with_context(|| format!("cannot create {}", logs.display()))?;
-    let images = images(opts).await?;
+    let images = images(plan, opts).await?;
     let prefix = format!(
         "tether-{}-{}",
         std::process::id(),
@@ -234,12 +270,16 @@ pub async fn up(
         networks: vec![region.0.clone(), outpost.0.clone()],
         containers: Vec::new(),
         control_plane: ContainerSpec {
+            part: Part::ControlPlane,
             name: format!("{prefix}-control-plane"),
-            image: images.0.reference(),
+            image: images.tether.clone(),
             args: Vec::new(),
             networks: Vec::new(),
             xds_log: true,
+            publish: vec![(CP_ADMIN_PORT, 0)],
         },
+        specs: BTreeMap::new(),
+        paused: BTreeSet::new(),
         logs,
         work: opts.work_dir.display().to_string(),
         labels,
@@ -278,7 +318,7 @@ async fn bring_up(
     parts: &mut DockerParts,
     prefix: &str,
     deadline: Instant,
-    (tether_image, envoy_image): &(BuiltImage, BuiltImage),
+    images: &Images,
     sites: &Sites,
 ) -> Result<Up> {
     // Fixed addresses: .2 the fault proxy (on both networks), .3 the control plane,
@@ -329,24 +369,36 @@ async fn bring_up(
     );
 
     // The fault proxy, on both networks.
+    let (image, args) = match &images.toxiproxy {
+        Some(toxiproxy) => (
+            toxiproxy.clone(),
+            vec!["-host=0.0.0.0".into(), format!("-port={FAULT_API_PORT}")],
+        ),
+        None => (
+            images.tether.clone(),
+            vec![
+                "fault-proxy".into(),
+                "--host".into(),
+                "0.0.0.0".into(),
+                "--port".into(),
+                FAULT_API_PORT.to_string(),
+            ],
+        ),
+    };
     let fp = ContainerSpec {
+        part: Part::FaultProxy,
         name: format!("{prefix}-fault-proxy"),
-        image: tether_image.reference(),
-        args: vec![
-            "fault-proxy".into(),
-            "--host".into(),
-            "0.0.0.0".into(),
-            "--port".into(),
-            FAULT_API_PORT.to_string(),
-        ],
+        image,
+        args,
         networks: vec![
             (sites.region.0.clone(), fault_proxy(Site::Region)),
             (sites.outpost.0.clone(), fault_proxy(Site::Outpost)),
         ],
         xds_log: false,
+        publish: vec![(FAULT_API_PORT, 0)],
     };
     parts.start(&fp).await?;
-    let fault_api_addr = SocketAddr::from((fault_proxy(Site::Region), FAULT_API_PORT));
+    let fault_api_addr = parts.mapped(&Part::FaultProxy, FAULT_API_PORT)?;
     let api = ToxiproxyClient::new(&format!("http://{fault_api_addr}"))?;
     wait_for("the fault proxy", &fp.name, deadline, || {
         let api = api.clone();
@@ -376,14 +428,16 @@ async fn bring_up(
         cp_admin,
     );
     parts.control_plane.networks = vec![(sites.region.0.clone(), cp_ip)];
-    parts.start_control_plane(deadline, cp_admin).await?;
+    parts.start_control_plane(deadline).await?;
+    let cp_admin = parts.mapped(&Part::ControlPlane, CP_ADMIN_PORT)?;
 
     // Sample services, then their sidecars.
     for (name, node) in &placement.nodes {
         let Some(app) = node.app else { continue };
         let spec = ContainerSpec {
+            part: Part::Service(name.clone()),
             name: format!("{prefix}-service-{name}"),
-            image: tether_image.reference(),
+            image: images.tether.clone(),
             args: vec![
                 "service".into(),
                 "--name".into(),
@@ -395,9 +449,10 @@ async fn bring_up(
             ],
             networks: vec![(sites.of(node.site).0.clone(), hosts[name.as_str()].1)],
             xds_log: false,
+            publish: vec![(app.port(), 0)],
         };
         parts.start(&spec).await?;
-        let url = format!("http://{app}/healthz");
+        let url = format!("http://{}/healthz", parts.mapped(&spec.part, app.port())?);
         wait_for(&format!("service {name}"), &spec.name, deadline, || {
             let url = url.clone();
             async move { http_ok(&url).await }
@@ -412,14 +467,22 @@ async fn bring_up(
             xds_addr
         };
         let spec = ContainerSpec {
+            part: Part::Sidecar(name.clone()),
             name: format!("{prefix}-envoy-{name}"),
-            image: envoy_image.reference(),
+            image: images.envoy.clone(),
             args: envoy_args(plan, &opts.work_dir, name, node.admin, xds)?,
             networks: vec![(sites.of(node.site).0.clone(), hosts[name.as_str()].0)],
             xds_log: false,
+            publish: [Some(node.admin), Some(node.egress), node.ingress]
+                .into_iter()
+                .flatten()
+                .chain(node.tcp_egress.values().copied())
+                .map(|a| (a.port(), 0))
+                .collect(),
         };
         parts.start(&spec).await?;
-        envoys.insert(name.clone(), (spec.name, AdminClient::new(node.admin)));
+        let admin = parts.mapped(&spec.part, node.admin.port())?;
+        envoys.insert(name.clone(), (spec.name, AdminClient::new(admin)));
     }
     let mut ready = BTreeMap::new();
     for (name, (container, admin)) in envoys {
@@ -432,12 +495,23 @@ async fn bring_up(
         ready.insert(name, admin);
     }
     Ok(Up {
-        placement,
+        placement: parts.host_view(&placement)?,
         control_plane_admin: cp_admin,
         envoys: ready,
         fault_api: api,
         proxies,
     })
+}
+
+/// A container's settings on a network: its fixed address there.
+fn endpoint(ip: Ipv4Addr) -> EndpointSettings {
+    EndpointSettings {
+        ipam_config: Some(EndpointIpamConfig {
+            ipv4_address: Some(ip.to_string()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
 }
 
 /// Waits until `probe` says yes, failing at `deadline`.
@@ -472,20 +546,36 @@ impl DockerParts {
             .networks
             .first()
             .context("a container needs a network")?;
-        let endpoint = |ip: Ipv4Addr| EndpointSettings {
-            ipam_config: Some(EndpointIpamConfig {
-                ipv4_address: Some(ip.to_string()),
-                ..Default::default()
-            }),
-            ..Default::default()
-        };
         let body = ContainerCreateBody {
             image: Some(spec.image.clone()),
             cmd: Some(spec.args.clone()),
             labels: Some(self.labels.clone()),
+            exposed_ports: Some(
+                spec.publish
+                    .iter()
+                    .map(|(p, _)| format!("{p}/tcp"))
+                    .collect(),
+            ),
             host_config: Some(HostConfig {
                 binds: Some(vec![format!("{0}:{0}", self.work)]),
                 network_mode: Some(first_net.clone()),
+                port_bindings: Some(
+                    spec.publish
+                        .iter()
+                        .map(|(inside, host)| {
+                            let binding = PortBinding {
+                                host_ip: Some("127.0.0.1".into()),
+                                // Empty: the engine picks a free port.
+                                host_port: Some(if *host == 0 {
+                                    String::new()
+                                } else {
+                                    host.to_string()
+                                }),
+                            };
+                            (format!("{inside}/tcp"), Some(vec![binding]))
+                        })
+                        .collect(),
+                ),
                 ..Default::default()
             }),
             networking_config: Some(NetworkingConfig {
@@ -521,7 +611,165 @@ impl DockerParts {
             .start_container(&spec.name, None)
             .await
             .with_context(|| format!("cannot start container {}", spec.name))?;
+        let mut started = spec.clone();
+        started.publish = self.published(&spec.name, &spec.publish).await?;
+        self.specs.insert(spec.part.clone(), started);
         self.follow_logs(spec);
+        Ok(())
+    }
+
+    /// The host ports the engine gave a started container's published ports.
+    async fn published(&self, name: &str, ports: &[(u16, u16)]) -> Result<Vec<(u16, u16)>> {
+        if ports.is_empty() {
+            return Ok(Vec::new());
+        }
+        let inspect = self
+            .docker
+            .inspect_container(name, None)
+            .await
+            .with_context(|| format!("cannot inspect container {name}"))?;
+        let map = inspect
+            .network_settings
+            .and_then(|n| n.ports)
+            .unwrap_or_default();
+        ports
+            .iter()
+            .map(|(inside, _)| {
+                let host = map
+                    .get(&format!("{inside}/tcp"))
+                    .and_then(|b| b.as_ref()?.first()?.host_port.as_ref()?.parse().ok())
+                    .with_context(|| format!("container {name} has no host port for {inside}"))?;
+                Ok((*inside, host))
+            })
+            .collect()
+    }
+
+    /// Where the harness reaches `port` of `part`'s container: its published port on
+    /// the host's loopback.
+    fn mapped(&self, part: &Part, port: u16) -> Result<SocketAddr> {
+        self.specs
+            .get(part)
+            .and_then(|s| s.publish.iter().find(|(inside, _)| *inside == port))
+            .map(|(_, host)| SocketAddr::from((Ipv4Addr::LOCALHOST, *host)))
+            .with_context(|| format!("{part} publishes no port {port}"))
+    }
+
+    /// `placement` with each address the harness dials (admin, egress, ingress, app,
+    /// TCP egress) replaced by its published port on the host's loopback.
+    fn host_view(&self, placement: &Placement) -> Result<Placement> {
+        let mut view = placement.clone();
+        for (name, node) in &mut view.nodes {
+            let sidecar = Part::Sidecar(name.clone());
+            node.admin = self.mapped(&sidecar, node.admin.port())?;
+            node.egress = self.mapped(&sidecar, node.egress.port())?;
+            if let Some(ingress) = &mut node.ingress {
+                *ingress = self.mapped(&sidecar, ingress.port())?;
+            }
+            for addr in node.tcp_egress.values_mut() {
+                *addr = self.mapped(&sidecar, addr.port())?;
+            }
+            if let Some(app) = &mut node.app {
+                *app = self.mapped(&Part::Service(name.clone()), app.port())?;
+            }
+        }
+        Ok(view)
+    }
+
+    /// Puts a container fault on (`on`) or takes it off: a disconnect or pause is
+    /// undone when taken off; a restart kills the container when put on and starts it
+    /// again when taken off. Says what was done.
+    pub async fn container_fault(
+        &mut self,
+        fault: &ContainerFault,
+        on: bool,
+    ) -> Result<Vec<String>> {
+        let spec = self
+            .specs
+            .get(&fault.part)
+            .cloned()
+            .with_context(|| format!("no container plays {}", fault.part))?;
+        let name = spec.name.clone();
+        match (fault.action, on) {
+            (Action::Disconnect, _) => {
+                // The fault proxy leaves the outpost's network (its second): the region
+                // side, and its API, stay up.
+                let skip = usize::from(fault.part == Part::FaultProxy);
+                let mut done = Vec::new();
+                for (net, ip) in spec.networks.iter().skip(skip) {
+                    if on {
+                        let request = NetworkDisconnectRequest {
+                            container: name.clone(),
+                            force: Some(true),
+                        };
+                        self.docker
+                            .disconnect_network(net, request)
+                            .await
+                            .with_context(|| format!("cannot disconnect {name} from {net}"))?;
+                        done.push(format!("{name} disconnected from {net} ({ip})"));
+                    } else {
+                        let request = NetworkConnectRequest {
+                            container: name.clone(),
+                            endpoint_config: Some(endpoint(*ip)),
+                        };
+                        self.docker
+                            .connect_network(net, request)
+                            .await
+                            .with_context(|| format!("cannot connect {name} to {net} again"))?;
+                        done.push(format!("{name} connected to {net} again ({ip})"));
+                    }
+                }
+                Ok(done)
+            }
+            (Action::Pause, true) => {
+                self.docker
+                    .pause_container(&name)
+                    .await
+                    .with_context(|| format!("cannot pause {name}"))?;
+                self.paused.insert(name.clone());
+                Ok(vec![format!("{name} paused")])
+            }
+            (Action::Pause, false) => {
+                self.docker
+                    .unpause_container(&name)
+                    .await
+                    .with_context(|| format!("cannot unpause {name}"))?;
+                self.paused.remove(&name);
+                Ok(vec![format!("{name} unpaused")])
+            }
+            (Action::Restart, true) => {
+                self.remove(&name).await?;
+                Ok(vec![format!("{name} killed (SIGKILL)")])
+            }
+            (Action::Restart, false) => {
+                match fault.part {
+                    Part::ControlPlane => self.restart_control_plane().await?,
+                    _ => self.start(&spec).await?,
+                }
+                Ok(vec![format!("{name} started again")])
+            }
+        }
+    }
+
+    /// Kills a container (SIGKILL) and removes it.
+    async fn remove(&mut self, name: &str) -> Result<()> {
+        if self.paused.remove(name) {
+            let _ = self.docker.unpause_container(name).await;
+        }
+        self.docker
+            .kill_container(
+                name,
+                Some(KillContainerOptionsBuilder::new().signal("SIGKILL").build()),
+            )
+            .await
+            .with_context(|| format!("cannot kill {name}"))?;
+        let _ = self
+            .docker
+            .remove_container(
+                name,
+                Some(RemoveContainerOptionsBuilder::new().force(true).build()),
+            )
+            .await;
+        self.containers.retain(|c| c != name);
         Ok(())
     }
 
@@ -573,10 +821,18 @@ impl DockerParts {
     }
 
     /// Starts the control plane (again) and waits until it serves.
-    async fn start_control_plane(&mut self, deadline: Instant, admin: SocketAddr) -> Result<()> {
-        let spec = self.control_plane.clone();
+    async fn start_control_plane(&mut self, deadline: Instant) -> Result<()> {
+        // Again: on the host port it had.
+        let spec = self
+            .specs
+            .get(&Part::ControlPlane)
+            .unwrap_or(&self.control_plane)
+            .clone();
         self.start(&spec).await?;
-        let health = format!("http://{admin}/healthz");
+        let health = format!(
+            "http://{}/healthz",
+            self.mapped(&Part::ControlPlane, CP_ADMIN_PORT)?
+        );
         wait_for("the control plane", &spec.name, deadline, || {
             let url = health.clone();
             async move { http_ok(&url).await }
@@ -587,33 +843,23 @@ impl DockerParts {
     /// Kills the control plane's container (SIGKILL), as a crash in the region would.
     pub async fn kill_control_plane(&mut self) -> Result<()> {
         let name = self.control_plane.name.clone();
-        self.docker
-            .kill_container(
-                &name,
-                Some(KillContainerOptionsBuilder::new().signal("SIGKILL").build()),
-            )
+        self.remove(&name)
             .await
-            .context("cannot kill the control plane's container")?;
-        let _ = self
-            .docker
-            .remove_container(
-                &name,
-                Some(RemoveContainerOptionsBuilder::new().force(true).build()),
-            )
-            .await;
-        self.containers.retain(|c| *c != name);
-        Ok(())
+            .context("cannot kill the control plane's container")
     }
 
     /// Starts the control plane again; it resumes from the state it persisted.
-    pub async fn restart_control_plane(&mut self, admin: SocketAddr) -> Result<()> {
-        self.start_control_plane(Instant::now() + Duration::from_secs(30), admin)
+    pub async fn restart_control_plane(&mut self) -> Result<()> {
+        self.start_control_plane(Instant::now() + Duration::from_secs(30))
             .await
     }
 
     /// Removes every container (stopping it at once) and then the networks; waits for
     /// their output to be copied.
     pub async fn shutdown(mut self) {
+        for name in std::mem::take(&mut self.paused) {
+            let _ = self.docker.unpause_container(&name).await;
+        }
         for name in self.containers.drain(..).rev() {
             let _ = self
                 .docker
@@ -636,6 +882,12 @@ impl Drop for DockerParts {
     /// After a panic or an early return `shutdown` did not run: remove what is left
     /// with the `docker` CLI (a destructor cannot wait on the engine's API).
     fn drop(&mut self) {
+        if !self.paused.is_empty() {
+            let _ = std::process::Command::new("docker")
+                .arg("unpause")
+                .args(&self.paused)
+                .output();
+        }
         if !self.containers.is_empty() {
             let _ = std::process::Command::new("docker")
                 .args(["rm", "-f"])

@@ -125,6 +125,7 @@ impl Run {
                 cluster_version,
                 listener_version: None,
                 xds_keepalive_timeouts: timeouts,
+                ready: Some(true),
             },
         )
     }
@@ -359,6 +360,7 @@ fn frozen_check_is_unknown_when_no_config_was_seen_during_the_phase() {
             cluster_version: None,
             listener_version: None,
             xds_keepalive_timeouts: None,
+            ready: None,
         },
     );
     assert_eq!(run.judge(frozen()).outcome, Outcome::Unknown);
@@ -596,4 +598,90 @@ fn journeys_succeed_counts_every_step_of_the_phase() {
     assert_eq!(v.failed_at_ms, Some(10_090));
     // No journeys in the phase: nothing to judge.
     assert_eq!(Run::new().judge(check()).outcome, Outcome::Unknown);
+}
+
+/// svc-v2's sidecar killed at 12 s and started at 12.3 s, during the partition; its
+/// samples every 500 ms say not ready until `ready_at`, ready from then on.
+fn restarted_sidecar(ready_at: Option<u64>) -> Run {
+    let mut run = Run::new();
+    let link = "sidecar/svc-v2".to_string();
+    run.at(
+        12_000,
+        Event::FaultApplied {
+            link: link.clone(),
+            fault: "restart".into(),
+            applied: Vec::new(),
+        },
+    );
+    run.at(
+        12_300,
+        Event::FaultRemoved {
+            link,
+            fault: "restart".into(),
+        },
+    );
+    for t in (11_000..30_000).step_by(500) {
+        let ready = t < 12_000 || ready_at.is_some_and(|r| t >= r);
+        run.at(
+            t,
+            Event::EnvoySample {
+                node: "svc-v2".into(),
+                connected: Some(ready),
+                route_version: ready.then(|| "1".into()),
+                cluster_version: ready.then(|| "1".into()),
+                listener_version: None,
+                xds_keepalive_timeouts: None,
+                ready: (!(12_000..12_500).contains(&t)).then_some(ready),
+            },
+        );
+    }
+    run
+}
+
+fn restart_waits() -> Check {
+    Check::RestartWaitsForHeal {
+        phase: s("partition"),
+        within: secs(5),
+    }
+}
+
+#[test]
+fn a_restarted_sidecar_must_wait_for_the_heal_then_get_ready() {
+    let v = restarted_sidecar(Some(21_500)).judge(restart_waits());
+    assert_eq!(v.outcome, Outcome::Passed, "{}", v.detail);
+    assert_eq!(
+        v.measurement("ready_after_heal_ms.svc-v2").unwrap().value,
+        1_500.0
+    );
+    assert_eq!(v.measurement("not_ready_ms.svc-v2").unwrap().value, 9_200.0);
+
+    // Negative controls: ready during the partition (it gave up waiting for config),
+    // never ready again, or ready too late.
+    let early = restarted_sidecar(Some(14_000)).judge(restart_waits());
+    assert_eq!(early.outcome, Outcome::Failed);
+    assert!(
+        early
+            .detail
+            .contains("svc-v2 was ready 1.7 s after its restart"),
+        "{}",
+        early.detail
+    );
+    assert_eq!(early.failed_at_ms, Some(14_000));
+    let never = restarted_sidecar(None).judge(restart_waits());
+    assert_eq!(never.outcome, Outcome::Failed, "{}", never.detail);
+    let late = restarted_sidecar(Some(27_000)).judge(restart_waits());
+    assert_eq!(late.outcome, Outcome::Failed, "{}", late.detail);
+    assert!(
+        late.detail.contains("7.0 s after the heal"),
+        "{}",
+        late.detail
+    );
+
+    // Nothing restarted, or nothing seen of it: no verdict either way.
+    assert_eq!(Run::new().judge(restart_waits()).outcome, Outcome::Unknown);
+    let mut blind = restarted_sidecar(Some(21_500));
+    blind.entries.retain(|e| {
+        !(matches!(e.event, Event::EnvoySample { .. }) && (12_300..20_000).contains(&e.t_ms))
+    });
+    assert_eq!(blind.judge(restart_waits()).outcome, Outcome::Unknown);
 }
