@@ -160,6 +160,37 @@ fn images_from_scratch_are_reused_run_their_binaries_and_leftovers_are_cleaned()
     );
     // Images stay: they are the cache the next run reuses.
     docker(&["image", "inspect", &tether_image]);
+
+    // A suite naming an image the engine has not got and cannot pull (no registry
+    // here) stops before anything starts, saying so.
+    let suites = tempfile::tempdir_in(common::repo("suites")).unwrap();
+    let suite = suites.path().join("missing-image.yaml");
+    let text = std::fs::read_to_string(common::repo("suites/outpost-partition.yaml"))
+        .unwrap()
+        .replace("mesh: ../", "mesh: ../../");
+    std::fs::write(
+        &suite,
+        text + "images:\n  envoy: tether-test/no-such-envoy:0\n",
+    )
+    .unwrap();
+    let out = Command::new(common::tether_bin())
+        .args(["run", suite.to_str().unwrap(), "--backend", "docker"])
+        .args(["--envoy-bin", envoy_bin])
+        .arg("--report-dir")
+        .arg(suites.path().join("report"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("names image tether-test/no-such-envoy:0, which the Docker engine does not have and cannot pull"),
+        "{stderr}"
+    );
+    assert_eq!(
+        tether_containers_and_networks(),
+        (String::new(), String::new()),
+        "a run that could not start left something"
+    );
 }
 
 /// The outpost partition on Docker: the same suite as on processes, the same verdicts;

@@ -315,6 +315,11 @@ async fn run_suite(suite: PathBuf, options: SuiteOptions) -> i32 {
         eprintln!("error: {e}");
         return exit::BAD_INPUT;
     }
+    if options.backend == crate::backend::Backend::Process && plan.suite.images.is_some() {
+        eprintln!(
+            "tether: note: the suite's `images:` apply to `--backend docker`; this run uses the provisioned Envoy and tether's fault proxy as processes"
+        );
+    }
     // A baseline that cannot be read is bad input: say so before running anything.
     let baseline = match options.baseline.as_deref().map(RunSet::load).transpose() {
         Ok(baseline) => baseline,

@@ -142,7 +142,11 @@ pub struct ContainerFault {
 
 impl fmt::Display for ContainerFault {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}", self.action.as_str(), self.part)
+        write!(f, "{} {}", self.action.as_str(), self.part)?;
+        if !self.action.held() {
+            write!(f, " at {}", humantime::format_duration(self.at))?;
+        }
+        Ok(())
     }
 }
 

@@ -5,10 +5,13 @@
 //!
 //! Every container gets a fixed address on its network (the networks are made with
 //! subnets of their own for that), so the placement, the bootstraps and the control
-//! plane's config are decided before anything starts, as on the process backend. The
-//! harness reaches admin endpoints, the fault proxy's API and load targets through
-//! ports published on the host's loopback (the engine picks them; a restarted
-//! container gets the same ones), so it needs no route into the networks. The run folder's `work/` is mounted into every
+//! plane's config are decided before anything starts, as on the process backend: the
+//! endpoints the control plane hands out are addresses, as App Mesh's EDS are. Each
+//! container is also known on its networks by the part it plays (`control-plane`,
+//! `fault-proxy`, `sidecar-<node>`, `service-<node>`). The harness reaches admin
+//! endpoints, the fault proxy's API and load targets through ports published on the
+//! host's loopback (the engine picks them; a restarted container gets the same ones),
+//! so it needs no route into the networks. The run folder's `work/` is mounted into every
 //! container at the same path (bootstraps, placement, the control plane's state);
 //! each container's output is copied into `work/logs/`, the control plane's also onto
 //! the timeline. Containers and networks carry [`MANAGED_LABEL`] and
@@ -114,7 +117,14 @@ async fn make_networks(
         }
         let third = start.wrapping_add(attempt.wrapping_mul(7)) % 250;
         let base = [10, 213, third];
-        let site = if made.is_empty() { "region" } else { "outpost" };
+        // Numbered so the region's sorts first: the engine publishes a container's
+        // ports on its first network by name, and the fault proxy's API must stay
+        // reachable while the proxy is cut off the outpost's.
+        let site = if made.is_empty() {
+            "1-region"
+        } else {
+            "2-outpost"
+        };
         let name = format!("{prefix}-{site}");
         let created = docker
             .create_network(NetworkCreateRequest {
@@ -503,13 +513,15 @@ async fn bring_up(
     })
 }
 
-/// A container's settings on a network: its fixed address there.
-fn endpoint(ip: Ipv4Addr) -> EndpointSettings {
+/// A container's settings on a network: its fixed address there, and the part it
+/// plays as a name the network's DNS answers (`control-plane`, `sidecar-client`, ...).
+fn endpoint(ip: Ipv4Addr, part: &Part) -> EndpointSettings {
     EndpointSettings {
         ipam_config: Some(EndpointIpamConfig {
             ipv4_address: Some(ip.to_string()),
             ..Default::default()
         }),
+        aliases: Some(vec![part.to_string().replace('/', "-")]),
         ..Default::default()
     }
 }
@@ -579,7 +591,10 @@ impl DockerParts {
                 ..Default::default()
             }),
             networking_config: Some(NetworkingConfig {
-                endpoints_config: Some(HashMap::from([(first_net.clone(), endpoint(*first_ip))])),
+                endpoints_config: Some(HashMap::from([(
+                    first_net.clone(),
+                    endpoint(*first_ip, &spec.part),
+                )])),
             }),
             ..Default::default()
         };
@@ -601,7 +616,7 @@ impl DockerParts {
                     net,
                     NetworkConnectRequest {
                         container: spec.name.clone(),
-                        endpoint_config: Some(endpoint(*ip)),
+                        endpoint_config: Some(endpoint(*ip, &spec.part)),
                     },
                 )
                 .await
@@ -709,7 +724,7 @@ impl DockerParts {
                     } else {
                         let request = NetworkConnectRequest {
                             container: name.clone(),
-                            endpoint_config: Some(endpoint(*ip)),
+                            endpoint_config: Some(endpoint(*ip, &spec.part)),
                         };
                         self.docker
                             .connect_network(net, request)
