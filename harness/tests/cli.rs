@@ -76,7 +76,7 @@ fn a_suite_the_backend_cannot_run_is_refused_with_its_line_and_exit_2() {
         ),
         (
             ["run", "suites/packet-partition.yaml", "--backend", "docker"],
-            "error: suites/packet-partition.yaml:",
+            "error: suites/packet-partition.yaml:12:7: `link: packet` runs on the process backend only; the Docker backend joins its sites through the fault proxy",
         ),
     ] {
         let out = tether(&args);

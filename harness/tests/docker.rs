@@ -278,15 +278,12 @@ async fn container_faults_and_their_negative_control_on_docker() {
 
     // The negative control, with a named Envoy image: the one tether built, tagged. (Its
     // folder is as deep as the suite's own, so the mesh path still resolves.)
-    let built = docker(&[
-        "images",
-        "--format",
-        "{{.Repository}}:{{.Tag}}",
-        "tether/envoy",
-    ]);
-    let built = built.lines().next().expect("the run built tether/envoy");
+    let envoy_bin = common::envoy().unwrap().path;
+    let (code, images) = tether(&["images", "--envoy-bin", envoy_bin.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{images}");
+    let built = reference(&images, "tether/envoy");
     let named = "tether-test/envoy-named:v1.40.0";
-    docker(&["tag", built, named]);
+    docker(&["tag", &built, named]);
     let suites = tempfile::tempdir_in(common::repo("suites")).unwrap();
     let text = std::fs::read_to_string(common::repo(
         "suites/negative/restart-gives-up-waiting.yaml",

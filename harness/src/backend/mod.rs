@@ -15,7 +15,8 @@ pub enum Backend {
     /// Child processes of tether.
     #[default]
     Process,
-    /// Containers on two Docker networks, from images built on this machine.
+    /// Containers on two Docker networks, from images built on this machine (or
+    /// official ones a suite names).
     Docker,
 }
 

@@ -35,7 +35,8 @@ pub struct BackendOptions {
     pub work_dir: PathBuf,
     /// How long bring-up may take before it counts as an environment failure.
     pub ready_timeout: Duration,
-    /// The fault proxy to run (proxy links; the Docker backend runs tether's own).
+    /// The fault proxy to run (proxy links on processes; the Docker backend runs
+    /// tether's own, or the Toxiproxy image a suite names).
     pub fault_proxy: crate::faults::FaultProxy,
     /// Processes or containers.
     pub backend: super::Backend,
@@ -49,7 +50,8 @@ struct Managed {
 
 /// The topology, up and running.
 pub struct RunningTopology {
-    /// Addresses of every node's processes.
+    /// Where the harness reaches every node: its processes' addresses, or on Docker
+    /// the ports its containers publish on the host's loopback.
     pub placement: Placement,
     /// The control plane's admin API.
     pub control_plane_admin: SocketAddr,
@@ -111,7 +113,7 @@ pub const NAMESPACE_ROOT: &str = "tether";
 /// They are taken below the kernel's ephemeral range (`ip_local_port_range`), so that no
 /// outgoing connection on the machine can be given one as its source port between now and
 /// the moment the child that owns it binds it.
-fn free_ports(n: usize) -> Result<Vec<u16>> {
+pub(crate) fn free_ports(n: usize) -> Result<Vec<u16>> {
     let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
         .ok()
         .and_then(|r| r.split_whitespace().next()?.parse::<u16>().ok())
@@ -517,11 +519,7 @@ impl RunningTopology {
         opts: &BackendOptions,
         timeline: &Timeline,
     ) -> Result<RunningTopology> {
-        if plan.link == LinkKind::Packet {
-            bail!(
-                "`link: packet` runs on the process backend only; the Docker backend joins its sites through the fault proxy"
-            );
-        }
+        plan.check_backend(super::Backend::Docker)?;
         let (up, parts) = super::docker::topology::up(plan, opts, timeline).await?;
         Ok(RunningTopology {
             placement: up.placement,

@@ -6,10 +6,25 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-/// Every `period`, record each Envoy's connected state, readiness and served config versions, until
-/// `stop` is cancelled.
+/// Every `period`, record each Envoy's connected state, readiness and served config
+/// versions, until `stop` is cancelled. Each Envoy is sampled on its own, so one that
+/// answers slowly (paused, cut off) does not delay the others' samples.
 pub async fn sample_envoys(
     envoys: BTreeMap<String, AdminClient>,
+    period: Duration,
+    timeline: Timeline,
+    stop: CancellationToken,
+) {
+    let each = envoys
+        .into_iter()
+        .map(|(node, admin)| sample_one(node, admin, period, timeline.clone(), stop.clone()));
+    futures::future::join_all(each).await;
+}
+
+/// Samples one Envoy every `period` until `stop`.
+async fn sample_one(
+    node: String,
+    admin: AdminClient,
     period: Duration,
     timeline: Timeline,
     stop: CancellationToken,
@@ -21,25 +36,22 @@ pub async fn sample_envoys(
             _ = stop.cancelled() => return,
             _ = tick.tick() => {}
         }
-        let timeline = &timeline;
-        let samples = futures::future::join_all(envoys.iter().map(|(node, admin)| async move {
-            let t_ms = timeline.elapsed_ms();
-            (node.clone(), t_ms, admin.snapshot().await)
-        }))
-        .await;
-        for (node, t_ms, s) in samples {
-            timeline.record_at(
-                t_ms,
-                Event::EnvoySample {
-                    node,
-                    connected: s.connected,
-                    route_version: s.route_version,
-                    cluster_version: s.cluster_version,
-                    listener_version: s.listener_version,
-                    xds_keepalive_timeouts: s.xds_keepalive_timeouts,
-                    ready: s.ready,
-                },
-            );
-        }
+        let t_ms = timeline.elapsed_ms();
+        let s = tokio::select! {
+            _ = stop.cancelled() => return,
+            s = admin.snapshot() => s,
+        };
+        timeline.record_at(
+            t_ms,
+            Event::EnvoySample {
+                node: node.clone(),
+                connected: s.connected,
+                route_version: s.route_version,
+                cluster_version: s.cluster_version,
+                listener_version: s.listener_version,
+                xds_keepalive_timeouts: s.xds_keepalive_timeouts,
+                ready: s.ready,
+            },
+        );
     }
 }

@@ -731,8 +731,13 @@ pub fn load_with_mesh(path: &Path, mesh: Option<&Path>) -> Result<Plan, InputErr
             containers: p
                 .containers
                 .iter()
-                .map(|c| container_fault(path, c))
-                .collect::<Result<_, _>>()?,
+                .map(|c| container_fault(path, c, &p.name))
+                .collect::<Result<Vec<_>, _>>()
+                .map(|mut faults| {
+                    // Restarts happen in time order, whatever order they are written in.
+                    faults.sort_by_key(|f| (!f.action.held(), f.at));
+                    faults
+                })?,
             overhead: p.measure_overhead.as_ref().map(|m| {
                 (
                     m.node.to_string(),
@@ -763,17 +768,26 @@ pub fn load_with_mesh(path: &Path, mesh: Option<&Path>) -> Result<Plan, InputErr
 }
 
 /// The planned fault of a `containers:` entry (already validated).
-fn container_fault(path: &Path, spec: &ContainerFaultSpec) -> Result<ContainerFault, InputError> {
+/// An entry with no action at all is reported at its phase's name.
+fn container_fault(
+    path: &Path,
+    spec: &ContainerFaultSpec,
+    phase: &Spanned<String>,
+) -> Result<ContainerFault, InputError> {
     let (action, part) = spec.action().ok_or_else(|| {
         let at = [&spec.disconnect, &spec.pause, &spec.restart, &spec.at]
             .into_iter()
             .flatten()
-            .next();
-        let message = "expected exactly one of disconnect, pause, restart";
-        match at {
-            Some(at) => InputError::spanned(path, at, message),
-            None => InputError::file(path, message),
-        }
+            .next()
+            .unwrap_or(phase);
+        InputError::spanned(
+            path,
+            at,
+            format!(
+                "phase `{}`: expected each `containers` entry to have exactly one of disconnect, pause, restart",
+                **phase
+            ),
+        )
     })?;
     Ok(ContainerFault {
         action,
@@ -792,8 +806,9 @@ fn validate_containers(
     mesh: &Mesh,
     placed: &BTreeSet<&str>,
 ) -> Result<(), InputError> {
+    let mut named = BTreeSet::new();
     for spec in &phase.containers {
-        let fault = container_fault(path, spec)?;
+        let fault = container_fault(path, spec, &phase.name)?;
         let (_, written) = spec.action().expect("container_fault checked it");
         let err = |msg: String| Err(InputError::spanned(path, written, msg));
         if let Some(node) = fault.part.node() {
@@ -855,6 +870,12 @@ fn validate_containers(
                 "phase `{}` puts faults on links through the fault proxy; it cannot also {} it",
                 *phase.name,
                 fault.action.as_str()
+            ));
+        }
+        if !named.insert(fault.part.clone()) {
+            return err(format!(
+                "phase `{}` already has a fault on {}: one per part and phase",
+                *phase.name, fault.part
             ));
         }
     }
@@ -1185,11 +1206,13 @@ fn validate(path: &Path, suite: &Suite, mesh: &Mesh) -> Result<(), InputError> {
                 ),
             );
         }
+        // An outpost sidecar: a region one reaches the control plane without the link.
+        let outpost = |n: &str| suite.topology.outpost.iter().any(|o| o.as_str() == n);
         let restarts_sidecar = |p: &Phase| {
             p.containers.iter().any(|c| {
-                c.action().is_some_and(|(action, part)| {
-                    action == crate::faults::container::Action::Restart
-                        && matches!(Part::parse(part), Ok(Part::Sidecar(_)))
+                container_fault(path, c, &p.name).is_ok_and(|f| {
+                    f.action == crate::faults::container::Action::Restart
+                        && matches!(&f.part, Part::Sidecar(n) if outpost(n))
                 })
             })
         };
@@ -1202,7 +1225,7 @@ fn validate(path: &Path, suite: &Suite, mesh: &Mesh) -> Result<(), InputError> {
             return err(
                 phase,
                 format!(
-                    "phase `{}` restarts no sidecar (`containers: [{{ restart: sidecar/<node> }}]`): nothing to judge",
+                    "phase `{}` restarts no outpost sidecar (`containers: [{{ restart: sidecar/<node> }}]`): nothing to judge",
                     **phase
                 ),
             );
@@ -1403,6 +1426,16 @@ mod tests {
                 "32:18: the fault proxy's proxies live in its memory",
             ),
             (
+                "        at: 3s",
+                "        at: 3s\n      - pause: sidecar/svc-v2",
+                "34:16: phase `partition` already has a fault on sidecar/svc-v2",
+            ),
+            (
+                "- disconnect: fault-proxy",
+                "- {}",
+                "28:11: phase `partition`: expected each `containers` entry to have exactly one of",
+            ),
+            (
                 "disconnect: fault-proxy",
                 "disconnect: proxy",
                 "31:21: unknown part `proxy`; expected control-plane",
@@ -1420,12 +1453,12 @@ mod tests {
             (
                 "- disconnect: fault-proxy",
                 "- { disconnect: fault-proxy, pause: fault-proxy }",
-                "31:23: expected exactly one of disconnect, pause, restart",
+                "31:23: phase `partition`: expected each `containers` entry to have exactly one of disconnect, pause, restart",
             ),
             (
                 "restart_waits_for_heal: { phase: partition",
                 "restart_waits_for_heal: { phase: heal",
-                "52:38: phase `heal` restarts no sidecar",
+                "52:38: phase `heal` restarts no outpost sidecar",
             ),
         ];
         let mut wrong = Vec::new();

@@ -10,8 +10,9 @@
 //! container is also known on its networks by the part it plays (`control-plane`,
 //! `fault-proxy`, `sidecar-<node>`, `service-<node>`). The harness reaches admin
 //! endpoints, the fault proxy's API and load targets through ports published on the
-//! host's loopback (the engine picks them; a restarted container gets the same ones),
-//! so it needs no route into the networks. The run folder's `work/` is mounted into every
+//! host's loopback (chosen free before each container is made and bound explicitly,
+//! so a restarted or reconnected container gets the same ones), so it needs no route
+//! into the networks. The run folder's `work/` is mounted into every
 //! container at the same path (bootstraps, placement, the control plane's state);
 //! each container's output is copied into `work/logs/`, the control plane's also onto
 //! the timeline. Containers and networks carry [`MANAGED_LABEL`] and
@@ -20,7 +21,9 @@
 use super::images::{ImageSpec, ensure};
 use super::{MANAGED_LABEL, engine, named_image};
 use crate::backend::BackendOptions;
-use crate::backend::process::{control_plane_args, create_link_proxies, envoy_args, http_ok};
+use crate::backend::process::{
+    control_plane_args, create_link_proxies, envoy_args, free_ports, http_ok,
+};
 use crate::control_plane::XdsLogLine;
 use crate::envoy::AdminClient;
 use crate::faults::client::ToxiproxyClient;
@@ -69,9 +72,8 @@ pub struct DockerParts {
     networks: Vec<String>,
     /// Containers started, in start order.
     containers: Vec<String>,
-    /// The control plane's container: how to start it again.
-    control_plane: ContainerSpec,
-    /// Every part's container as started, to disconnect, pause or restart it.
+    /// Every part's container (the control plane's also while it is down), to
+    /// disconnect, pause or restart it.
     specs: BTreeMap<Part, ContainerSpec>,
     /// Containers paused now (unpaused before they are removed).
     paused: BTreeSet<String>,
@@ -99,8 +101,17 @@ struct ContainerSpec {
     /// Its output also goes onto the timeline as xDS events.
     xds_log: bool,
     /// Ports published on the host's loopback, for the harness: (port inside, port on
-    /// the host). The host port is 0 until the first start picks one; a restart keeps it.
+    /// the host). The host ports are chosen before the container is made and bound
+    /// explicitly, so a restart or a reconnect to its network gets them back.
     publish: Vec<(u16, u16)>,
+    /// Environment variables (`NAME=value`).
+    env: Vec<String>,
+}
+
+/// `inside` ports paired with free ports on the host's loopback.
+fn publish(inside: &[u16]) -> Result<Vec<(u16, u16)>> {
+    let host = free_ports(inside.len())?;
+    Ok(inside.iter().copied().zip(host).collect())
 }
 
 /// Two /24 subnets (region, outpost) no other network uses, as networks made with them.
@@ -225,17 +236,23 @@ struct Images {
     envoy: String,
     /// A Toxiproxy image the suite names.
     toxiproxy: Option<String>,
+    /// The Envoy containers' environment: an official image's entrypoint runs Envoy
+    /// as uid 101 unless told otherwise, and the bootstraps are the harness's files.
+    envoy_env: Vec<String>,
 }
 
 /// The images, built or found; the ones the suite names are found or pulled.
 async fn images(plan: &Plan, opts: &BackendOptions) -> Result<Images> {
     let named = plan.suite.images.as_ref();
     let tether = ensure(&ImageSpec::tether(&opts.tether_bin)).await?;
-    let envoy = match named.and_then(|i| i.envoy.as_ref()) {
-        Some(name) => named_image(name).await?,
-        None => ensure(&ImageSpec::envoy(&opts.envoy.path))
-            .await?
-            .reference(),
+    let (envoy, envoy_env) = match named.and_then(|i| i.envoy.as_ref()) {
+        Some(name) => (named_image(name).await?, vec!["ENVOY_UID=0".to_string()]),
+        None => (
+            ensure(&ImageSpec::envoy(&opts.envoy.path))
+                .await?
+                .reference(),
+            Vec::new(),
+        ),
     };
     let toxiproxy = match named.and_then(|i| i.fault_proxy.as_ref()) {
         Some(name) => Some(named_image(name).await?),
@@ -245,6 +262,7 @@ async fn images(plan: &Plan, opts: &BackendOptions) -> Result<Images> {
         tether: tether.reference(),
         envoy,
         toxiproxy,
+        envoy_env,
     })
 }
 
@@ -279,15 +297,6 @@ pub async fn up(
         docker,
         networks: vec![region.0.clone(), outpost.0.clone()],
         containers: Vec::new(),
-        control_plane: ContainerSpec {
-            part: Part::ControlPlane,
-            name: format!("{prefix}-control-plane"),
-            image: images.tether.clone(),
-            args: Vec::new(),
-            networks: Vec::new(),
-            xds_log: true,
-            publish: vec![(CP_ADMIN_PORT, 0)],
-        },
         specs: BTreeMap::new(),
         paused: BTreeSet::new(),
         logs,
@@ -405,7 +414,8 @@ async fn bring_up(
             (sites.outpost.0.clone(), fault_proxy(Site::Outpost)),
         ],
         xds_log: false,
-        publish: vec![(FAULT_API_PORT, 0)],
+        publish: publish(&[FAULT_API_PORT])?,
+        env: Vec::new(),
     };
     parts.start(&fp).await?;
     let fault_api_addr = parts.mapped(&Part::FaultProxy, FAULT_API_PORT)?;
@@ -429,15 +439,23 @@ async fn bring_up(
     })?;
     let placement_file = opts.work_dir.join("placement.json");
     std::fs::write(&placement_file, serde_json::to_vec_pretty(&placement)?)?;
-    let cp_admin = SocketAddr::from((cp_ip, CP_ADMIN_PORT));
-    parts.control_plane.args = control_plane_args(
-        &mesh_file,
-        &placement_file,
-        &opts.work_dir,
-        xds_addr,
-        cp_admin,
-    );
-    parts.control_plane.networks = vec![(sites.region.0.clone(), cp_ip)];
+    let control_plane = ContainerSpec {
+        part: Part::ControlPlane,
+        name: format!("{prefix}-control-plane"),
+        image: images.tether.clone(),
+        args: control_plane_args(
+            &mesh_file,
+            &placement_file,
+            &opts.work_dir,
+            xds_addr,
+            SocketAddr::from((cp_ip, CP_ADMIN_PORT)),
+        ),
+        networks: vec![(sites.region.0.clone(), cp_ip)],
+        xds_log: true,
+        publish: publish(&[CP_ADMIN_PORT])?,
+        env: Vec::new(),
+    };
+    parts.specs.insert(Part::ControlPlane, control_plane);
     parts.start_control_plane(deadline).await?;
     let cp_admin = parts.mapped(&Part::ControlPlane, CP_ADMIN_PORT)?;
 
@@ -459,7 +477,8 @@ async fn bring_up(
             ],
             networks: vec![(sites.of(node.site).0.clone(), hosts[name.as_str()].1)],
             xds_log: false,
-            publish: vec![(app.port(), 0)],
+            publish: publish(&[app.port()])?,
+            env: Vec::new(),
         };
         parts.start(&spec).await?;
         let url = format!("http://{}/healthz", parts.mapped(&spec.part, app.port())?);
@@ -483,12 +502,15 @@ async fn bring_up(
             args: envoy_args(plan, &opts.work_dir, name, node.admin, xds)?,
             networks: vec![(sites.of(node.site).0.clone(), hosts[name.as_str()].0)],
             xds_log: false,
-            publish: [Some(node.admin), Some(node.egress), node.ingress]
-                .into_iter()
-                .flatten()
-                .chain(node.tcp_egress.values().copied())
-                .map(|a| (a.port(), 0))
-                .collect(),
+            publish: publish(
+                &[Some(node.admin), Some(node.egress), node.ingress]
+                    .into_iter()
+                    .flatten()
+                    .chain(node.tcp_egress.values().copied())
+                    .map(|a| a.port())
+                    .collect::<Vec<_>>(),
+            )?,
+            env: images.envoy_env.clone(),
         };
         parts.start(&spec).await?;
         let admin = parts.mapped(&spec.part, node.admin.port())?;
@@ -561,6 +583,7 @@ impl DockerParts {
         let body = ContainerCreateBody {
             image: Some(spec.image.clone()),
             cmd: Some(spec.args.clone()),
+            env: Some(spec.env.clone()),
             labels: Some(self.labels.clone()),
             exposed_ports: Some(
                 spec.publish
@@ -577,12 +600,7 @@ impl DockerParts {
                         .map(|(inside, host)| {
                             let binding = PortBinding {
                                 host_ip: Some("127.0.0.1".into()),
-                                // Empty: the engine picks a free port.
-                                host_port: Some(if *host == 0 {
-                                    String::new()
-                                } else {
-                                    host.to_string()
-                                }),
+                                host_port: Some(host.to_string()),
                             };
                             (format!("{inside}/tcp"), Some(vec![binding]))
                         })
@@ -626,37 +644,9 @@ impl DockerParts {
             .start_container(&spec.name, None)
             .await
             .with_context(|| format!("cannot start container {}", spec.name))?;
-        let mut started = spec.clone();
-        started.publish = self.published(&spec.name, &spec.publish).await?;
-        self.specs.insert(spec.part.clone(), started);
+        self.specs.insert(spec.part.clone(), spec.clone());
         self.follow_logs(spec);
         Ok(())
-    }
-
-    /// The host ports the engine gave a started container's published ports.
-    async fn published(&self, name: &str, ports: &[(u16, u16)]) -> Result<Vec<(u16, u16)>> {
-        if ports.is_empty() {
-            return Ok(Vec::new());
-        }
-        let inspect = self
-            .docker
-            .inspect_container(name, None)
-            .await
-            .with_context(|| format!("cannot inspect container {name}"))?;
-        let map = inspect
-            .network_settings
-            .and_then(|n| n.ports)
-            .unwrap_or_default();
-        ports
-            .iter()
-            .map(|(inside, _)| {
-                let host = map
-                    .get(&format!("{inside}/tcp"))
-                    .and_then(|b| b.as_ref()?.first()?.host_port.as_ref()?.parse().ok())
-                    .with_context(|| format!("container {name} has no host port for {inside}"))?;
-                Ok((*inside, host))
-            })
-            .collect()
     }
 
     /// Where the harness reaches `port` of `part`'s container: its published port on
@@ -837,11 +827,10 @@ impl DockerParts {
 
     /// Starts the control plane (again) and waits until it serves.
     async fn start_control_plane(&mut self, deadline: Instant) -> Result<()> {
-        // Again: on the host port it had.
         let spec = self
             .specs
             .get(&Part::ControlPlane)
-            .unwrap_or(&self.control_plane)
+            .context("no control plane to start")?
             .clone();
         self.start(&spec).await?;
         let health = format!(
@@ -857,7 +846,12 @@ impl DockerParts {
 
     /// Kills the control plane's container (SIGKILL), as a crash in the region would.
     pub async fn kill_control_plane(&mut self) -> Result<()> {
-        let name = self.control_plane.name.clone();
+        let name = self
+            .specs
+            .get(&Part::ControlPlane)
+            .context("no control plane to kill")?
+            .name
+            .clone();
         self.remove(&name)
             .await
             .context("cannot kill the control plane's container")
