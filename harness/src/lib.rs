@@ -8,7 +8,8 @@
 //! - [`control_plane`]: the reference ADS server Envoys fetch their config from.
 //! - [`envoy`]: finding or installing Envoy, its bootstrap, its admin endpoint.
 //! - [`faults`]: the Toxiproxy-compatible fault proxy (server and client) on the links,
-//!   and the packet-level link (two network namespaces joined by a veth pair).
+//!   the packet-level link (two network namespaces joined by a veth pair), and the
+//!   faults on containers (disconnect, pause, restart) the Docker backend makes.
 //! - [`service`]: the sample HTTP service that answers with its own name.
 //! - [`backend`]: brings a plan up as a running [`topology`]: child processes, or
 //!   containers on two Docker networks from images built on this machine.
