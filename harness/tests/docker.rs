@@ -153,11 +153,7 @@ fn images_from_scratch_are_reused_run_their_binaries_and_leftovers_are_cleaned()
         doctor.contains("no container or network left by a run"),
         "{doctor}"
     );
-    assert_eq!(
-        tether_containers_and_networks(),
-        (String::new(), String::new()),
-        "a tether container or network remains"
-    );
+    assert_engine_clean("a tether container or network remains");
     // Images stay: they are the cache the next run reuses.
     docker(&["image", "inspect", &tether_image]);
 
@@ -186,11 +182,7 @@ fn images_from_scratch_are_reused_run_their_binaries_and_leftovers_are_cleaned()
         stderr.contains("names image tether-test/no-such-envoy:0, which the Docker engine does not have and cannot pull"),
         "{stderr}"
     );
-    assert_eq!(
-        tether_containers_and_networks(),
-        (String::new(), String::new()),
-        "a run that could not start left something"
-    );
+    assert_engine_clean("a run that could not start left something");
 }
 
 /// The outpost partition on Docker: the same suite as on processes, the same verdicts;
@@ -207,9 +199,7 @@ async fn the_outpost_partition_and_its_negative_control_on_docker() {
     let Some(outcome) = common::run_plan_on(&plan, dir.path(), Backend::Docker).await else {
         return;
     };
-    for v in &outcome.verdicts {
-        eprintln!("{:?} {}: {}", v.outcome, v.name, v.detail);
-    }
+    print_verdicts(&outcome);
     assert!(outcome.passed(), "{:#?}", outcome.verdicts);
     let run: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.path().join("run.json")).unwrap()).unwrap();
@@ -231,11 +221,7 @@ async fn the_outpost_partition_and_its_negative_control_on_docker() {
     let traffic = outcome.verdict("outpost_traffic_flows").unwrap();
     assert!(!traffic.passed(), "{traffic:?}");
 
-    assert_eq!(
-        tether_containers_and_networks(),
-        (String::new(), String::new()),
-        "a tether container or network outlived the runs"
-    );
+    assert_engine_clean("a tether container or network outlived the runs");
 }
 
 /// The faults only Docker gives: the fault proxy cut off the outpost's network, a
@@ -255,9 +241,7 @@ async fn container_faults_and_their_negative_control_on_docker() {
     let Some(outcome) = common::run_plan_on(&plan, dir.path(), Backend::Docker).await else {
         return;
     };
-    for v in &outcome.verdicts {
-        eprintln!("{:?} {}: {}", v.outcome, v.name, v.detail);
-    }
+    print_verdicts(&outcome);
     assert!(outcome.passed(), "{:#?}", outcome.verdicts);
     let waited = outcome.verdict("restart_waits_for_heal").unwrap();
     assert!(waited.measurement("not_ready_ms.svc-v2").unwrap().value > 8_000.0);
@@ -298,9 +282,7 @@ async fn container_faults_and_their_negative_control_on_docker() {
         .await
         .unwrap();
     docker(&["rmi", named]);
-    for v in &outcome.verdicts {
-        eprintln!("{:?} {}: {}", v.outcome, v.name, v.detail);
-    }
+    print_verdicts(&outcome);
     assert_eq!(outcome.exit_code(), 1);
     let waited = outcome.verdict("restart_waits_for_heal").unwrap();
     assert!(!waited.passed(), "{waited:?}");
@@ -313,11 +295,23 @@ async fn container_faults_and_their_negative_control_on_docker() {
     let logs = std::fs::read_dir(negative.path().join("work/logs")).unwrap();
     assert!(logs.count() > 0);
 
+    assert_engine_clean("a tether container or network outlived the runs");
+}
+
+/// Fails with `why` if any tether container or network is on the engine.
+fn assert_engine_clean(why: &str) {
     assert_eq!(
         tether_containers_and_networks(),
         (String::new(), String::new()),
-        "a tether container or network outlived the runs"
+        "{why}"
     );
+}
+
+/// Each verdict of a run, in the test's log.
+fn print_verdicts(outcome: &tether::run::Outcome) {
+    for v in &outcome.verdicts {
+        eprintln!("{:?} {}: {}", v.outcome, v.name, v.detail);
+    }
 }
 
 /// The tether containers and networks on the engine, by name.
@@ -396,11 +390,7 @@ fn nothing_of_a_docker_run_outlives_ctrl_c_and_a_killed_runs_leftovers_go() {
         libc::kill(child.id() as i32, libc::SIGINT);
     }
     assert_eq!(child.wait().unwrap().code(), Some(130));
-    assert_eq!(
-        tether_containers_and_networks(),
-        (String::new(), String::new()),
-        "left on the engine after Ctrl-C"
-    );
+    assert_engine_clean("left on the engine after Ctrl-C");
     let result: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.path().join("result.json")).unwrap()).unwrap();
     assert_eq!(result["interrupted"], true);
@@ -433,8 +423,5 @@ fn nothing_of_a_docker_run_outlives_ctrl_c_and_a_killed_runs_leftovers_go() {
         libc::kill(child.id() as i32, libc::SIGINT);
     }
     assert_eq!(child.wait().unwrap().code(), Some(130));
-    assert_eq!(
-        tether_containers_and_networks(),
-        (String::new(), String::new())
-    );
+    assert_engine_clean("left on the engine");
 }

@@ -557,12 +557,7 @@ async fn run_phase(
         .filter(|c| c.action.held())
         .collect();
     for fault in &held {
-        let applied = topo.container_fault(fault, true).await?;
-        timeline.record(Event::FaultApplied {
-            link: fault.part.to_string(),
-            fault: fault.action.as_str().into(),
-            applied,
-        });
+        container_fault(topo, fault, true, timeline).await?;
     }
     let phase_start = run_start + phase.start;
     let phase_end = phase_start + phase.duration;
@@ -572,7 +567,9 @@ async fn run_phase(
                 _ = tokio::time::sleep_until(phase_start + fault.at) => {}
                 _ = stop.cancelled() => break,
             }
-            restart(topo, fault, timeline).await?;
+            // Killed, then started again: two events, the window between them.
+            container_fault(topo, fault, true, timeline).await?;
+            container_fault(topo, fault, false, timeline).await?;
             progress(opts, timeline, &format!("restarted {}", fault.part));
         }
         Ok::<(), anyhow::Error>(())
@@ -629,11 +626,7 @@ async fn run_phase(
     flapped?;
     restarted?;
     for fault in held.iter().rev() {
-        topo.container_fault(fault, false).await?;
-        timeline.record(Event::FaultRemoved {
-            link: fault.part.to_string(),
-            fault: fault.action.as_str().into(),
-        });
+        container_fault(topo, fault, false, timeline).await?;
     }
     for (link, fault) in &static_faults {
         apply_fault(topo, link, fault, false).await?;
@@ -645,21 +638,24 @@ async fn run_phase(
     Ok(())
 }
 
-/// Kills a part's container and starts it again, both on the timeline.
-async fn restart(
+/// Puts a container fault on (`on`) or takes it off, and records that on the timeline.
+async fn container_fault(
     topo: &RunningTopology,
     fault: &ContainerFault,
+    on: bool,
     timeline: &Timeline,
 ) -> Result<()> {
     let (link, name) = (fault.part.to_string(), fault.action.as_str().to_string());
-    let applied = topo.container_fault(fault, true).await?;
-    timeline.record(Event::FaultApplied {
-        link: link.clone(),
-        fault: name.clone(),
-        applied,
+    let applied = topo.container_fault(fault, on).await?;
+    timeline.record(if on {
+        Event::FaultApplied {
+            link,
+            fault: name,
+            applied,
+        }
+    } else {
+        Event::FaultRemoved { link, fault: name }
     });
-    topo.container_fault(fault, false).await?;
-    timeline.record(Event::FaultRemoved { link, fault: name });
     Ok(())
 }
 
