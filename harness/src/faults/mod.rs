@@ -20,11 +20,11 @@
 pub mod client;
 /// Faults on the parts' containers (Docker backend).
 pub mod container;
-mod edge;
 /// The link-fault vocabulary suites use and how it maps onto toxics.
 pub mod link;
 pub mod packet;
 pub mod populate;
+mod relay;
 pub mod server;
 
 /// The name of Shopify's Toxiproxy server binary.
