@@ -3,6 +3,9 @@
 //! pinned to core 1, the same connections and duration, repeated. It reports requests
 //! per second and CPU milliseconds per 1,000 requests of each tool, and the ratio
 //! tether / wrk with its spread. A benchmark, not a test: `cargo test` never runs it.
+//! `tether bench fault-proxy` measures the fault proxy instead ([`fault_proxy`]).
+
+pub mod fault_proxy;
 
 use crate::envoy::provision::{self, on_path};
 use anyhow::{Context, Result, bail};

@@ -119,7 +119,12 @@ enum Command {
     /// Benchmark tether's closed-loop generator against wrk: each pinned to core 0, nginx
     /// (and Envoy proxying to it) pinned to core 1; prints requests/s, CPU per 1,000
     /// requests and the ratio with its spread, and writes them as JSON.
+    /// `tether bench fault-proxy` benchmarks the fault proxy instead.
+    #[command(args_conflicts_with_subcommands = true)]
     Bench {
+        /// Another benchmark than the load generator's.
+        #[command(subcommand)]
+        mode: Option<BenchMode>,
         /// Length of each measurement.
         #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
         duration: std::time::Duration,
@@ -160,6 +165,16 @@ enum Command {
     },
     #[command(flatten)]
     Role(roles::Role),
+}
+
+/// The benchmarks of `tether bench` other than the load generator's.
+#[derive(Debug, Subcommand)]
+enum BenchMode {
+    /// Throughput and round trips through the fault proxy (a child `fault-proxy`),
+    /// without and with a latency toxic, against the same directly; prints a table
+    /// and writes JSON.
+    #[command(name = "fault-proxy")]
+    FaultProxy(crate::bench::fault_proxy::Options),
 }
 
 /// Run the command line; returns the process exit code.
@@ -233,6 +248,20 @@ pub fn main() -> i32 {
             Command::Images { envoy_bin } => images(envoy_bin).await,
             Command::Clean { images } => clean(images).await,
             Command::Bench {
+                mode: Some(BenchMode::FaultProxy(options)),
+                ..
+            } => match tokio::task::spawn_blocking(move || crate::bench::fault_proxy::run(&options))
+                .await
+            {
+                Ok(Ok(_)) => exit::PASSED,
+                Ok(Err(e)) => {
+                    eprintln!("error: {e:#}");
+                    exit::ENVIRONMENT
+                }
+                Err(_) => exit::ENVIRONMENT,
+            },
+            Command::Bench {
+                mode: None,
                 duration,
                 repeat,
                 connections,

@@ -1,9 +1,10 @@
 //! Link faults: a Toxiproxy-compatible fault proxy and tether's client for it.
 //!
 //! [`server`] serves Shopify Toxiproxy's HTTP API (same paths, JSON shapes and
-//! status codes) on top of the `noxious` proxy core, so tether needs no Go
-//! binary: it runs the fault proxy in-process. [`client`] is tether's typed
-//! async client for that API; it works against a real Toxiproxy as well.
+//! status codes) and runs every toxic in its own relay (one hop per
+//! connection, one loop per direction), so tether needs no Go binary: it runs
+//! the fault proxy in-process. [`client`] is tether's typed async client for
+//! that API; it works against a real Toxiproxy as well.
 //!
 //! A proxy forwards TCP from its `listen` address to its `upstream` address.
 //! Toxics (latency, blackhole, bandwidth, reset_peer, ...) change what happens

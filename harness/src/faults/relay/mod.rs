@@ -60,7 +60,7 @@ use tokio_util::sync::CancellationToken;
 
 /// How many bytes one direction holds (under latency, bandwidth or slicer)
 /// before it stops reading.
-pub(in crate::faults) const HELD_BYTES: usize = 2 * 1024 * 1024;
+const HELD_BYTES: usize = 4 * 1024 * 1024;
 
 /// What one toxic does to the bytes of its stream, as the relay runs it.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -153,7 +153,8 @@ where
                     continue;
                 }
                 let next = direction.active(&mut decisions);
-                if next.timing_key != active.timing_key || next.timing != active.timing {
+                // Decisions follow revisions, so the key says whether timing changed.
+                if next.timing_key != active.timing_key {
                     generation += 1;
                     schedule = Schedule::new(&next.timing, Instant::now());
                 }

@@ -355,3 +355,314 @@ async fn reset_peer_survives_disable_enable_and_reset_clears_it() {
     })
     .await;
 }
+
+/// How one upstream connection ended, as [`start_recorder`] saw it.
+#[derive(Debug)]
+struct Recorded {
+    /// Every byte it read.
+    bytes: Vec<u8>,
+    /// `UnexpectedEof` for a FIN, else the read error.
+    end: ErrorKind,
+}
+
+/// An upstream that reads each connection to its end without answering and
+/// reports what it read and how it ended.
+async fn start_recorder() -> (
+    std::net::SocketAddr,
+    tokio::sync::mpsc::UnboundedReceiver<Recorded>,
+) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (report, recorded) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((mut conn, _)) = listener.accept().await {
+            let report = report.clone();
+            tokio::spawn(async move {
+                let mut bytes = Vec::new();
+                let mut buf = [0u8; 4096];
+                let end = loop {
+                    match conn.read(&mut buf).await {
+                        Ok(0) => break ErrorKind::UnexpectedEof,
+                        Ok(n) => bytes.extend_from_slice(&buf[..n]),
+                        Err(err) => break err.kind(),
+                    }
+                };
+                let _ = report.send(Recorded { bytes, end });
+            });
+        }
+    });
+    (addr, recorded)
+}
+
+/// A server with one proxy, `link`, in front of `upstream`.
+async fn proxy_to(
+    upstream: std::net::SocketAddr,
+) -> (
+    crate::faults::testutil::TestServer,
+    ToxiproxyClient,
+    crate::faults::client::Proxy,
+) {
+    let server = start_server().await;
+    let api = ToxiproxyClient::new(&server.base_url).unwrap();
+    let proxy = api
+        .create_proxy("link", "127.0.0.1:0", &upstream.to_string())
+        .await
+        .unwrap();
+    (server, api, proxy)
+}
+
+/// The next connection `recorded` reports, within [`IO_DEADLINE`].
+async fn next_recorded(recorded: &mut tokio::sync::mpsc::UnboundedReceiver<Recorded>) -> Recorded {
+    tokio::time::timeout(IO_DEADLINE, recorded.recv())
+        .await
+        .expect("the upstream connection did not end in time")
+        .expect("the recorder stopped")
+}
+
+#[tokio::test]
+async fn reset_peer_resets_the_upstream_too() {
+    with_deadline(async {
+        let (upstream, mut recorded) = start_recorder().await;
+        let (server, api, proxy) = proxy_to(upstream).await;
+        api.add_toxic("link", &reset_peer("reset", UPSTREAM, 0))
+            .await
+            .unwrap();
+        let mut conn = TcpStream::connect(&proxy.listen).await.unwrap();
+        let (ended, _) = write_then_read_end(&mut conn, b"x").await;
+        assert_eq!(ended, ErrorKind::ConnectionReset, "the client");
+        let upstream_end = next_recorded(&mut recorded).await;
+        assert_eq!(upstream_end.end, ErrorKind::ConnectionReset, "the upstream");
+        assert!(upstream_end.bytes.is_empty(), "{upstream_end:?}");
+        server.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn slow_close_delays_the_fin_on_either_stream() {
+    with_deadline(async {
+        for stream in [UPSTREAM, DOWNSTREAM] {
+            let (server, api, proxy) = proxy_to_echo().await;
+            let toxic = Toxic::new("slow", "slow_close", stream, json!({ "delay": 400 }));
+            api.add_toxic("link", &toxic).await.unwrap();
+            let mut conn = TcpStream::connect(&proxy.listen).await.unwrap();
+            round_trip(&mut conn, b"before the close").await.unwrap();
+            // Our FIN reaches the echo, which closes; its FIN comes back to us.
+            let started = Instant::now();
+            conn.shutdown().await.unwrap();
+            assert!(
+                closed_within(&mut conn, IO_DEADLINE).await,
+                "{stream}: no FIN"
+            );
+            let took = started.elapsed();
+            assert!(
+                took >= Duration::from_millis(350),
+                "{stream}: the FIN came after {took:?}, before the 400 ms delay"
+            );
+            server.stop().await;
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn timeout_drops_data_and_closes_after_its_timeout() {
+    with_deadline(async {
+        for stream in [UPSTREAM, DOWNSTREAM] {
+            let (server, api, proxy) = proxy_to_echo().await;
+            let mut open = TcpStream::connect(&proxy.listen).await.unwrap();
+            round_trip(&mut open, b"before").await.unwrap();
+            let toxic = Toxic::new("cut", "timeout", stream, json!({ "timeout": 300 }));
+            let added = Instant::now();
+            api.add_toxic("link", &toxic).await.unwrap();
+            let mut fresh = TcpStream::connect(&proxy.listen).await.unwrap();
+            for conn in [&mut open, &mut fresh] {
+                // Nothing comes back; the connection closes about 300 ms in.
+                conn.write_all(b"lost").await.unwrap();
+                assert!(
+                    closed_within(conn, IO_DEADLINE).await,
+                    "{stream}: still open"
+                );
+            }
+            let took = added.elapsed();
+            assert!(
+                took >= Duration::from_millis(250),
+                "{stream}: closed after {took:?}"
+            );
+            server.stop().await;
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn timeout_zero_reads_and_drops_for_ever() {
+    with_deadline(async {
+        let (upstream, mut recorded) = start_recorder().await;
+        let (server, api, proxy) = proxy_to(upstream).await;
+        api.add_toxic("link", &Toxic::blackhole("hole", UPSTREAM))
+            .await
+            .unwrap();
+        let mut conn = TcpStream::connect(&proxy.listen).await.unwrap();
+        // Far more than the socket buffers hold: the proxy reads it all and drops it.
+        let payload = vec![1u8; 8 * 1024 * 1024];
+        tokio::time::timeout(IO_DEADLINE, conn.write_all(&payload))
+            .await
+            .expect("the blackhole stopped reading")
+            .unwrap();
+        assert!(
+            !closed_within(&mut conn, Duration::from_millis(300)).await,
+            "a blackhole closed the connection"
+        );
+        // Closing it passes the close on; nothing ever reached the upstream.
+        drop(conn);
+        let upstream_end = next_recorded(&mut recorded).await;
+        assert!(
+            upstream_end.bytes.is_empty(),
+            "{} bytes",
+            upstream_end.bytes.len()
+        );
+        server.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn limit_data_on_upstream_passes_the_limit_then_closes() {
+    with_deadline(async {
+        let (upstream, mut recorded) = start_recorder().await;
+        let (server, api, proxy) = proxy_to(upstream).await;
+        let limit = Toxic::new("limit", "limit_data", UPSTREAM, json!({ "bytes": 5 }));
+        api.add_toxic("link", &limit).await.unwrap();
+        let mut conn = TcpStream::connect(&proxy.listen).await.unwrap();
+        conn.write_all(b"0123456789").await.unwrap();
+        assert!(closed_within(&mut conn, IO_DEADLINE).await, "still open");
+        let upstream_end = next_recorded(&mut recorded).await;
+        assert_eq!(upstream_end.bytes, b"01234");
+        server.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn slicer_delivers_all_bytes_in_order_on_either_stream() {
+    with_deadline(async {
+        for stream in [UPSTREAM, DOWNSTREAM] {
+            let (server, api, proxy) = proxy_to_echo().await;
+            let slicer = Toxic::new(
+                "slices",
+                "slicer",
+                stream,
+                json!({ "average_size": 100, "size_variation": 60, "delay": 50 }),
+            );
+            api.add_toxic("link", &slicer).await.unwrap();
+            let mut conn = TcpStream::connect(&proxy.listen).await.unwrap();
+            let payload: Vec<u8> = (0..30_000u32).map(|i| (i % 251) as u8).collect();
+            round_trip(&mut conn, &payload).await.unwrap();
+            // Degenerate attributes neither spin nor fail.
+            let degenerate = Toxic {
+                attributes: json!({ "average_size": 0, "size_variation": 9, "delay": 0 }),
+                ..slicer
+            };
+            api.update_toxic("link", &degenerate).await.unwrap();
+            round_trip(&mut conn, &payload[..2_000]).await.unwrap();
+            server.stop().await;
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn bandwidth_limits_the_upstream_stream() {
+    with_deadline(async {
+        let (server, api, proxy) = proxy_to_echo().await;
+        let payload = vec![7u8; 5000];
+        let mut conn = TcpStream::connect(&proxy.listen).await.unwrap();
+        // 10 KB/s: 5000 bytes take about 500 ms.
+        let toxic = Toxic::new("bw", "bandwidth", UPSTREAM, json!({ "rate": 10 }));
+        api.add_toxic("link", &toxic).await.unwrap();
+        let limited = round_trip(&mut conn, &payload).await.unwrap();
+        assert!(
+            limited >= Duration::from_millis(400),
+            "5000 bytes at 10 KB/s took {limited:?}"
+        );
+        // Rate 0 is unlimited.
+        let unlimited = Toxic {
+            attributes: json!({ "rate": 0 }),
+            ..toxic
+        };
+        api.update_toxic("link", &unlimited).await.unwrap();
+        let took = round_trip(&mut conn, &payload).await.unwrap();
+        assert!(took < Duration::from_millis(400), "rate 0 took {took:?}");
+        server.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn toxicity_zero_is_never_active() {
+    with_deadline(async {
+        let (server, api, proxy) = proxy_to_echo().await;
+        let toxics = [
+            ("latency", json!({ "latency": 10_000 })),
+            ("timeout", json!({ "timeout": 0 })),
+            ("bandwidth", json!({ "rate": 1 })),
+            ("slow_close", json!({ "delay": 10_000 })),
+            ("slicer", json!({ "average_size": 1, "delay": 100_000 })),
+            ("limit_data", json!({ "bytes": 0 })),
+            ("reset_peer", json!({ "timeout": 0 })),
+        ];
+        for stream in [UPSTREAM, DOWNSTREAM] {
+            for (kind, attributes) in &toxics {
+                let mut toxic = Toxic::new(
+                    &format!("{kind}_{stream}"),
+                    kind,
+                    stream,
+                    attributes.clone(),
+                );
+                toxic.toxicity = 0.0;
+                api.add_toxic("link", &toxic).await.unwrap();
+            }
+        }
+        for _ in 0..5 {
+            let mut conn = TcpStream::connect(&proxy.listen).await.unwrap();
+            let took = round_trip(&mut conn, b"untouched").await.unwrap();
+            assert!(took < Duration::from_secs(1), "{took:?}");
+            // Nor does the close wait.
+            conn.shutdown().await.unwrap();
+            assert!(closed_within(&mut conn, Duration::from_secs(2)).await);
+        }
+        server.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_unreachable_upstream_closes_the_client() {
+    with_deadline(async {
+        let (server, _api, proxy) = proxy_to(crate::faults::testutil::unused_addr()).await;
+        let mut conn = TcpStream::connect(&proxy.listen).await.unwrap();
+        assert!(closed_within(&mut conn, Duration::from_secs(2)).await);
+        server.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn toxics_on_one_stream_add_up_in_order() {
+    with_deadline(async {
+        let (server, api, proxy) = proxy_to_echo().await;
+        let mut conn = TcpStream::connect(&proxy.listen).await.unwrap();
+        // 200 ms latency, then 10 KB/s: 2000 bytes take about 200 + 200 ms.
+        api.add_toxic("link", &Toxic::latency("lag", DOWNSTREAM, 200, 0))
+            .await
+            .unwrap();
+        let bandwidth = Toxic::new("bw", "bandwidth", DOWNSTREAM, json!({ "rate": 10 }));
+        api.add_toxic("link", &bandwidth).await.unwrap();
+        let payload = vec![3u8; 2000];
+        let took = round_trip(&mut conn, &payload).await.unwrap();
+        assert!(took >= Duration::from_millis(350), "{took:?}");
+        server.stop().await;
+    })
+    .await;
+}
