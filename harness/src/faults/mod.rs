@@ -18,11 +18,7 @@
 //! nothing answers TCP keepalives on the far side's behalf.
 
 pub mod client;
-/// Faults on the parts' containers (Docker backend).
-pub mod container;
 mod edge;
-/// The link-fault vocabulary suites use and how it maps onto toxics.
-pub mod link;
 pub mod packet;
 pub mod populate;
 pub mod server;
