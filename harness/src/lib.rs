@@ -1,48 +1,88 @@
 //! tether: proves an Envoy service mesh keeps working when the link between an edge rack
 //! and its control plane breaks, and measures its proxies while it happens.
 //!
-//! Data flows one way through the modules, in this order:
+//! Data flows one way through the modules, in the order they are declared below; a
+//! module imports only modules above it (a test in this file checks it):
 //!
-//! - [`suite`]: the YAML suite language, parsed and validated into a [`suite::Plan`].
-//! - [`mesh`]: the App Mesh-shaped resource model and its translation to Envoy resources.
-//! - [`control_plane`]: the reference ADS server Envoys fetch their config from.
+//! - [`source`]: reading YAML with positions, so every error names file, line, column.
+//! - [`mesh`]: the App Mesh-shaped resource model and its validation.
+//! - [`plan`]: the vocabulary every later stage reads (sites, link faults, container
+//!   faults, mesh changes, xDS settings, load, checks, disruptions) and the
+//!   [`plan::Schedule`]: a plan and a seed as timed operations, computed up front.
+//! - [`suite`]: the YAML suite language, parsed and validated into a [`plan::Plan`].
+//! - [`topology`]: which node runs on which site, at which addresses.
+//! - [`timeline`]: the one append-only record of a run, streamed to disk; every part
+//!   that observes or acts writes into it.
 //! - [`envoy`]: finding or installing Envoy, its bootstrap, its admin endpoint.
-//! - [`faults`]: the Toxiproxy-compatible fault proxy (server and client) on the links,
-//!   the packet-level link (two network namespaces joined by a veth pair), and the
-//!   faults on containers (disconnect, pause, restart) the Docker backend makes.
-//! - [`service`]: the sample HTTP service that answers with its own name.
-//! - [`backend`]: brings a plan up as a running [`topology`]: child processes, or
-//!   containers on two Docker networks from images built on this machine.
-//! - [`load`]: the load generator that drives requests through the sidecars.
+//! - [`service`]: the sample HTTP/gRPC service that answers with its own name.
+//! - [`control_plane`]: the reference ADS server (state of the world and delta), its
+//!   change API, and the translation of the mesh to Envoy resources.
+//! - [`faults`]: the Toxiproxy-compatible fault proxy (server and client) and the
+//!   packet-level link (two network namespaces joined by a veth pair).
+//! - [`load`]: the load generator.
 //! - [`journeys`]: goose user journeys across two mesh services.
 //! - [`observe`]: samples each Envoy's admin endpoint onto the timeline.
-//! - [`timeline`]: the one append-only record of a run, streamed to disk.
-//! - [`run`]: carries out a plan's phases, faults and mesh changes against a topology.
-//! - [`checks`]: judge the timeline and give verdicts, and read each phase's figures
-//!   off it; they never talk to processes.
+//! - [`backend`]: brings a plan up as a running topology (child processes, or
+//!   containers on two Docker networks) and provides the actuators (link faults,
+//!   container faults, the control plane, load) the interpreter calls.
+//! - [`checks`]: judge the timeline and give verdicts; they never talk to processes.
+//! - [`result`]: a run's result as one typed model (`result.json`), with its schema.
+//! - [`compare`]: a candidate's runs against a baseline's, beyond the run-to-run noise.
 //! - [`report`]: render verdicts (console, `result.json`, `junit.xml`, `summary.yaml`,
-//!   `report.html`, and comparisons).
-//! - [`compare`]: a candidate's runs against a baseline's, check by check and figure by
-//!   figure, changes flagged beyond the run-to-run noise.
+//!   `report.html`, comparisons); they never judge.
+//! - [`run`]: a whole run: bring up, carry out the schedule (the interpreter), take
+//!   down, judge, report; and run folders judged again.
 //! - [`bench`]: `tether bench`, tether's generator against wrk (a benchmark, not a test).
 //! - [`cli`]: the `tether` command line, including the roles the binary plays as a child
-//!   process (control plane, fault proxy, sample service).
+//!   process (control plane, fault proxy, sample service, journeys).
 
-pub mod backend;
-pub mod bench;
-pub mod checks;
-pub mod cli;
-pub mod compare;
-pub mod control_plane;
-pub mod envoy;
-pub mod faults;
-pub mod journeys;
-pub mod load;
+// Reading the input.
+pub mod source;
+
 pub mod mesh;
-pub mod observe;
-pub mod report;
-pub mod run;
-pub mod service;
+
+pub mod plan;
+
 pub mod suite;
-pub mod timeline;
+
 pub mod topology;
+
+// The record everything writes into.
+pub mod timeline;
+
+// The parts of a run.
+pub mod envoy;
+
+pub mod service;
+
+pub mod control_plane;
+
+pub mod faults;
+
+pub mod load;
+
+pub mod journeys;
+
+pub mod observe;
+
+// Bringing the parts up, and acting on them.
+pub mod backend;
+
+// Judging and rendering.
+pub mod checks;
+
+pub mod result;
+
+pub mod compare;
+
+pub mod report;
+
+// The whole run, and the commands.
+pub mod run;
+
+pub mod bench;
+
+pub mod cli;
+
+#[cfg(test)]
+mod layout;

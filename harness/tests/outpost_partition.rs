@@ -6,7 +6,7 @@
 
 mod common;
 
-use tether::envoy::XdsVariant;
+use tether::plan::XdsVariant;
 
 use tether::checks::Outcome as CheckOutcome;
 

@@ -4,7 +4,7 @@
 mod common;
 
 use std::net::SocketAddr;
-use tether::envoy::XdsVariant;
+use tether::plan::XdsVariant;
 use tether::service::{GRPC_STATUS_REQUEST, H2Answer, h2c_request};
 use tether::timeline::Timeline;
 

@@ -10,7 +10,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use tether::report::RunInfo;
+use tether::plan::{Disruption, Fault, Link};
+use tether::result::RunInfo;
 use tether::run::folder;
 use tether::timeline::{Entry, Event, LoadSecond};
 
@@ -56,19 +57,23 @@ fn hand_made_timeline(ended: bool) -> Vec<Entry> {
         )
     };
     let fault = |applied: bool, t| {
-        let (link, fault) = ("xds".to_string(), "blackhole".to_string());
+        let disruption = Disruption::Link {
+            link: Link::Xds,
+            fault: Fault::Blackhole,
+            flapping: false,
+        };
         at(
             t,
             if applied {
                 Event::FaultApplied {
-                    link,
-                    fault,
+                    draw: disruption.draw(),
+                    disruption,
                     applied: vec![
                         "tether_xds: timeout downstream {\"timeout\":0} toxicity 1".into(),
                     ],
                 }
             } else {
-                Event::FaultRemoved { link, fault }
+                Event::FaultRemoved { disruption }
             },
         )
     };
@@ -143,13 +148,14 @@ fn hand_made_folder(dir: &Path, timeline: &[Entry]) {
         seed: 42,
         envoy_version: "envoy 1.40.0 (hand-made)".into(),
         backend: "process".into(),
-        tether_version: tether::report::TETHER_VERSION.into(),
-        git_revision: tether::report::GIT_REVISION.into(),
-        machine: tether::report::Machine::this(),
+        tether_version: tether::result::TETHER_VERSION.into(),
+        git_revision: tether::result::GIT_REVISION.into(),
+        machine: tether::result::Machine::this(),
         duration_s: 31.5,
         ..RunInfo::default()
     };
-    folder::write_inputs(dir, &plan, &mut info).unwrap();
+    let schedule = tether::plan::Schedule::of(&plan, 42);
+    folder::write_inputs(dir, &plan, &schedule, &mut info).unwrap();
     let text: String = timeline
         .iter()
         .map(|e| serde_json::to_string(e).unwrap() + "\n")

@@ -6,11 +6,13 @@
 
 use super::Window;
 use crate::timeline::{Entry, Event, merge_latency};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// The load one phase carried and how fast it was answered.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct PhaseFigures {
     /// The phase's name from the suite.
     pub phase: String,
@@ -24,15 +26,16 @@ pub struct PhaseFigures {
     pub ok: u64,
     /// Successful answers per second of the phase's seconds with load.
     pub ok_per_second: f64,
-    /// Latency percentiles of every request in the phase (all seconds' histograms
-    /// merged), `None` when no request was answered.
+    /// Latency of every request in the phase, in ms, measured from its intended send
+    /// time (every second's HDR histogram merged); null when nothing was answered.
     pub latency_ms: Option<LatencyFigures>,
     /// Successful answers by the service version that served them.
     pub served_by: BTreeMap<String, u64>,
 }
 
 /// Latency percentiles in milliseconds.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct LatencyFigures {
     /// Median.
     pub p50: f64,

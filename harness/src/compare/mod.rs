@@ -10,41 +10,11 @@
 //! passed in every baseline run and failed in a candidate run is a regression
 //! whatever the noise.
 
-use crate::checks::{Measurement, Outcome, PhaseFigures};
-use serde::{Deserialize, Serialize};
+use crate::checks::Outcome;
+use crate::result::RunResult;
+use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-
-/// What a comparison reads of one run's `result.json`.
-#[derive(Debug, Clone, Deserialize)]
-pub struct RunResult {
-    /// The suite's name.
-    pub suite: String,
-    /// Every check passed and the run finished.
-    pub passed: bool,
-    /// `envoy --version` of the run.
-    #[serde(default)]
-    pub envoy_version: String,
-    /// The tether revision that ran it.
-    #[serde(default)]
-    pub git_revision: String,
-    /// Every check's verdict and measurements.
-    pub checks: Vec<CheckResult>,
-    /// Every phase's figures (absent from results written before they existed).
-    #[serde(default)]
-    pub phases: Vec<PhaseFigures>,
-}
-
-/// One check of a [`RunResult`].
-#[derive(Debug, Clone, Deserialize)]
-pub struct CheckResult {
-    /// The check's name.
-    pub name: String,
-    /// Its outcome.
-    pub outcome: Outcome,
-    /// The figures behind it.
-    pub measurements: Vec<Measurement>,
-}
 
 /// One side of a comparison: the runs in one folder.
 #[derive(Debug, Clone)]
@@ -90,27 +60,13 @@ impl RunSet {
         }
         let runs = files
             .iter()
-            .map(|path| read_result(path))
+            .map(|path| RunResult::read(path).map_err(CompareError))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(RunSet {
             dir: dir.to_path_buf(),
             runs,
         })
     }
-}
-
-/// Parses one `result.json`, naming the file, line and column of a mistake.
-fn read_result(path: &Path) -> Result<RunResult, CompareError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| CompareError(format!("{}: cannot read: {e}", path.display())))?;
-    serde_json::from_str(&text).map_err(|e| {
-        CompareError(format!(
-            "{}:{}:{}: not a tether result.json: {e}",
-            path.display(),
-            e.line(),
-            e.column()
-        ))
-    })
 }
 
 /// Which way a figure is better.
@@ -257,6 +213,8 @@ pub struct Side {
     pub envoy_versions: Vec<String>,
     /// The tether revisions of its runs.
     pub git_revisions: Vec<String>,
+    /// The xDS variants its runs spoke (a delta run is not a state-of-the-world run).
+    pub xds: Vec<String>,
 }
 
 /// A candidate against a baseline.
@@ -303,6 +261,7 @@ fn side(set: &RunSet) -> Side {
         suites: distinct(&|r| &r.suite),
         envoy_versions: distinct(&|r| &r.envoy_version),
         git_revisions: distinct(&|r| &r.git_revision),
+        xds: distinct(&|r| if r.xds.is_empty() { "unknown" } else { &r.xds }),
     }
 }
 

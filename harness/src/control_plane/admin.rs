@@ -48,3 +48,44 @@ async fn handle(
         ),
     })
 }
+
+/// A client of the admin API: how the harness asks a running control plane for a change.
+#[derive(Debug, Clone)]
+pub struct ChangeClient {
+    url: String,
+    http: reqwest::Client,
+}
+
+impl ChangeClient {
+    /// A client of the admin API at `addr`.
+    pub fn new(addr: std::net::SocketAddr) -> ChangeClient {
+        ChangeClient {
+            url: format!("http://{addr}/changes"),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// Ask for `change`; the config version it made.
+    pub async fn change(&self, change: &Change) -> anyhow::Result<u64> {
+        use anyhow::Context;
+        let response = self
+            .http
+            .post(&self.url)
+            .json(change)
+            .timeout(std::time::Duration::from_secs(5))
+            .send()
+            .await
+            .context("cannot reach the control plane's admin API")?;
+        let status = response.status();
+        let body: serde_json::Value = response
+            .json()
+            .await
+            .context("bad answer from the control plane")?;
+        if !status.is_success() {
+            anyhow::bail!("the control plane refused the change: {}", body["error"]);
+        }
+        body["version"]
+            .as_u64()
+            .context("the control plane's answer has no version")
+    }
+}

@@ -1,5 +1,5 @@
-//! The ADS gRPC service. This file serves the state-of-the-world variant; the delta
-//! (incremental) variant is in [`super::delta`].
+//! State-of-the-world ADS: one Envoy stream served (the delta variant is in
+//! [`super::delta`], the gRPC service that hands streams to both in [`super::service`]).
 //!
 //! One task per Envoy stream. It answers each request for a type it has not yet sent at
 //! the current version (or with other resource names), records ACKs and NACKs by the
@@ -7,50 +7,15 @@
 //! routes in that order, the order Envoy needs to warm them safely.
 
 use super::ControlPlane;
-use crate::mesh::Resources;
+use super::resources::{ORDER, is_wildcard_type, named, short_type};
+use super::translate::Resources;
 use crate::timeline::XdsKind;
-use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_server::{
-    AggregatedDiscoveryService, AggregatedDiscoveryServiceServer,
-};
-use envoy_types::pb::envoy::service::discovery::v3::{
-    DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse,
-};
+use envoy_types::pb::envoy::service::discovery::v3::{DiscoveryRequest, DiscoveryResponse};
 use envoy_types::pb::google::protobuf::Any;
-use envoy_types::util::pack_any;
 use std::collections::BTreeMap;
-use std::pin::Pin;
 use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
-use tokio_stream::{Stream, StreamExt};
-use tonic::{Request, Response, Status, Streaming};
-
-/// Cluster type URL.
-pub const CDS: &str = "type.googleapis.com/envoy.config.cluster.v3.Cluster";
-/// Endpoint type URL.
-pub const EDS: &str = "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment";
-/// Listener type URL.
-pub const LDS: &str = "type.googleapis.com/envoy.config.listener.v3.Listener";
-/// Route type URL.
-pub const RDS: &str = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration";
-
-/// The push order: clusters before endpoints before listeners before routes.
-pub(super) const ORDER: [&str; 4] = [CDS, EDS, LDS, RDS];
-
-/// `cds` for the cluster type URL, and so on.
-pub fn short_type(type_url: &str) -> &'static str {
-    match type_url {
-        CDS => "cds",
-        EDS => "eds",
-        LDS => "lds",
-        RDS => "rds",
-        _ => "other",
-    }
-}
-
-/// The tonic service to mount on a server.
-pub fn service(cp: ControlPlane) -> AggregatedDiscoveryServiceServer<ControlPlane> {
-    AggregatedDiscoveryServiceServer::new(cp)
-}
+use tokio_stream::StreamExt;
+use tonic::{Status, Streaming};
 
 /// What one stream has subscribed to and last sent, per type URL.
 #[derive(Default)]
@@ -59,38 +24,6 @@ struct Subscription {
     sent_version: Option<u64>,
     sent_names: Vec<String>,
     last_nonce: String,
-}
-
-/// Every resource of `type_url` in `resources`, by name.
-pub(super) fn named(resources: &Resources, type_url: &str) -> Vec<(String, Any)> {
-    match type_url {
-        CDS => resources
-            .clusters
-            .iter()
-            .map(|c| (c.name.clone(), pack_any(c.clone())))
-            .collect(),
-        EDS => resources
-            .endpoints
-            .iter()
-            .map(|e| (e.cluster_name.clone(), pack_any(e.clone())))
-            .collect(),
-        LDS => resources
-            .listeners
-            .iter()
-            .map(|l| (l.name.clone(), pack_any(l.clone())))
-            .collect(),
-        RDS => resources
-            .routes
-            .iter()
-            .map(|r| (r.name.clone(), pack_any(r.clone())))
-            .collect(),
-        _ => Vec::new(),
-    }
-}
-
-/// Clusters and listeners are wildcard types: a client gets all of them unless it names some.
-pub(super) fn is_wildcard_type(type_url: &str) -> bool {
-    type_url == CDS || type_url == LDS
 }
 
 /// The resources of `type_url` in `resources`, as `Any`: all clusters and listeners
@@ -104,37 +37,8 @@ fn resources_of(resources: &Resources, type_url: &str, names: &[String]) -> Vec<
         .collect()
 }
 
-type ResponseStream = Pin<Box<dyn Stream<Item = Result<DiscoveryResponse, Status>> + Send>>;
-type DeltaStream = Pin<Box<dyn Stream<Item = Result<DeltaDiscoveryResponse, Status>> + Send>>;
-
-#[tonic::async_trait]
-impl AggregatedDiscoveryService for ControlPlane {
-    type StreamAggregatedResourcesStream = ResponseStream;
-    type DeltaAggregatedResourcesStream = DeltaStream;
-
-    async fn stream_aggregated_resources(
-        &self,
-        request: Request<Streaming<DiscoveryRequest>>,
-    ) -> Result<Response<ResponseStream>, Status> {
-        let inbound = request.into_inner();
-        let (tx, rx) = mpsc::channel(16);
-        tokio::spawn(serve_stream(self.clone(), inbound, tx));
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
-    }
-
-    async fn delta_aggregated_resources(
-        &self,
-        request: Request<Streaming<DeltaDiscoveryRequest>>,
-    ) -> Result<Response<DeltaStream>, Status> {
-        let inbound = request.into_inner();
-        let (tx, rx) = mpsc::channel(16);
-        tokio::spawn(super::delta::serve_stream(self.clone(), inbound, tx));
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
-    }
-}
-
 /// Serve one Envoy's ADS stream until it closes.
-async fn serve_stream(
+pub(super) async fn serve_stream(
     cp: ControlPlane,
     mut inbound: Streaming<DiscoveryRequest>,
     tx: mpsc::Sender<Result<DiscoveryResponse, Status>>,

@@ -8,7 +8,7 @@
 //! nonce.
 
 use super::ControlPlane;
-use super::ads::{ORDER, is_wildcard_type, named, short_type};
+use super::resources::{ORDER, is_wildcard_type, named, short_type};
 use crate::timeline::XdsKind;
 use envoy_types::pb::envoy::service::discovery::v3::{
     DeltaDiscoveryRequest, DeltaDiscoveryResponse, Resource,

@@ -7,18 +7,21 @@
 
 pub mod admin;
 pub mod ads;
-pub mod change;
 pub mod delta;
+pub mod resources;
+pub mod service;
+pub mod translate;
 
-pub use change::Change;
+pub use crate::plan::Change;
 
-use crate::mesh::{Mesh, Resources, translate};
+use crate::mesh::Mesh;
 use crate::timeline::{XdsKind, now_unix_ms};
 use crate::topology::Placement;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, watch};
+use translate::{Resources, translate};
 
 /// One line of the control plane's log: an xDS request, push, ACK or NACK.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

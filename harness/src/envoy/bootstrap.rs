@@ -2,67 +2,10 @@
 //! xDS link), HTTP/2 keepalive on it so a silent link is noticed, and
 //! `initial_fetch_timeout` 0 as App Mesh sets it.
 
+use crate::plan::{KeepaliveKind, XdsSettings, XdsVariant};
 use serde_json::{Value, json};
 use std::net::SocketAddr;
 use std::time::Duration;
-
-/// Which form of the ADS protocol a sidecar speaks.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum XdsVariant {
-    /// State of the world: every response carries the whole set of a type.
-    #[default]
-    Sotw,
-    /// Delta (incremental): responses carry only what changed.
-    Delta,
-}
-
-/// How a sidecar finds out that its xDS connection went silent.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum KeepaliveKind {
-    /// HTTP/2 PINGs, answered by the control plane itself (App Mesh's setting).
-    #[default]
-    Http2,
-    /// TCP keepalive probes only, answered by whatever terminates the TCP connection, so
-    /// a TCP-terminating fault proxy answers them for a control plane it cannot reach.
-    Tcp,
-}
-
-/// How the sidecar's xDS connection behaves.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct XdsSettings {
-    /// State-of-the-world or delta ADS.
-    pub variant: XdsVariant,
-    /// HTTP/2 or TCP keepalive on the xDS connection.
-    pub keepalive: KeepaliveKind,
-    /// HTTP/2 PING interval on the xDS connection (App Mesh: 10 s).
-    pub keepalive_interval: Duration,
-    /// How long a PING may go unanswered before the connection is closed (App Mesh: 20 s).
-    pub keepalive_timeout: Duration,
-    /// First reconnect backoff (App Mesh: 10 s).
-    pub backoff_base: Duration,
-    /// Largest reconnect backoff (App Mesh: 120 s).
-    pub backoff_max: Duration,
-    /// How long a starting Envoy waits for its first config before it serves without
-    /// it (App Mesh: 0, for ever: a sidecar started during a partition never gets ready).
-    pub initial_fetch_timeout: Duration,
-}
-
-impl Default for XdsSettings {
-    /// App Mesh's values.
-    fn default() -> Self {
-        XdsSettings {
-            variant: XdsVariant::Sotw,
-            keepalive: KeepaliveKind::Http2,
-            keepalive_interval: Duration::from_secs(10),
-            keepalive_timeout: Duration::from_secs(20),
-            backoff_base: Duration::from_secs(10),
-            backoff_max: Duration::from_secs(120),
-            initial_fetch_timeout: Duration::ZERO,
-        }
-    }
-}
 
 fn secs(d: Duration) -> String {
     format!("{:.3}s", d.as_secs_f64())

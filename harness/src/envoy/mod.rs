@@ -6,5 +6,5 @@ pub mod bootstrap;
 pub mod provision;
 
 pub use admin::AdminClient;
-pub use bootstrap::{KeepaliveKind, XdsSettings, XdsVariant};
+
 pub use provision::EnvoyBinary;

@@ -19,10 +19,6 @@
 //! nothing answers TCP keepalives on the far side's behalf.
 
 pub mod client;
-/// Faults on the parts' containers (Docker backend).
-pub mod container;
-/// The link-fault vocabulary suites use and how it maps onto toxics.
-pub mod link;
 pub mod packet;
 pub mod populate;
 mod relay;
@@ -50,30 +46,6 @@ impl FaultProxy {
         match crate::envoy::provision::on_path(TOXIPROXY_SERVER) {
             Some(path) => FaultProxy::Toxiproxy(path),
             None => FaultProxy::Tether,
-        }
-    }
-
-    /// The program and arguments that serve the API on `api`, with `tether` the tether
-    /// binary.
-    pub fn command(
-        &self,
-        tether: &std::path::Path,
-        api: std::net::SocketAddr,
-    ) -> (std::path::PathBuf, Vec<String>) {
-        match self {
-            FaultProxy::Tether => (
-                tether.to_path_buf(),
-                vec!["fault-proxy".into(), "--listen".into(), api.to_string()],
-            ),
-            FaultProxy::Toxiproxy(path) => (
-                path.clone(),
-                vec![
-                    "-host".into(),
-                    api.ip().to_string(),
-                    "-port".into(),
-                    api.port().to_string(),
-                ],
-            ),
         }
     }
 }

@@ -1,9 +1,8 @@
-//! The mesh: an App Mesh-shaped resource model and its translation to Envoy resources.
+//! The mesh: an App Mesh-shaped resource model, read from YAML and validated (every
+//! error with file, line and column). Its translation to Envoy resources is the control
+//! plane's.
 
 pub mod model;
-pub mod render;
-pub mod translate;
 mod validate;
 
 pub use model::Mesh;
-pub use translate::{Resources, translate};

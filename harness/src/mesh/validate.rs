@@ -1,7 +1,7 @@
 //! What App Mesh would reject in a mesh file, each named at its file, line and column.
 
 use super::model::*;
-use crate::suite::source::InputError;
+use crate::source::InputError;
 use marked_yaml::Spanned;
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -542,7 +542,7 @@ fn validate_listener(at: &At, l: &Listener) -> Checked {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::suite::source;
+    use crate::source;
 
     /// The error `validate` gives for `text`, or "" when it is valid.
     fn error(text: &str) -> String {

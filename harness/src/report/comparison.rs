@@ -94,12 +94,13 @@ pub fn console(c: &Comparison) -> String {
     let mut out = String::new();
     let describe = |s: &Side| {
         format!(
-            "{} ({} run{}, {} passed; {})",
+            "{} ({} run{}, {} passed; {}; xDS {})",
             s.dir,
             s.runs,
             if s.runs == 1 { "" } else { "s" },
             s.passed,
-            s.envoy_versions.join(", ")
+            s.envoy_versions.join(", "),
+            s.xds.join(", ")
         )
     };
     let _ = writeln!(out, "baseline:  {}", describe(&c.baseline));
@@ -209,6 +210,7 @@ h1 .fail{{color:#b3261e}} h1 .pass{{color:#16794a}}
     row(&mut html, "suite", &|s| s.suites.join(", "));
     row(&mut html, "Envoy", &|s| s.envoy_versions.join(", "));
     row(&mut html, "tether git", &|s| s.git_revisions.join(", "));
+    row(&mut html, "xDS", &|s| s.xds.join(", "));
     html.push_str("</table>");
 
     html.push_str(r#"<h2>Checks</h2><table><tr><th style="width:40%">check</th><th>baseline passed</th><th>candidate passed</th><th>change</th></tr>"#);

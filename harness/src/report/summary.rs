@@ -7,8 +7,8 @@
 //! the same string, so no value can break the file.
 
 use super::RunInfo;
-use super::html::{AREAS, area};
 use crate::checks::{Outcome, Verdict};
+use crate::plan::Area;
 use std::fmt::Write;
 
 fn quoted(text: &str) -> String {
@@ -48,12 +48,13 @@ pub fn render(info: &RunInfo, verdicts: &[Verdict]) -> String {
         quoted(&format!("{} ({})", info.tether_version, info.git_revision))
     );
     let _ = writeln!(out, "  backend: {}", quoted(&info.backend));
+    let _ = writeln!(out, "  xds: {}", quoted(&info.xds));
     let _ = writeln!(out, "profiles:");
-    let names = AREAS.iter().map(|(name, _)| *name).chain(["Other"]);
-    for profile in names {
+    for area in Area::EVERY {
+        let profile = area.title();
         let in_profile: Vec<&Verdict> = verdicts
             .iter()
-            .filter(|v| area(&v.name) == profile)
+            .filter(|v| Area::of_verdict(&v.name) == area)
             .collect();
         if in_profile.is_empty() {
             continue;

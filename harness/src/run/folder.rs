@@ -1,6 +1,7 @@
 //! A run folder holds everything needed to judge and render its run again: the suite as
-//! run (`suite.yaml`, its text unchanged), the mesh fixture (`mesh.yaml`), what was known
-//! about the run (`run.json`) and the timeline (`timeline.jsonl`, streamed as recorded).
+//! run (`suite.yaml`, its text unchanged), the mesh fixture (`mesh.yaml`), the schedule
+//! it carried out (`schedule.json`), what was known about the run (`run.json`) and the
+//! timeline (`timeline.jsonl`, streamed as recorded).
 //!
 //! [`report`] is `tether report RUN_DIR`: it reads those files, judges the timeline again
 //! with the suite's checks ([`checks::evaluate`]) and rewrites the reports, so a run that
@@ -8,8 +9,10 @@
 
 use super::exit;
 use crate::checks::{self, Verdict};
-use crate::report::{self, RunInfo};
-use crate::suite::{self, Plan};
+use crate::plan::{Plan, Schedule};
+use crate::report;
+use crate::result::RunInfo;
+use crate::suite;
 use crate::timeline::{Entry, Event, Timeline};
 use anyhow::{Context, Result};
 use std::path::Path;
@@ -18,16 +21,28 @@ use std::path::Path;
 pub const SUITE: &str = "suite.yaml";
 /// The mesh fixture as run.
 pub const MESH: &str = "mesh.yaml";
+/// The schedule the run carried out: [`Schedule`] as JSON.
+pub const SCHEDULE: &str = "schedule.json";
 /// What was known about the run: [`RunInfo`] as JSON.
 pub const RUN: &str = "run.json";
 /// The timeline, one entry a line.
 pub const TIMELINE: &str = "timeline.jsonl";
 
-/// Keep the suite and mesh as run in `dir`, and fill in `info`'s texts.
-pub fn write_inputs(dir: &Path, plan: &Plan, info: &mut RunInfo) -> Result<()> {
+/// Keep the suite, mesh and schedule as run in `dir`, and fill in `info`'s texts.
+pub fn write_inputs(
+    dir: &Path,
+    plan: &Plan,
+    schedule: &Schedule,
+    info: &mut RunInfo,
+) -> Result<()> {
     info.mesh_text = std::fs::read_to_string(&plan.mesh_path)
         .with_context(|| format!("cannot read {}", plan.mesh_path.display()))?;
-    for (name, text) in [(SUITE, &plan.suite_text), (MESH, &info.mesh_text)] {
+    let schedule = serde_json::to_string_pretty(schedule)? + "\n";
+    for (name, text) in [
+        (SUITE, &plan.suite_text),
+        (MESH, &info.mesh_text),
+        (SCHEDULE, &schedule),
+    ] {
         let path = dir.join(name);
         std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
     }
@@ -145,7 +160,7 @@ pub fn judge(dir: &Path) -> Result<(RunInfo, Vec<Verdict>, Vec<Entry>), FolderEr
         // run.json got its duration only at the end: a killed run lasted what it recorded.
         info.duration_s = recorded_s;
     }
-    let verdicts = checks::evaluate(&plan.suite.checks, &super::checks_context(&plan), &entries);
+    let verdicts = checks::evaluate(&plan.checks, &super::checks_context(&plan), &entries);
     Ok((info, verdicts, entries))
 }
 
@@ -166,7 +181,7 @@ mod tests {
             backend: "process".into(),
             ..RunInfo::default()
         };
-        write_inputs(dir.path(), &plan, &mut info).unwrap();
+        write_inputs(dir.path(), &plan, &Schedule::of(&plan, 7), &mut info).unwrap();
         let text: String = timeline
             .iter()
             .map(|e| serde_json::to_string(e).unwrap() + "\n")

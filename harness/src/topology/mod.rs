@@ -5,28 +5,10 @@
 
 use crate::mesh::Mesh;
 use crate::mesh::model::Protocol;
+pub use crate::plan::Site;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-
-/// The two sites of the model.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Site {
-    /// The edge rack.
-    Outpost,
-    /// The cloud region, where the control plane lives.
-    Region,
-}
-
-impl std::fmt::Display for Site {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Site::Outpost => "outpost",
-            Site::Region => "region",
-        })
-    }
-}
 
 /// Where one virtual node's processes listen.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

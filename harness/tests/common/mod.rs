@@ -85,13 +85,13 @@ pub async fn run_suite(suite: &str, dir: &Path) -> Option<tether::run::Outcome> 
 }
 
 /// Run a loaded (and perhaps adjusted) plan, as [`run_suite`] does.
-pub async fn run_plan(plan: &tether::suite::Plan, dir: &Path) -> Option<tether::run::Outcome> {
+pub async fn run_plan(plan: &tether::plan::Plan, dir: &Path) -> Option<tether::run::Outcome> {
     run_plan_on(plan, dir, tether::backend::Backend::Process).await
 }
 
 /// Run a plan on `backend`, as [`run_suite`] does.
 pub async fn run_plan_on(
-    plan: &tether::suite::Plan,
+    plan: &tether::plan::Plan,
     dir: &Path,
     backend: tether::backend::Backend,
 ) -> Option<tether::run::Outcome> {
@@ -158,7 +158,7 @@ pub async fn bring_up(
 /// [`bring_up`], with every sidecar on `xds` when given (as `tether run --xds` does).
 pub async fn bring_up_on(
     suite: &str,
-    xds: Option<tether::envoy::XdsVariant>,
+    xds: Option<tether::plan::XdsVariant>,
     timeline: &tether::timeline::Timeline,
 ) -> Option<(tether::backend::RunningTopology, tempfile::TempDir)> {
     let envoy = envoy()?;

@@ -9,6 +9,8 @@
 
 pub mod images;
 pub mod leftovers;
+mod network;
+mod parts;
 pub mod topology;
 
 use anyhow::{Context, Result};

@@ -4,6 +4,7 @@
 //! gives up waiting would serve with no routes.
 
 use super::{Judged, measure, phase_window, samples, secs, verdict};
+use crate::checks::names;
 use crate::timeline::{Entry, Event};
 
 /// When each sidecar restarted in the phase was killed and started again:
@@ -12,19 +13,19 @@ fn restarts(entries: &[Entry], start_ms: u64, end_ms: u64) -> Vec<(String, u64, 
     let mut found: Vec<(String, u64, u64)> = Vec::new();
     for e in entries {
         match &e.event {
-            Event::FaultApplied { link, fault, .. }
-                if fault == "restart" && (start_ms..end_ms).contains(&e.t_ms) =>
-            {
-                if let Some(node) = link.strip_prefix("sidecar/") {
+            Event::FaultApplied { disruption, .. } if (start_ms..end_ms).contains(&e.t_ms) => {
+                if let Some(node) = disruption.restarted_sidecar() {
                     found.push((node.to_string(), e.t_ms, e.t_ms));
                 }
             }
-            Event::FaultRemoved { link, fault } if fault == "restart" => {
-                let node = link.strip_prefix("sidecar/");
+            Event::FaultRemoved { disruption } => {
+                let Some(node) = disruption.restarted_sidecar() else {
+                    continue;
+                };
                 if let Some(open) = found
                     .iter_mut()
                     .rev()
-                    .find(|(n, killed, started)| Some(n.as_str()) == node && killed == started)
+                    .find(|(n, killed, started)| n == node && killed == started)
                 {
                     open.2 = e.t_ms;
                 }
@@ -74,13 +75,13 @@ pub(super) fn waits_for_heal(entries: &[Entry], phase: &str, within_ms: u64) -> 
         match ready {
             Some(s) if s.t - w.end_ms <= within_ms => {
                 measurements.push(measure(
-                    format!("ready_after_heal_ms.{node}"),
+                    names::READY_AFTER_HEAL_MS.of(node),
                     (s.t - w.end_ms) as f64,
                     "ms",
                     Some(within_ms as f64),
                 ));
                 measurements.push(measure(
-                    format!("not_ready_ms.{node}"),
+                    names::NOT_READY_MS.of(node),
                     (s.t - started) as f64,
                     "ms",
                     None,
@@ -116,7 +117,7 @@ pub(super) fn waits_for_heal(entries: &[Entry], phase: &str, within_ms: u64) -> 
             .filter_map(|(node, _, _)| {
                 let m = measurements
                     .iter()
-                    .find(|m| m.name == format!("ready_after_heal_ms.{node}"))?;
+                    .find(|m| m.name == names::READY_AFTER_HEAL_MS.of(node))?;
                 Some(format!("{node} {}", secs(m.value as u64)))
             })
             .collect();

@@ -2,8 +2,8 @@
 //! (the negative control), built by hand.
 
 use super::super::{Context, Outcome, evaluate};
-use crate::suite::Check;
-use crate::suite::source::Duration;
+use crate::plan::{Action, Check, Disruption, Part};
+use crate::source::Duration;
 use crate::timeline::{Entry, Event, LoadSecond, XdsKind};
 use marked_yaml::{Span, Spanned};
 
@@ -604,20 +604,22 @@ fn journeys_succeed_counts_every_step_of_the_phase() {
 /// samples every 500 ms say not ready until `ready_at`, ready from then on.
 fn restarted_sidecar(ready_at: Option<u64>) -> Run {
     let mut run = Run::new();
-    let link = "sidecar/svc-v2".to_string();
+    let restart = Disruption::Container {
+        part: Part::Sidecar("svc-v2".into()),
+        action: Action::Restart,
+    };
     run.at(
         12_000,
         Event::FaultApplied {
-            link: link.clone(),
-            fault: "restart".into(),
+            draw: restart.draw(),
+            disruption: restart.clone(),
             applied: Vec::new(),
         },
     );
     run.at(
         12_300,
         Event::FaultRemoved {
-            link,
-            fault: "restart".into(),
+            disruption: restart,
         },
     );
     for t in (11_000..30_000).step_by(500) {

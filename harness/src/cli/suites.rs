@@ -1,0 +1,193 @@
+//! The suite commands: `run` (once, repeated, against a baseline), `validate` (and the
+//! schedule), `report` (judge a run folder again) and `compare`.
+
+use crate::compare::RunSet;
+use crate::plan::Schedule;
+use crate::report::console;
+use crate::run::{self, RunOptions, exit};
+use std::path::{Path, PathBuf};
+
+/// `tether validate SUITE`: parse and check it; with a seed, print its schedule.
+pub(super) fn validate(suite: &Path, schedule_seed: Option<u64>) -> i32 {
+    match crate::suite::load(suite) {
+        Ok(plan) => {
+            println!(
+                "{}: suite `{}` is valid: {} Envoys (virtual nodes and gateways), {} phases ({:.0} s), {} checks",
+                suite.display(),
+                plan.name(),
+                plan.sites.len(),
+                plan.phases.len(),
+                plan.total_duration().as_secs_f64(),
+                plan.checks.len()
+            );
+            if let Some(seed) = schedule_seed {
+                print!("{}", Schedule::of(&plan, seed).render());
+            }
+            exit::PASSED
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            exit::BAD_INPUT
+        }
+    }
+}
+
+/// What `tether run` was asked besides the suite.
+pub(super) struct SuiteOptions {
+    pub backend: crate::backend::Backend,
+    pub report_dir: Option<PathBuf>,
+    pub seed: u64,
+    pub envoy_bin: Option<PathBuf>,
+    pub xds: Option<String>,
+    pub repeat: u32,
+    pub baseline: Option<PathBuf>,
+}
+
+pub(super) async fn run(suite: PathBuf, options: SuiteOptions) -> i32 {
+    let mut plan = match crate::suite::load(&suite) {
+        Ok(plan) => plan,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::BAD_INPUT;
+        }
+    };
+    if let Err(e) = crate::backend::check(&plan, options.backend) {
+        eprintln!("error: {e}");
+        return exit::BAD_INPUT;
+    }
+    if options.backend == crate::backend::Backend::Process
+        && (plan.images.envoy.is_some() || plan.images.fault_proxy.is_some())
+    {
+        eprintln!(
+            "tether: note: the suite's `images:` apply to `--backend docker`; this run uses the provisioned Envoy and tether's fault proxy as processes"
+        );
+    }
+    // A baseline that cannot be read is bad input: say so before running anything.
+    let baseline = match options.baseline.as_deref().map(RunSet::load).transpose() {
+        Ok(baseline) => baseline,
+        Err(e) => {
+            eprintln!("error: --baseline: {e}");
+            return exit::BAD_INPUT;
+        }
+    };
+    match options.xds.as_deref() {
+        Some("delta") => plan.force_xds_variant(crate::plan::XdsVariant::Delta),
+        Some(_) => plan.force_xds_variant(crate::plan::XdsVariant::Sotw),
+        None => {}
+    }
+    let root = options.report_dir.unwrap_or_else(|| {
+        let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
+        PathBuf::from("reports").join(format!("{}-{stamp}", plan.name()))
+    });
+    let interrupt = super::roles::shutdown_on_signal();
+    let on_signal = interrupt.clone();
+    tokio::spawn(async move {
+        on_signal.cancelled().await;
+        eprintln!("tether: interrupted; stopping everything and writing what was recorded");
+    });
+    let mut code = exit::PASSED;
+    for round in 1..=options.repeat {
+        let report_dir = if options.repeat == 1 {
+            root.clone()
+        } else {
+            println!("repeat {round} of {}", options.repeat);
+            root.join(format!("repeat-{round}"))
+        };
+        let opts = RunOptions {
+            report_dir,
+            envoy_bin: options.envoy_bin.clone(),
+            tether_bin: None,
+            seed: options.seed,
+            progress: true,
+            interrupt: interrupt.clone(),
+            backend: options.backend,
+        };
+        match run::run(&plan, &opts).await {
+            Ok(outcome) => {
+                print!("{}", console::table(plan.name(), &outcome.verdicts));
+                println!("reports: {}", outcome.report_dir.display());
+                // The worst outcome of the repeats is the command's.
+                code = code.max(outcome.exit_code());
+            }
+            Err(e) => {
+                eprintln!("error: the environment could not run the suite: {e}");
+                return exit::ENVIRONMENT;
+            }
+        }
+        if interrupt.is_cancelled() {
+            return code;
+        }
+    }
+    match baseline {
+        Some(baseline) => match compare_with(&baseline, &root, &root) {
+            Ok(regressed) if regressed && code == exit::PASSED => exit::FAILED,
+            Ok(_) => code,
+            Err(e) => e,
+        },
+        None => code,
+    }
+}
+
+/// `tether compare`: exit 0 without regression, 1 with one, 2 on bad input.
+pub(super) fn compare(
+    baseline: &std::path::Path,
+    candidate: &std::path::Path,
+    out: &std::path::Path,
+) -> i32 {
+    let baseline = match RunSet::load(baseline) {
+        Ok(set) => set,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::BAD_INPUT;
+        }
+    };
+    match compare_with(&baseline, candidate, out) {
+        Ok(true) => exit::FAILED,
+        Ok(false) => exit::PASSED,
+        Err(code) => code,
+    }
+}
+
+/// Compares the runs in `candidate` against `baseline`, prints the summary and
+/// writes the comparison into `out`. Whether it regressed, or the exit code of
+/// what went wrong.
+fn compare_with(
+    baseline: &RunSet,
+    candidate: &std::path::Path,
+    out: &std::path::Path,
+) -> Result<bool, i32> {
+    let candidate = RunSet::load(candidate).map_err(|e| {
+        eprintln!("error: {e}");
+        exit::BAD_INPUT
+    })?;
+    let comparison = crate::compare::compare(baseline, &candidate);
+    print!("{}", crate::report::comparison::console(&comparison));
+    crate::report::comparison::write(out, &comparison).map_err(|e| {
+        eprintln!("error: {e:#}");
+        exit::ENVIRONMENT
+    })?;
+    println!("comparison: {}", out.join("comparison.html").display());
+    Ok(comparison.regressed)
+}
+
+/// `tether report RUN_DIR`: judge the folder again and print the verdicts.
+pub(super) fn report_folder(dir: &std::path::Path) -> i32 {
+    match run::folder::report(dir) {
+        Ok(judged) => {
+            print!("{}", console::table(&judged.info.suite, &judged.verdicts));
+            if judged.info.incomplete {
+                println!(
+                    "INCOMPLETE: the timeline has no run_ended entry (the run was killed or crashed); judged what it recorded"
+                );
+            } else if judged.info.interrupted {
+                println!("INCOMPLETE: the run was interrupted before all phases ran");
+            }
+            println!("reports: {}", dir.display());
+            judged.exit_code()
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            e.exit_code()
+        }
+    }
+}

@@ -1,0 +1,342 @@
+//! The schedule: a plan and a seed as the ordered list of timed operations a run carries
+//! out, computed before anything starts.
+//!
+//! It is a value: the same plan and seed give the same operations every time, so it can be
+//! printed (`tether validate --schedule`), written into the run folder, tested without a
+//! single process, and repeated. The interpreter (`run`) carries it out, one operation
+//! after another, each at its time (or as soon as the one before it is done).
+//!
+//! Within a phase the order is: the phase starts; the control plane goes down or comes
+//! back; an overhead measurement starts; the phase's link faults, then its held container
+//! faults, are put on; restarts, flapping outages and mesh changes follow at their times;
+//! then the held container faults (last first) and the link faults come off, and the
+//! phase ends before the next one starts.
+
+use super::{Change, Disruption, Fault, Link, Plan, PlannedPhase};
+use serde::{Serialize, Serializer};
+use std::fmt;
+use std::time::Duration;
+
+/// One thing a run does.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Operation {
+    /// Start tether's open-loop generator through the outpost for `duration`.
+    StartLoad {
+        /// How long it runs.
+        #[serde(serialize_with = "millis", rename = "duration_ms")]
+        duration: Duration,
+    },
+    /// Start the goose user journeys for `duration`.
+    StartJourneys {
+        /// How long they run.
+        #[serde(serialize_with = "millis", rename = "duration_ms")]
+        duration: Duration,
+    },
+    /// A phase begins.
+    PhaseStart {
+        /// Its name.
+        phase: String,
+        /// How long it lasts.
+        #[serde(serialize_with = "millis", rename = "duration_ms")]
+        duration: Duration,
+    },
+    /// A phase is over.
+    PhaseEnd {
+        /// Its name.
+        phase: String,
+    },
+    /// Put a disruption on.
+    On {
+        /// Which.
+        #[serde(flatten)]
+        disruption: Disruption,
+    },
+    /// Take a disruption off.
+    Off {
+        /// Which.
+        #[serde(flatten)]
+        disruption: Disruption,
+    },
+    /// Ask the control plane for a mesh change.
+    MeshChange {
+        /// The change.
+        change: Change,
+        /// The placed virtual nodes whose sidecars' config it alters.
+        affects: Vec<String>,
+        /// The virtual node it sends the most traffic to, if it routes traffic.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        target: Option<String>,
+    },
+    /// Measure a sidecar's overhead: closed-loop load for `each` straight at the node's
+    /// app, then for `each` through its sidecar.
+    MeasureOverhead {
+        /// The virtual node.
+        node: String,
+        /// Connections of the closed loop.
+        connections: usize,
+        /// Length of each half.
+        #[serde(serialize_with = "millis", rename = "each_ms")]
+        each: Duration,
+    },
+}
+
+fn millis<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u64(d.as_millis() as u64)
+}
+
+/// An operation at its time, from the start of the first phase.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Timed {
+    /// When.
+    #[serde(serialize_with = "millis", rename = "at_ms")]
+    pub at: Duration,
+    /// What.
+    #[serde(flatten)]
+    pub op: Operation,
+}
+
+/// Every operation of a run, in the order they are carried out.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Schedule {
+    /// The suite.
+    pub suite: String,
+    /// The seed it was drawn with.
+    pub seed: u64,
+    /// The operations, in order (their times never decrease).
+    pub operations: Vec<Timed>,
+}
+
+impl Schedule {
+    /// The schedule of `plan` drawn with `seed`.
+    pub fn of(plan: &Plan, seed: u64) -> Schedule {
+        let mut operations = Vec::new();
+        let total = plan.total_duration();
+        let at_start = |op| Timed {
+            at: Duration::ZERO,
+            op,
+        };
+        if plan.load.generator.hot_path() {
+            operations.push(at_start(Operation::StartLoad { duration: total }));
+        }
+        if plan.load.generator.goose() && plan.load.journeys.is_some() {
+            operations.push(at_start(Operation::StartJourneys { duration: total }));
+        }
+        let mut control_plane_down = false;
+        for phase in &plan.phases {
+            operations.extend(phase_operations(plan, phase, control_plane_down, seed));
+            control_plane_down = phase.control_plane_down;
+        }
+        Schedule {
+            suite: plan.name().to_string(),
+            seed,
+            operations,
+        }
+    }
+
+    /// The schedule as text, one operation a line.
+    pub fn render(&self) -> String {
+        let end = self.operations.last().map_or(Duration::ZERO, |t| t.at);
+        let mut text = format!(
+            "schedule of {} (seed {}): {} operations over {}\n",
+            self.suite,
+            self.seed,
+            self.operations.len(),
+            humantime::format_duration(end)
+        );
+        for timed in &self.operations {
+            text.push_str(&format!("{:>9.3}s  {}\n", timed.at.as_secs_f64(), timed.op));
+        }
+        text
+    }
+}
+
+/// One phase's operations, in order; `was_down` says whether the control plane was down
+/// in the phase before.
+fn phase_operations(plan: &Plan, phase: &PlannedPhase, was_down: bool, seed: u64) -> Vec<Timed> {
+    let (start, end) = (phase.start, phase.start + phase.duration);
+    let at = |t: Duration, op| Timed { at: t, op };
+    let on = |disruption| Operation::On { disruption };
+    let off = |disruption| Operation::Off { disruption };
+    let mut ops = vec![at(
+        start,
+        Operation::PhaseStart {
+            phase: phase.name.clone(),
+            duration: phase.duration,
+        },
+    )];
+    if phase.control_plane_down != was_down {
+        let change = if phase.control_plane_down { on } else { off };
+        ops.push(at(start, change(Disruption::ControlPlaneDown)));
+    }
+    if let Some(overhead) = &phase.overhead {
+        let each = (phase.duration / 2).saturating_sub(Duration::from_millis(250));
+        ops.push(at(
+            start,
+            Operation::MeasureOverhead {
+                node: overhead.node.clone(),
+                connections: overhead.connections,
+                each,
+            },
+        ));
+    }
+    let held_links: Vec<Disruption> = phase
+        .faults
+        .iter()
+        .filter(|(_, f)| !matches!(f, Fault::Flapping { .. }))
+        .map(|(link, fault)| Disruption::Link {
+            link: *link,
+            fault: fault.clone(),
+            flapping: false,
+        })
+        .collect();
+    let container = |f: &super::ContainerFault| Disruption::Container {
+        part: f.part.clone(),
+        action: f.action,
+    };
+    let held_containers: Vec<Disruption> = phase
+        .containers
+        .iter()
+        .filter(|f| f.action.held())
+        .map(container)
+        .collect();
+    ops.extend(held_links.iter().cloned().map(|d| at(start, on(d))));
+    ops.extend(held_containers.iter().cloned().map(|d| at(start, on(d))));
+
+    // Restarts, flapping outages and mesh changes at their times.
+    let mut timed = Vec::new();
+    for fault in phase.containers.iter().filter(|f| !f.action.held()) {
+        // Killed, then started again: two operations, the window between them.
+        timed.push(at(start + fault.at, on(container(fault))));
+        timed.push(at(start + fault.at, off(container(fault))));
+    }
+    for (link, fault) in &phase.faults {
+        if let Fault::Flapping {
+            every,
+            down_for,
+            random,
+        } = fault
+        {
+            let outage = Disruption::Link {
+                link: *link,
+                fault: Fault::Down,
+                flapping: true,
+            };
+            for (down, up) in outages(*link, (every.0, down_for.0, *random), seed, start, end) {
+                timed.push(at(down, on(outage.clone())));
+                timed.push(at(up, off(outage.clone())));
+            }
+        }
+    }
+    // Changes apply in the order written, each on top of the ones before: one written
+    // after a later one waits for it.
+    let mut last_change = start;
+    for (offset, change) in &phase.changes {
+        last_change = last_change.max(start + *offset);
+        let affects = change
+            .affects(&plan.mesh)
+            .into_iter()
+            .filter(|n| plan.sites.contains_key(n))
+            .collect();
+        timed.push(at(
+            last_change,
+            Operation::MeshChange {
+                change: change.clone(),
+                affects,
+                target: change.dominant_target(),
+            },
+        ));
+    }
+    // Stable: operations at the same time keep the order above.
+    timed.sort_by_key(|t| t.at);
+    ops.extend(timed);
+
+    ops.extend(held_containers.into_iter().rev().map(|d| at(end, off(d))));
+    ops.extend(held_links.into_iter().map(|d| at(end, off(d))));
+    ops.push(at(
+        end,
+        Operation::PhaseEnd {
+            phase: phase.name.clone(),
+        },
+    ));
+    ops
+}
+
+/// A flapping link's outages from `start` to `end`: down for `down_for` once in every
+/// `every`, at the start of each cycle or, with `random`, at a point drawn from the seed
+/// and the link. Each outage is (down, up); none starts at or after `end`, and the last
+/// is cut short at `end`.
+fn outages(
+    link: Link,
+    (every, down_for, random): (Duration, Duration, bool),
+    seed: u64,
+    start: Duration,
+    end: Duration,
+) -> Vec<(Duration, Duration)> {
+    // splitmix64, seeded by the run's seed and the link, so a seed replays the same outages.
+    let mut state = seed
+        ^ link
+            .as_str()
+            .bytes()
+            .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+                (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+            });
+    let mut next = move || {
+        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    };
+    let mut outages = Vec::new();
+    let mut cycle = start;
+    while cycle + down_for <= end && !every.is_zero() {
+        let slack = every.saturating_sub(down_for).as_millis() as u64;
+        let offset = if random {
+            Duration::from_millis(next() % (slack + 1))
+        } else {
+            Duration::ZERO
+        };
+        let down = cycle + offset;
+        if down >= end {
+            break;
+        }
+        outages.push((down, (down + down_for).min(end)));
+        cycle += every;
+    }
+    outages
+}
+
+impl fmt::Display for Operation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let secs = |d: &Duration| humantime::format_duration(*d).to_string();
+        match self {
+            Operation::StartLoad { duration } => write!(f, "start the load for {}", secs(duration)),
+            Operation::StartJourneys { duration } => {
+                write!(f, "start the goose journeys for {}", secs(duration))
+            }
+            Operation::PhaseStart { phase, duration } => {
+                write!(f, "phase {phase} starts ({})", secs(duration))
+            }
+            Operation::PhaseEnd { phase } => write!(f, "phase {phase} ends"),
+            Operation::On { disruption } => write!(f, "on:  {disruption}"),
+            Operation::Off { disruption } => write!(f, "off: {disruption}"),
+            Operation::MeshChange { change, .. } => {
+                write!(f, "mesh change: {}", change.describe())
+            }
+            Operation::MeasureOverhead {
+                node,
+                connections,
+                each,
+            } => write!(
+                f,
+                "measure the overhead of {node}'s sidecar: {connections} connections, {} direct then {} through it",
+                secs(each),
+                secs(each)
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

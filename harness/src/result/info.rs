@@ -1,0 +1,106 @@
+//! What is known about a run besides its verdicts: which suite, when, on what, with
+//! which Envoy and tether; kept as the run folder's `run.json`.
+
+use crate::checks::Verdict;
+use serde::{Deserialize, Serialize};
+
+/// This build of tether (`CARGO_PKG_VERSION`).
+pub const TETHER_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The git revision tether was built from (`git rev-parse --short HEAD`), or `unknown`.
+pub const GIT_REVISION: &str = env!("TETHER_GIT_REVISION");
+
+fn unknown() -> String {
+    "unknown".into()
+}
+
+/// Facts about a run that every report shows. Serialized (less the texts and what only
+/// the timeline can tell) as the run folder's `run.json`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RunInfo {
+    /// Suite name.
+    pub suite: String,
+    /// Suite file.
+    pub suite_path: String,
+    /// Suite text as run.
+    #[serde(skip)]
+    pub suite_text: String,
+    /// Mesh fixture text as run.
+    #[serde(skip)]
+    pub mesh_text: String,
+    /// Start time (UTC, RFC 3339).
+    pub started_at: String,
+    /// Wall time of the whole run, bring-up and teardown included.
+    #[serde(default)]
+    pub duration_s: f64,
+    /// Seed.
+    #[serde(default)]
+    pub seed: u64,
+    /// `envoy --version` (`unknown` until Envoy is found).
+    #[serde(default = "unknown")]
+    pub envoy_version: String,
+    /// Backend name.
+    pub backend: String,
+    /// The xDS variant the sidecars spoke (`sotw`, `delta`, with the sidecars that
+    /// differ, and `(--xds)` when the command line chose it).
+    #[serde(default = "unknown")]
+    pub xds: String,
+    /// The tether version that ran it.
+    #[serde(default = "unknown")]
+    pub tether_version: String,
+    /// The git revision of that tether build.
+    #[serde(default = "unknown")]
+    pub git_revision: String,
+    /// The machine it ran on.
+    #[serde(default)]
+    pub machine: Machine,
+    /// The run was interrupted before all phases ran.
+    #[serde(skip)]
+    pub interrupted: bool,
+    /// The timeline has no `run_ended` entry: the run was killed or crashed.
+    #[serde(skip)]
+    pub incomplete: bool,
+}
+
+impl RunInfo {
+    /// Did the run complete with every check passed?
+    pub fn passed(&self, verdicts: &[Verdict]) -> bool {
+        !self.interrupted && !self.incomplete && verdicts.iter().all(Verdict::passed)
+    }
+}
+
+/// The machine a run ran on.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Machine {
+    /// CPU cores available to tether.
+    pub cores: usize,
+    /// Total memory (`MemTotal` of `/proc/meminfo`), 0 when unknown.
+    pub memory_bytes: u64,
+}
+
+impl Machine {
+    /// This machine.
+    pub fn this() -> Self {
+        let memory_kb = std::fs::read_to_string("/proc/meminfo")
+            .ok()
+            .and_then(|text| {
+                text.lines()
+                    .find_map(|l| l.strip_prefix("MemTotal:"))
+                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            })
+            .unwrap_or(0);
+        Machine {
+            cores: std::thread::available_parallelism().map_or(0, |n| n.get()),
+            memory_bytes: memory_kb * 1024,
+        }
+    }
+
+    /// `2 cores, 23.4 GiB memory`.
+    pub fn describe(&self) -> String {
+        format!(
+            "{} cores, {:.1} GiB memory",
+            self.cores,
+            self.memory_bytes as f64 / (1u64 << 30) as f64
+        )
+    }
+}

@@ -1,0 +1,100 @@
+//! What a run prints as it goes: a line per step, stamped with the run's clock, and a
+//! summary of each phase's load once its last requests have answered or timed out.
+
+use crate::checks;
+use crate::timeline::Timeline;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::task::JoinHandle;
+
+/// The progress lines of one run (silent when `enabled` is false).
+#[derive(Clone)]
+pub struct Console {
+    enabled: bool,
+    timeline: Timeline,
+    /// How long a request may take: a phase's summary waits that long (and a margin).
+    load_timeout: Duration,
+    summaries: Arc<Mutex<Vec<JoinHandle<()>>>>,
+}
+
+impl Console {
+    /// Lines stamped with `timeline`'s clock, on stderr when `enabled`.
+    pub fn new(enabled: bool, timeline: &Timeline, load_timeout: Duration) -> Console {
+        Console {
+            enabled,
+            timeline: timeline.clone(),
+            load_timeout,
+            summaries: Arc::default(),
+        }
+    }
+
+    /// Print `msg` as `[   5.7s] msg`.
+    pub fn line(&self, msg: &str) {
+        if self.enabled {
+            eprintln!(
+                "[{:>6.1}s] {msg}",
+                self.timeline.elapsed_ms() as f64 / 1000.0
+            );
+        }
+    }
+
+    /// A phase is over: summarize its load once its last requests are on the timeline.
+    pub fn phase_ended(&self, phase: &str) {
+        if !self.enabled {
+            return;
+        }
+        let (console, phase) = (self.clone(), phase.to_string());
+        let task = tokio::spawn(async move {
+            tokio::time::sleep(console.load_timeout + Duration::from_millis(3000)).await;
+            console.summarize(&phase);
+        });
+        self.summaries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(task);
+    }
+
+    /// Wait for every phase summary to be printed.
+    pub async fn finish(&self) {
+        let tasks: Vec<_> = self
+            .summaries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain(..)
+            .collect();
+        for task in tasks {
+            let _ = task.await;
+        }
+    }
+
+    fn summarize(&self, phase: &str) {
+        let entries = self.timeline.entries();
+        let Some(figures) = checks::phase_figures(&entries)
+            .into_iter()
+            .find(|f| f.phase == phase)
+        else {
+            return;
+        };
+        let served: Vec<String> = figures
+            .served_by
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
+        let latency = figures.latency_ms.map_or_else(
+            || "no answers".to_string(),
+            |l| {
+                format!(
+                    "latency p50 {:.1} ms, p99 {:.1} ms, p99.9 {:.1} ms",
+                    l.p50, l.p99, l.p999
+                )
+            },
+        );
+        self.line(&format!(
+            "  phase {phase} done: {}/{} requests ok ({:.1}%), {latency}; served by: {}",
+            figures.ok,
+            figures.requests,
+            figures.success_ratio() * 100.0,
+            served.join(", ")
+        ));
+    }
+}

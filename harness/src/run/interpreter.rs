@@ -1,0 +1,250 @@
+//! The interpreter: carries out a [`Schedule`] through a backend's actuators, one
+//! operation after another, each at its time (or as soon as the one before it is done),
+//! and records each on the timeline at the moment it was carried out or asked for, before
+//! anything it causes.
+//!
+//! Whatever it put on and did not take off (the run stopped, or an actuator failed) it
+//! takes off before it returns, last first. It waits for the load it started.
+
+use crate::backend::actuators::{
+    ContainerActuator, ControlPlaneActuator, LinkActuator, LoadDriver,
+};
+use crate::plan::{Action, Disruption, Operation, Schedule, Timed};
+use crate::run::console::Console;
+use crate::timeline::{Event, LoadKind, Timeline};
+use anyhow::{Context, Result};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// The actuators a run's operations go through.
+pub struct Actuators<'a> {
+    /// Link faults.
+    pub links: &'a dyn LinkActuator,
+    /// Container faults.
+    pub containers: &'a dyn ContainerActuator,
+    /// The control plane: kill, restart, mesh changes.
+    pub control_plane: &'a dyn ControlPlaneActuator,
+    /// Load and measurements.
+    pub load: &'a dyn LoadDriver,
+}
+
+/// One run of the interpreter.
+struct Interpreter<'a> {
+    act: &'a Actuators<'a>,
+    timeline: &'a Timeline,
+    console: &'a Console,
+    /// Disruptions on now, in the order they went on.
+    on: Vec<Disruption>,
+    /// Load and measurements started, to wait for at the end.
+    running: Vec<JoinHandle<()>>,
+}
+
+/// Carry out `schedule` from now, until its end or until `stop` is cancelled; stops at
+/// the first operation that fails (and cancels `stop`, so the load stops too).
+pub async fn carry_out(
+    schedule: &Schedule,
+    act: &Actuators<'_>,
+    timeline: &Timeline,
+    stop: &CancellationToken,
+    console: &Console,
+) -> Result<()> {
+    let start = tokio::time::Instant::now();
+    let mut run = Interpreter {
+        act,
+        timeline,
+        console,
+        on: Vec::new(),
+        running: Vec::new(),
+    };
+    let mut result = Ok(());
+    for timed in &schedule.operations {
+        tokio::select! {
+            _ = tokio::time::sleep_until(start + timed.at) => {}
+            _ = stop.cancelled() => break,
+        }
+        if let Err(e) = run.carry(timed).await {
+            result = Err(e);
+            // Stop the load now rather than at its end.
+            stop.cancel();
+            break;
+        }
+    }
+    let healed = run.heal(stop.is_cancelled()).await;
+    for task in run.running.drain(..) {
+        let _ = task.await;
+    }
+    result.and(healed)
+}
+
+impl Interpreter<'_> {
+    /// Carry out one operation and record it.
+    async fn carry(&mut self, timed: &Timed) -> Result<()> {
+        let act = self.act;
+        let t_ms = self.timeline.elapsed_ms();
+        let started = |handle, load, d: &std::time::Duration| (handle, load, d.as_millis() as u64);
+        let started = match &timed.op {
+            Operation::StartLoad { duration } => Some(started(
+                act.load.start_load(*duration).await?,
+                LoadKind::HotPath,
+                duration,
+            )),
+            Operation::StartJourneys { duration } => Some(started(
+                act.load.start_journeys(*duration).await?,
+                LoadKind::Journeys,
+                duration,
+            )),
+            Operation::MeasureOverhead {
+                node,
+                connections,
+                each,
+            } => Some(started(
+                act.load.measure_overhead(node, *connections, *each).await?,
+                LoadKind::Overhead { node: node.clone() },
+                &(*each * 2),
+            )),
+            _ => None,
+        };
+        if let Some((handle, load, duration_ms)) = started {
+            self.running.push(handle);
+            self.timeline
+                .record_at(t_ms, Event::LoadStarted { load, duration_ms });
+            return Ok(());
+        }
+        match &timed.op {
+            Operation::PhaseStart { phase, duration } => {
+                self.timeline.record_at(
+                    t_ms,
+                    Event::PhaseStarted {
+                        phase: phase.clone(),
+                        duration_ms: duration.as_millis() as u64,
+                    },
+                );
+                self.console.line(&timed.op.to_string());
+            }
+            Operation::PhaseEnd { phase } => {
+                self.timeline.record_at(
+                    t_ms,
+                    Event::PhaseEnded {
+                        phase: phase.clone(),
+                    },
+                );
+                self.console.phase_ended(phase);
+            }
+            Operation::On { disruption } => self.put_on(t_ms, disruption).await?,
+            Operation::Off { disruption } => self.take_off(t_ms, disruption).await?,
+            Operation::MeshChange {
+                change,
+                affects,
+                target,
+            } => {
+                let version = act.control_plane.change(change).await?.to_string();
+                self.console.line(&format!(
+                    "mesh change: {} (version {version})",
+                    change.describe()
+                ));
+                self.timeline.record_at(
+                    t_ms,
+                    Event::MeshChange {
+                        description: change.describe(),
+                        version,
+                        target: target.clone(),
+                        affects: affects.clone(),
+                    },
+                );
+            }
+            Operation::StartLoad { .. }
+            | Operation::StartJourneys { .. }
+            | Operation::MeasureOverhead { .. } => unreachable!("started above"),
+        }
+        Ok(())
+    }
+
+    /// Put `d` on, recording it at `t_ms` (when it was asked for).
+    async fn put_on(&mut self, t_ms: u64, d: &Disruption) -> Result<()> {
+        let act = self.act;
+        let applied = match d {
+            Disruption::Link { link, fault, .. } => act.links.apply(*link, fault).await?,
+            Disruption::Container { part, action } => act.containers.apply(part, *action).await?,
+            Disruption::ControlPlaneDown => {
+                act.control_plane.kill().await?;
+                Vec::new()
+            }
+        };
+        self.on.push(d.clone());
+        self.timeline.record_at(
+            t_ms,
+            Event::FaultApplied {
+                disruption: d.clone(),
+                applied,
+                draw: d.draw(),
+            },
+        );
+        if !matches!(
+            d,
+            Disruption::Container {
+                action: Action::Restart,
+                ..
+            }
+        ) {
+            self.console.line(&format!("on:  {d}"));
+        }
+        Ok(())
+    }
+
+    /// Take `d` off, recording it at `t_ms` (when it was asked for).
+    async fn take_off(&mut self, t_ms: u64, d: &Disruption) -> Result<()> {
+        let act = self.act;
+        match d {
+            Disruption::Link { link, fault, .. } => act.links.remove(*link, fault).await?,
+            Disruption::Container { part, action } => {
+                act.containers.remove(part, *action).await?;
+            }
+            Disruption::ControlPlaneDown => act
+                .control_plane
+                .restart()
+                .await
+                .context("cannot restart the control plane")?,
+        }
+        if let Some(i) = self.on.iter().rposition(|on| on == d) {
+            self.on.remove(i);
+        }
+        self.timeline.record_at(
+            t_ms,
+            Event::FaultRemoved {
+                disruption: d.clone(),
+            },
+        );
+        self.console.line(&match d {
+            Disruption::Container {
+                part,
+                action: Action::Restart,
+            } => format!("restarted {part}"),
+            Disruption::ControlPlaneDown => "control plane restarted".to_string(),
+            _ => format!("off: {d}"),
+        });
+        Ok(())
+    }
+
+    /// Take off, last first, every disruption still on; when `stopping` (interrupted),
+    /// a killed control plane is left for the backend's teardown. Gives the first error.
+    async fn heal(&mut self, stopping: bool) -> Result<()> {
+        let mut first_error = Ok(());
+        while let Some(d) = self.on.last().cloned() {
+            if stopping && d == Disruption::ControlPlaneDown {
+                self.on.pop();
+                continue;
+            }
+            let t_ms = self.timeline.elapsed_ms();
+            if let Err(e) = self.take_off(t_ms, &d).await {
+                self.on.pop();
+                if first_error.is_ok() {
+                    first_error = Err(e.context(format!("cannot take off {d}")));
+                }
+            }
+        }
+        first_error
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,357 @@
+//! A suite file as written: the serde shapes of its YAML, every value with its position.
+//!
+//! [`super::lower`] makes a [`crate::plan::Plan`] of it once [`super::validate`] has
+//! checked it.
+
+use crate::plan::{
+    Action, Change, Check, Fault, Generator, KeepaliveKind, LinkKind, NodeXds, XdsVariant,
+};
+use crate::source::Duration;
+use marked_yaml::Spanned;
+use serde::Deserialize;
+use std::collections::{BTreeMap, HashMap};
+
+/// A suite file as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Suite {
+    /// Short name, used for the report folder.
+    pub name: Spanned<String>,
+    /// What the suite shows, in a sentence or two.
+    #[serde(default)]
+    pub description: String,
+    /// The mesh fixture, relative to the suite file.
+    pub mesh: Spanned<String>,
+    /// Which virtual nodes run on which site.
+    pub topology: Topology,
+    /// How the sites are joined: `proxy` (the default) or `packet`.
+    #[serde(default)]
+    pub link: Option<Spanned<LinkKind>>,
+    /// The sidecars' xDS connection settings (App Mesh's by default).
+    #[serde(default)]
+    pub xds: XdsConfig,
+    /// The load driven through the outpost during the whole run.
+    pub load: Load,
+    /// The phases, run in order.
+    pub phases: Vec<Phase>,
+    /// The checks that judge the run.
+    pub checks: Vec<Check>,
+    /// Docker backend: official images to run instead of the ones tether builds.
+    #[serde(default)]
+    pub images: Option<Images>,
+}
+
+/// Images named by a suite for the Docker backend (pulled where a registry is
+/// reachable, or found on the engine).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Images {
+    /// An Envoy image, e.g. `envoyproxy/envoy:v1.40.0` (its entrypoint takes Envoy's
+    /// arguments).
+    #[serde(default)]
+    pub envoy: Option<Spanned<String>>,
+    /// A Shopify Toxiproxy image, e.g. `ghcr.io/shopify/toxiproxy:2.12.0` (it runs as
+    /// the fault proxy, started with `-host` and `-port`).
+    #[serde(default)]
+    pub fault_proxy: Option<Spanned<String>>,
+}
+
+/// Virtual nodes per site.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Topology {
+    /// Nodes on the edge rack.
+    #[serde(default)]
+    pub outpost: Vec<Spanned<String>>,
+    /// Nodes in the region.
+    #[serde(default)]
+    pub region: Vec<Spanned<String>>,
+}
+
+/// xDS connection settings, each defaulting to App Mesh's value.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct XdsConfig {
+    /// `sotw` (state of the world, the default) or `delta`.
+    #[serde(default)]
+    pub variant: XdsVariant,
+    /// Particular sidecars' settings where they differ: a variant (`delta`), or
+    /// `{ variant: delta, keepalive: tcp }`.
+    #[serde(default)]
+    pub per_node: HashMap<Spanned<String>, NodeXds>,
+    /// HTTP/2 keepalive on the xDS connection.
+    pub keepalive: Option<Keepalive>,
+    /// Reconnect backoff.
+    pub backoff: Option<Backoff>,
+    /// How long a starting sidecar waits for its first config before serving without it
+    /// (App Mesh: `0s`, for ever).
+    #[serde(default)]
+    pub initial_fetch_timeout: Option<Duration>,
+}
+
+/// HTTP/2 keepalive.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Keepalive {
+    /// `http2` (PINGs, the default) or `tcp` (kernel keepalive probes only).
+    #[serde(default)]
+    pub kind: KeepaliveKind,
+    /// PING (or probe) interval.
+    pub interval: Duration,
+    /// How long an unanswered PING (or the probes) may take before the connection closes.
+    pub timeout: Duration,
+}
+
+/// Reconnect backoff.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Backoff {
+    /// First wait.
+    pub base: Duration,
+    /// Largest wait.
+    pub max: Duration,
+}
+
+/// Constant-rate load into one sidecar, addressed to one virtual service.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Load {
+    /// The virtual node whose sidecar the load enters (its egress listener).
+    pub through: Spanned<String>,
+    /// The virtual service the requests are for (their Host).
+    pub service: Spanned<String>,
+    /// Requests per second.
+    pub rate: Spanned<u32>,
+    /// Per-request timeout (default 1s).
+    pub timeout: Option<Duration>,
+    /// Which generator drives the load: `hot_path` (tether's own, the default), `goose`
+    /// (user journeys) or `both`.
+    #[serde(default)]
+    pub generator: Option<Spanned<Generator>>,
+    /// The goose user journeys (with `generator: goose` or `both`).
+    #[serde(default)]
+    pub journeys: Option<Journeys>,
+}
+
+/// goose user journeys: each user visits `service` (the front), then asks it for
+/// something it calls `calls` (the back) for, through both sidecars.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Journeys {
+    /// The back virtual service the front calls.
+    pub calls: Spanned<String>,
+    /// Concurrent users (default 4).
+    #[serde(default)]
+    pub users: Option<Spanned<usize>>,
+}
+
+/// One phase of a run.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Phase {
+    /// Name, unique in the suite.
+    pub name: Spanned<String>,
+    /// How long it lasts.
+    pub duration: Duration,
+    /// Faults held on links for the whole phase.
+    #[serde(default)]
+    pub faults: Vec<FaultSpec>,
+    /// Mesh changes made during the phase.
+    #[serde(default)]
+    pub changes: Vec<ChangeSpec>,
+    /// `down`: the control plane is killed (SIGKILL) as the phase starts, and restarted
+    /// as the next phase without it starts.
+    #[serde(default)]
+    pub control_plane: Option<ControlPlaneState>,
+    /// Measure what a node's sidecar adds: closed-loop load straight at the node's app for
+    /// the first half of the phase, through its sidecar for the second.
+    #[serde(default)]
+    pub measure_overhead: Option<MeasureOverhead>,
+    /// Faults on the parts' containers (Docker backend only): `disconnect` or `pause` a
+    /// part for the phase, `restart` one at a time in it.
+    #[serde(default)]
+    pub containers: Vec<ContainerFaultSpec>,
+}
+
+/// A proxy-overhead measurement.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MeasureOverhead {
+    /// The virtual node (with a listener) whose sidecar is measured.
+    pub node: Spanned<String>,
+    /// Connections of the closed loop (default 8).
+    #[serde(default)]
+    pub connections: Option<Spanned<usize>>,
+}
+
+/// What happens to the control plane during a phase.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ControlPlaneState {
+    /// Killed, as a crash in the region; restarted from its persisted state afterwards.
+    Down,
+}
+
+/// A fault on a link for a phase.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultSpec {
+    /// `xds` (outpost sidecars to the control plane) or `data` (outpost to region services).
+    pub link: Spanned<String>,
+    /// What happens to the link.
+    pub fault: Fault,
+}
+
+/// A mesh change at a time within its phase.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChangeSpec {
+    /// When, from the start of the phase.
+    pub at: Spanned<String>,
+    /// Set the weights of a route.
+    #[serde(default)]
+    pub set_route_weights: Option<RouteWeights>,
+    /// Add a route to a virtual router.
+    #[serde(default)]
+    pub add_route: Option<AddRoute>,
+    /// Remove a route from a virtual router.
+    #[serde(default)]
+    pub remove_route: Option<RouteRef>,
+    /// Deregister a virtual node's endpoints (callers get none for it).
+    #[serde(default)]
+    pub remove_endpoints: Option<NodeRef>,
+    /// Register a virtual node's endpoints again.
+    #[serde(default)]
+    pub add_endpoints: Option<NodeRef>,
+}
+
+/// A virtual node, named in a change.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeRef {
+    /// The virtual node.
+    pub virtual_node: Spanned<String>,
+}
+
+/// A route to add, and the router it goes into.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddRoute {
+    /// The virtual router.
+    pub router: Spanned<String>,
+    /// The new route: `name`, `prefix`, `targets` (weights), optional `priority`,
+    /// `headers`, `per_request_ms`, `retry`.
+    pub route: crate::plan::change::NewRoute,
+}
+
+/// A route of a virtual router.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteRef {
+    /// The virtual router.
+    pub router: Spanned<String>,
+    /// The route.
+    pub route: Spanned<String>,
+}
+
+impl ChangeSpec {
+    /// The change this entry asks for, and the router or node it names; `None` unless
+    /// exactly one kind of change is given.
+    pub fn change(&self) -> Option<(Change, &Spanned<String>)> {
+        let mut given = Vec::new();
+        if let Some(w) = &self.set_route_weights {
+            given.push((
+                Change::SetRouteWeights {
+                    router: w.router.to_string(),
+                    route: w.route.to_string(),
+                    weights: w.weights.clone(),
+                },
+                &w.router,
+            ));
+        }
+        if let Some(a) = &self.add_route {
+            given.push((
+                Change::AddRoute {
+                    router: a.router.to_string(),
+                    route: a.route.clone(),
+                },
+                &a.router,
+            ));
+        }
+        if let Some(r) = &self.remove_route {
+            given.push((
+                Change::RemoveRoute {
+                    router: r.router.to_string(),
+                    route: r.route.to_string(),
+                },
+                &r.router,
+            ));
+        }
+        if let Some(n) = &self.remove_endpoints {
+            given.push((
+                Change::RemoveEndpoints {
+                    virtual_node: n.virtual_node.to_string(),
+                },
+                &n.virtual_node,
+            ));
+        }
+        if let Some(n) = &self.add_endpoints {
+            given.push((
+                Change::AddEndpoints {
+                    virtual_node: n.virtual_node.to_string(),
+                },
+                &n.virtual_node,
+            ));
+        }
+        if given.len() == 1 { given.pop() } else { None }
+    }
+}
+
+/// New weights for a route's targets.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteWeights {
+    /// The virtual router.
+    pub router: Spanned<String>,
+    /// The route.
+    pub route: Spanned<String>,
+    /// Weight per virtual node.
+    pub weights: BTreeMap<String, u32>,
+}
+
+/// One entry of a phase's `containers:` list, as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContainerFaultSpec {
+    /// Cut this part off its network for the phase.
+    #[serde(default)]
+    pub disconnect: Option<Spanned<String>>,
+    /// Freeze this part for the phase.
+    #[serde(default)]
+    pub pause: Option<Spanned<String>>,
+    /// Kill this part and start it again.
+    #[serde(default)]
+    pub restart: Option<Spanned<String>>,
+    /// When a restart happens, from the start of the phase (default 0s).
+    #[serde(default)]
+    pub at: Option<Spanned<String>>,
+}
+
+impl ContainerFaultSpec {
+    /// The one action given and the part it names as written; `None` unless exactly
+    /// one of `disconnect`, `pause`, `restart` is given.
+    pub fn action(&self) -> Option<(Action, &Spanned<String>)> {
+        let given: Vec<(Action, &Spanned<String>)> = [
+            (Action::Disconnect, &self.disconnect),
+            (Action::Pause, &self.pause),
+            (Action::Restart, &self.restart),
+        ]
+        .into_iter()
+        .filter_map(|(action, part)| Some((action, part.as_ref()?)))
+        .collect();
+        match given.as_slice() {
+            [one] => Some(*one),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,253 @@
+//! Suites parsed, validated and lowered: the bundled ones, and broken ones that must name
+//! file, line and column.
+
+use super::*;
+use std::path::PathBuf;
+
+fn repo(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(path)
+}
+
+#[test]
+fn bundled_suites_are_valid() {
+    for suite in [
+        "suites/outpost-partition.yaml",
+        "suites/outpost-partition-delta.yaml",
+        "suites/negative/data-path-partition.yaml",
+        "suites/control-plane-restart.yaml",
+        "suites/negative/control-plane-stays-down.yaml",
+        "suites/propagation.yaml",
+        "suites/negative/propagation-partitioned.yaml",
+        "suites/link-latency.yaml",
+        "suites/negative/link-latency-past-keepalive.yaml",
+        "suites/link-flapping.yaml",
+        "suites/negative/link-flapping-never-up.yaml",
+        "suites/keepalive-detection.yaml",
+        "suites/negative/keepalive-detection-tcp-expected.yaml",
+        "suites/container-faults.yaml",
+        "suites/negative/restart-gives-up-waiting.yaml",
+    ] {
+        let plan = load(&repo(suite)).unwrap_or_else(|e| panic!("{e}"));
+        assert!(!plan.phases.is_empty());
+    }
+    let plan = load(&repo("suites/outpost-partition.yaml")).unwrap();
+    assert_eq!(plan.sites.len(), 3);
+    assert_eq!(
+        plan.phase("heal").unwrap().start,
+        std::time::Duration::from_secs(17)
+    );
+    assert_eq!(
+        plan.xds.keepalive_interval,
+        std::time::Duration::from_secs(1)
+    );
+}
+
+/// The bundled suite with `from` replaced by `to`, written next to it so the mesh
+/// path still resolves; returns the error text.
+fn broken(from: &str, to: &str) -> String {
+    let text = std::fs::read_to_string(repo("suites/outpost-partition.yaml")).unwrap();
+    assert!(text.contains(from), "the suite no longer contains {from:?}");
+    let dir = tempfile::tempdir_in(repo("suites")).unwrap();
+    let path = dir.path().join("broken.yaml");
+    let text = text
+        .replacen(from, to, 1)
+        .replace("mesh: ../fixtures", "mesh: ../../fixtures");
+    std::fs::write(&path, text).unwrap();
+    let err = load(&path).unwrap_err();
+    err.to_string()
+        .replace(&format!("{}/", dir.path().display()), "")
+}
+
+#[test]
+fn bad_suites_name_file_line_column_and_what_was_expected() {
+    let cases = [
+        (
+            "phase: partition, min",
+            "phase: partiton, min",
+            "broken.yaml:40:37: unknown phase `partiton`; expected one of: baseline, heal, partition",
+        ),
+        (
+            "- link: xds",
+            "- link: xdz",
+            "broken.yaml:29:15: unknown link `xdz`; expected one of: xds, data, all",
+        ),
+        (
+            "topology:\n  outpost",
+            "link: packet\ntopology:\n  outpost",
+            "broken.yaml:30:15: a packet link is one wire between the sites; expected link `all`, found `xds`",
+        ),
+        (
+            "fault: blackhole",
+            "fault: { loss: { percent: 5 } }",
+            "broken.yaml:29:15: loss, duplicate and reorder are packet-level faults; the fault proxy carries TCP streams (set `link: packet`)",
+        ),
+        (
+            "outpost: [client, svc-v1, svc-v2]",
+            "outpost: [client, svc-v9, svc-v2]",
+            "broken.yaml:11:21: unknown virtual node or gateway `svc-v9`; expected one of: client, svc-v1, svc-v2",
+        ),
+        (
+            "duration: 5s",
+            "duration: 5 parsecs",
+            "broken.yaml:25:15: phases[0].duration: expected a duration such as `5s` or `500ms`, found `5 parsecs`",
+        ),
+        (
+            "rate: 50",
+            "rat: 50",
+            "broken.yaml:21:3: load.rat: Unknown field `rat`, expected one of `through`, `service`, `rate`, `timeout`, `generator`, or `journeys`",
+        ),
+        (
+            "      - at: 5s",
+            "      - at: 50s",
+            "broken.yaml:32:13: change at 50s is not within phase `partition` (12s)",
+        ),
+        (
+            "svc-v1: 0, svc-v2: 100",
+            "svc-v1: 10, svc-v2: 100",
+            "broken.yaml:34:19: weights add up to 110; expected 100",
+        ),
+        (
+            "name: heal",
+            "name: [heal",
+            "broken.yaml:39:7: invalid YAML",
+        ),
+    ];
+    let mut wrong = Vec::new();
+    for (from, to, expected) in cases {
+        let err = broken(from, to);
+        if !err.starts_with(expected) {
+            wrong.push(format!(
+                "{from:?} -> {to:?}\n  got: {err}\n want: {expected}"
+            ));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+#[test]
+fn suites_add_and_remove_routes_in_order() {
+    let add = "      - at: 5s\n        add_route:\n          router: svc-router\n          route: { name: beta, prefix: /beta, targets: { svc-v2: 100 } }\n      - at: 6s\n        remove_route: { router: svc-router, route: beta }\n";
+    let text = std::fs::read_to_string(repo("suites/outpost-partition.yaml")).unwrap();
+    let at = text.find("      - at: 5s").unwrap();
+    let dir = tempfile::tempdir_in(repo("suites")).unwrap();
+    let path = dir.path().join("routes.yaml");
+    let write = |extra: &str| {
+        let mut t = text.clone();
+        t.insert_str(at, extra);
+        std::fs::write(
+            &path,
+            t.replace("mesh: ../fixtures", "mesh: ../../fixtures"),
+        )
+        .unwrap();
+    };
+    write(add);
+    let plan = load(&path).unwrap_or_else(|e| panic!("{e}"));
+    let kinds: Vec<String> = plan
+        .phase("partition")
+        .unwrap()
+        .changes
+        .iter()
+        .map(|(_, c)| c.describe())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "add route svc-router/beta (prefix /beta)",
+            "remove route svc-router/beta",
+            "route svc-router/split weights svc-v1=0 svc-v2=100"
+        ]
+    );
+    // Removing a route that was never added is caught before anything runs.
+    write("      - at: 5s\n        remove_route: { router: svc-router, route: beta }\n");
+    let err = load(&path).unwrap_err().to_string();
+    assert!(
+        err.contains("routes.yaml:33:33: unknown route `beta`"),
+        "{err}"
+    );
+    // Two kinds of change in one entry.
+    write(
+        "      - at: 5s\n        remove_route: { router: svc-router, route: split }\n        set_route_weights: { router: svc-router, route: split, weights: { svc-v1: 100 } }\n",
+    );
+    let err = load(&path).unwrap_err().to_string();
+    assert!(
+        err.contains("expected exactly one of set_route_weights, add_route, remove_route"),
+        "{err}"
+    );
+}
+
+#[test]
+fn container_faults_name_a_part_the_run_has() {
+    let text = std::fs::read_to_string(repo("suites/container-faults.yaml")).unwrap();
+    let dir = tempfile::tempdir_in(repo("suites")).unwrap();
+    let path = dir.path().join("containers.yaml");
+    let cases = [
+        (
+            "restart: sidecar/svc-v2",
+            "restart: sidecar/svc-v9",
+            "32:18: `svc-v9` is not in the topology",
+        ),
+        (
+            "restart: sidecar/svc-v2",
+            "restart: fault-proxy",
+            "32:18: the fault proxy's proxies live in its memory",
+        ),
+        (
+            "        at: 3s",
+            "        at: 3s\n      - pause: sidecar/svc-v2",
+            "34:16: phase `partition` already has a fault on sidecar/svc-v2",
+        ),
+        (
+            "- disconnect: fault-proxy",
+            "- {}",
+            "28:11: phase `partition`: expected each `containers` entry to have exactly one of",
+        ),
+        (
+            "disconnect: fault-proxy",
+            "disconnect: proxy",
+            "31:21: unknown part `proxy`; expected control-plane",
+        ),
+        (
+            "- pause: control-plane",
+            "- pause: control-plane\n        at: 1s",
+            "46:13: `pause` lasts the whole phase; `at` goes with `restart` only",
+        ),
+        (
+            "        at: 3s",
+            "        at: 30s",
+            "33:13: restart at 30s is not within phase `partition` (12s)",
+        ),
+        (
+            "- disconnect: fault-proxy",
+            "- { disconnect: fault-proxy, pause: fault-proxy }",
+            "31:23: phase `partition`: expected each `containers` entry to have exactly one of disconnect, pause, restart",
+        ),
+        (
+            "restart_waits_for_heal: { phase: partition",
+            "restart_waits_for_heal: { phase: heal",
+            "52:38: phase `heal` restarts no outpost sidecar",
+        ),
+    ];
+    let mut wrong = Vec::new();
+    for (from, to, expected) in cases {
+        assert!(text.contains(from), "{from}");
+        let t = text
+            .replacen(from, to, 1)
+            .replace("mesh: ../fixtures", "mesh: ../../fixtures");
+        std::fs::write(&path, t).unwrap();
+        let err = load(&path).map(|_| ()).unwrap_err().to_string();
+        if !err.contains(&format!("containers.yaml:{expected}")) {
+            wrong.push(format!("{to}: got {err}\n want {expected}"));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+#[test]
+fn a_missing_file_is_an_input_error() {
+    let err = load(Path::new("no/such/suite.yaml")).unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("no/such/suite.yaml:1:1: cannot read suite"),
+        "{err}"
+    );
+}

@@ -1,0 +1,105 @@
+//! The checks: bounds in range, phases and nodes that exist, something to judge.
+
+use super::containers::container_fault;
+use crate::mesh::model::join;
+use crate::plan::{Action, Check, Part};
+use crate::source::InputError;
+use crate::suite::schema::{Phase, Suite};
+use marked_yaml::Spanned;
+use std::collections::BTreeSet;
+use std::path::Path;
+
+/// Checks every check of the suite against its phases and topology.
+pub(super) fn validate(
+    path: &Path,
+    suite: &Suite,
+    phase_names: &BTreeSet<&str>,
+) -> Result<(), InputError> {
+    if suite.checks.is_empty() {
+        return Err(InputError::spanned(
+            path,
+            &suite.name,
+            "expected at least one check",
+        ));
+    }
+    for c in &suite.checks {
+        check(path, suite, c, phase_names)?;
+    }
+    Ok(())
+}
+
+/// One check: its share in range, its nodes on the outpost, its phase known, and for
+/// `restart_waits_for_heal` a restart to judge.
+fn check(
+    path: &Path,
+    suite: &Suite,
+    c: &Check,
+    phase_names: &BTreeSet<&str>,
+) -> Result<(), InputError> {
+    let err = |at: &Spanned<String>, msg: String| Err(InputError::spanned(path, at, msg));
+    if let Some(share) = share(c).filter(|s| !(0.0..=1.0).contains(&***s)) {
+        return Err(InputError::spanned(
+            path,
+            share,
+            format!("expected a share from 0 to 1, found {}", **share),
+        ));
+    }
+    if let Check::PartitionNoticed { nodes, .. } | Check::PartitionUnnoticed { nodes, .. } = c
+        && let Some(n) = nodes.iter().find(|n| !suite.topology.outpost.contains(n))
+    {
+        return err(n, format!("`{}` is not an outpost node", **n));
+    }
+    let phase = c.phase();
+    if !phase_names.contains(phase.as_str()) {
+        return err(
+            phase,
+            format!(
+                "unknown phase `{}`; expected one of: {}",
+                **phase,
+                join(phase_names)
+            ),
+        );
+    }
+    // An outpost sidecar: a region one reaches the control plane without the link.
+    let outpost = |n: &str| suite.topology.outpost.iter().any(|o| o.as_str() == n);
+    let restarts_sidecar = |p: &Phase| {
+        p.containers.iter().any(|c| {
+            container_fault(path, c, &p.name).is_ok_and(|f| {
+                f.action == Action::Restart && matches!(&f.part, Part::Sidecar(n) if outpost(n))
+            })
+        })
+    };
+    if let Check::RestartWaitsForHeal { .. } = c
+        && !suite
+            .phases
+            .iter()
+            .any(|p| *p.name == **phase && restarts_sidecar(p))
+    {
+        return err(
+            phase,
+            format!(
+                "phase `{}` restarts no outpost sidecar (`containers: [{{ restart: sidecar/<node> }}]`): nothing to judge",
+                **phase
+            ),
+        );
+    }
+    Ok(())
+}
+
+/// The share (0-1) a check is bounded by, if it has one.
+fn share(c: &Check) -> Option<&Spanned<f64>> {
+    match c {
+        Check::OutpostTrafficFlows {
+            min_success_ratio, ..
+        }
+        | Check::JourneysSucceed {
+            min_success_ratio, ..
+        } => Some(min_success_ratio),
+        Check::ChangeAppliedAfterHeal { min_share, .. } => min_share.as_ref(),
+        Check::ProxyOverhead {
+            min_throughput_ratio,
+            ..
+        } => Some(min_throughput_ratio),
+        _ => None,
+    }
+}
