@@ -245,18 +245,7 @@ pub fn main() -> i32 {
             Command::Bench {
                 mode: Some(BenchMode::FaultProxy(options)),
                 ..
-            } => {
-                match tokio::task::spawn_blocking(move || crate::bench::fault_proxy::run(&options))
-                    .await
-                {
-                    Ok(Ok(_)) => exit::PASSED,
-                    Ok(Err(e)) => {
-                        eprintln!("error: {e:#}");
-                        exit::ENVIRONMENT
-                    }
-                    Err(_) => exit::ENVIRONMENT,
-                }
-            }
+            } => tools::bench(move || crate::bench::fault_proxy::run(&options)).await,
             Command::Bench {
                 mode: None,
                 duration,
@@ -272,14 +261,7 @@ pub fn main() -> i32 {
                     out,
                     envoy_bin,
                 };
-                match tokio::task::spawn_blocking(move || crate::bench::run(&options)).await {
-                    Ok(Ok(_)) => exit::PASSED,
-                    Ok(Err(e)) => {
-                        eprintln!("error: {e:#}");
-                        exit::ENVIRONMENT
-                    }
-                    Err(_) => exit::ENVIRONMENT,
-                }
+                tools::bench(move || crate::bench::run(&options)).await
             }
             Command::Load {
                 url,

@@ -1,4 +1,5 @@
-//! Tools a user runs on their own: `tether load` (the generator, as wrk is used).
+//! Tools a user runs on their own: `tether load` (the generator, as wrk is used) and
+//! `tether bench` (benchmarks: the generator against wrk, the fault proxy).
 
 use crate::run::exit;
 
@@ -23,5 +24,20 @@ pub(super) fn load(options: &crate::load::standalone::Options, json: bool) -> i3
             eprintln!("error: {e:#}");
             exit::BAD_INPUT
         }
+    }
+}
+
+/// Runs a benchmark on a blocking thread: 0 when it finished, 3 when it could not run
+/// (a tool or Envoy is missing).
+pub(super) async fn bench<T: Send + 'static>(
+    run: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
+) -> i32 {
+    match tokio::task::spawn_blocking(run).await {
+        Ok(Ok(_)) => exit::PASSED,
+        Ok(Err(e)) => {
+            eprintln!("error: {e:#}");
+            exit::ENVIRONMENT
+        }
+        Err(_) => exit::ENVIRONMENT,
     }
 }

@@ -3,8 +3,9 @@
 //! and records each on the timeline at the moment it was carried out or asked for, before
 //! anything it causes.
 //!
-//! Whatever it put on and did not take off (the run stopped, or an actuator failed) it
-//! takes off before it returns, last first. It waits for the load it started.
+//! When a run is cut short (stopped, or an actuator failed) it takes off, last first,
+//! whatever it put on and did not take off yet, before it returns. It waits for the load
+//! it started.
 
 use crate::backend::actuators::{
     ContainerActuator, ControlPlaneActuator, LinkActuator, LoadDriver,
@@ -69,7 +70,14 @@ pub async fn carry_out(
             break;
         }
     }
-    let healed = run.heal(stop.is_cancelled()).await;
+    // A schedule carried out to its end leaves on only what it means to (a control plane
+    // that stays down, for the backend's teardown); a run cut short heals the rest.
+    let cut_short = result.is_err() || stop.is_cancelled();
+    let healed = if cut_short {
+        run.heal(result.is_ok()).await
+    } else {
+        Ok(())
+    };
     for task in run.running.drain(..) {
         let _ = task.await;
     }
@@ -225,8 +233,9 @@ impl Interpreter<'_> {
         Ok(())
     }
 
-    /// Take off, last first, every disruption still on; when `stopping` (interrupted),
-    /// a killed control plane is left for the backend's teardown. Gives the first error.
+    /// Take off, last first, every disruption still on; when `stopping` (interrupted,
+    /// not failed), a killed control plane is left for the backend's teardown. Gives the
+    /// first error.
     async fn heal(&mut self, stopping: bool) -> Result<()> {
         let mut first_error = Ok(());
         while let Some(d) = self.on.last().cloned() {

@@ -313,3 +313,22 @@ async fn a_stopped_run_takes_off_its_faults_and_leaves_a_killed_control_plane_to
     let calls: Vec<String> = fake.calls().into_iter().map(|(_, c)| c).collect();
     assert_eq!(calls.last().unwrap(), "remove down on xds", "{calls:#?}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_schedule_carried_out_to_its_end_leaves_the_control_plane_as_its_last_phase_says() {
+    let timeline = Timeline::on_tokio_clock();
+    let fake = Fake::new(&timeline);
+    let schedule = Schedule::of(&plan("suites/negative/control-plane-stays-down.yaml"), 7);
+    carry(&fake, &schedule, &CancellationToken::new())
+        .await
+        .unwrap();
+    let calls: Vec<String> = fake.calls().into_iter().map(|(_, c)| c).collect();
+    assert!(
+        calls.contains(&"kill control plane".to_string()),
+        "{calls:#?}"
+    );
+    assert!(
+        !calls.contains(&"restart control plane".to_string()),
+        "{calls:#?}"
+    );
+}
