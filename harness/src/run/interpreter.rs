@@ -14,6 +14,7 @@ use crate::plan::{Action, Disruption, Operation, Schedule, Timed};
 use crate::run::console::Console;
 use crate::timeline::{Event, LoadKind, Timeline};
 use anyhow::{Context, Result};
+use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -89,36 +90,24 @@ impl Interpreter<'_> {
     async fn carry(&mut self, timed: &Timed) -> Result<()> {
         let act = self.act;
         let t_ms = self.timeline.elapsed_ms();
-        let started = |handle, load, d: &std::time::Duration| (handle, load, d.as_millis() as u64);
-        let started = match &timed.op {
-            Operation::StartLoad { duration } => Some(started(
-                act.load.start_load(*duration).await?,
-                LoadKind::HotPath,
-                duration,
-            )),
-            Operation::StartJourneys { duration } => Some(started(
-                act.load.start_journeys(*duration).await?,
-                LoadKind::Journeys,
-                duration,
-            )),
+        match &timed.op {
+            Operation::StartLoad { duration } => {
+                let handle = act.load.start_load(*duration).await?;
+                self.started(t_ms, handle, LoadKind::HotPath, *duration);
+            }
+            Operation::StartJourneys { duration } => {
+                let handle = act.load.start_journeys(*duration).await?;
+                self.started(t_ms, handle, LoadKind::Journeys, *duration);
+            }
             Operation::MeasureOverhead {
                 node,
                 connections,
                 each,
-            } => Some(started(
-                act.load.measure_overhead(node, *connections, *each).await?,
-                LoadKind::Overhead { node: node.clone() },
-                &(*each * 2),
-            )),
-            _ => None,
-        };
-        if let Some((handle, load, duration_ms)) = started {
-            self.running.push(handle);
-            self.timeline
-                .record_at(t_ms, Event::LoadStarted { load, duration_ms });
-            return Ok(());
-        }
-        match &timed.op {
+            } => {
+                let handle = act.load.measure_overhead(node, *connections, *each).await?;
+                let load = LoadKind::Overhead { node: node.clone() };
+                self.started(t_ms, handle, load, *each * 2);
+            }
             Operation::PhaseStart { phase, duration } => {
                 self.timeline.record_at(
                     t_ms,
@@ -160,11 +149,16 @@ impl Interpreter<'_> {
                     },
                 );
             }
-            Operation::StartLoad { .. }
-            | Operation::StartJourneys { .. }
-            | Operation::MeasureOverhead { .. } => unreachable!("started above"),
         }
         Ok(())
+    }
+
+    /// Load started at `t_ms`, running for `duration`: waited for at the end.
+    fn started(&mut self, t_ms: u64, handle: JoinHandle<()>, load: LoadKind, duration: Duration) {
+        self.running.push(handle);
+        let duration_ms = duration.as_millis() as u64;
+        self.timeline
+            .record_at(t_ms, Event::LoadStarted { load, duration_ms });
     }
 
     /// Put `d` on, recording it at `t_ms` (when it was asked for).
