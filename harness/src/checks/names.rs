@@ -18,11 +18,6 @@ impl Keyed {
     pub fn key(self, name: &str) -> Option<&str> {
         name.strip_prefix(self.0)
     }
-
-    /// The prefix itself.
-    pub fn prefix(self) -> &'static str {
-        self.0
-    }
 }
 
 /// Share of requests that succeeded (`outpost_traffic_flows`).

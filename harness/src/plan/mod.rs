@@ -44,8 +44,6 @@ pub struct Plan {
     pub suite_text: String,
     /// The suite's name (names the report folder).
     pub name: String,
-    /// What the suite shows.
-    pub description: String,
     /// The mesh file.
     pub mesh_path: PathBuf,
     /// The mesh.

@@ -142,7 +142,7 @@ pub async fn run(plan: &Plan, opts: &RunOptions) -> Result<Outcome, EnvironmentE
                 "topology up in {:.1}s",
                 wall.elapsed().as_secs_f64()
             ));
-            drive(plan, opts, &schedule, topo, &timeline, &console).await
+            drive(plan, opts, &backend, &schedule, topo, &timeline, &console).await
         }
         None => Ok(()),
     };
@@ -272,6 +272,7 @@ fn checks_context(plan: &Plan) -> checks::Context {
 async fn drive(
     plan: &Plan,
     opts: &RunOptions,
+    backend: &BackendOptions,
     schedule: &Schedule,
     topo: &RunningTopology,
     timeline: &Timeline,
@@ -292,7 +293,7 @@ async fn drive(
     let load = HarnessLoad::new(
         plan,
         &topo.placement,
-        (tether_bin(opts)?, opts.report_dir.join("work")),
+        (backend.tether_bin.clone(), backend.work_dir.clone()),
         timeline,
         &stop,
         progress,

@@ -46,7 +46,6 @@ pub(super) fn plan(suite: Suite, sources: Sources) -> Result<Plan, InputError> {
         suite_path: sources.suite_path.clone(),
         suite_text: sources.suite_text,
         name: suite.name.to_string(),
-        description: suite.description.clone(),
         mesh_path: sources.mesh_path,
         mesh: sources.mesh,
         sites,

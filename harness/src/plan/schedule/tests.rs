@@ -38,7 +38,6 @@ fn with_changes(changes: Vec<(Duration, Change)>) -> Plan {
         suite_path: path.clone(),
         suite_text: String::new(),
         name: "changes".into(),
-        description: String::new(),
         mesh_path: path,
         mesh,
         sites: Default::default(),
