@@ -147,6 +147,111 @@ impl<'de> serde::Deserialize<'de> for Duration {
     }
 }
 
+/// A duration that may be drawn: `30s`, or a range `30s..90s` drawn from the run's seed
+/// (each cycle of a soak draws its own).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DurationRange {
+    /// The shortest it can be.
+    pub min: std::time::Duration,
+    /// The longest it can be (equal to `min` for a fixed duration).
+    pub max: std::time::Duration,
+}
+
+impl DurationRange {
+    /// Read `5s` or `5s..9s`.
+    pub fn parse(text: &str) -> Result<DurationRange, String> {
+        let one = |t: &str| {
+            humantime::parse_duration(t.trim()).map_err(|_| {
+                format!(
+                    "expected a duration such as `5s` or `500ms` (or a range such as `30s..90s`), found `{text}`"
+                )
+            })
+        };
+        let (min, max) = match text.split_once("..") {
+            Some((a, b)) => (one(a)?, one(b)?),
+            None => (one(text)?, one(text)?),
+        };
+        if min > max {
+            return Err(format!(
+                "expected a range from the shorter to the longer, found `{text}`"
+            ));
+        }
+        Ok(DurationRange { min, max })
+    }
+
+    /// Is it a range rather than one duration?
+    pub fn is_drawn(&self) -> bool {
+        self.min != self.max
+    }
+}
+
+impl fmt::Display for DurationRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let show = |d| humantime::format_duration(d).to_string();
+        if self.is_drawn() {
+            write!(f, "{}..{}", show(self.min), show(self.max))
+        } else {
+            write!(f, "{}", show(self.min))
+        }
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for DurationRange {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        DurationRange::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A size in bytes written as `512KiB`, `1MiB`, `2GB` or a plain number of bytes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Bytes(pub f64);
+
+impl Bytes {
+    /// Read a size.
+    pub fn parse(text: &str) -> Result<Bytes, String> {
+        let t = text.trim();
+        let split = t
+            .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '_'))
+            .unwrap_or(t.len());
+        let (number, unit) = t.split_at(split);
+        let scale = match unit.trim() {
+            "" | "B" => 1.0,
+            "KB" | "kB" => 1e3,
+            "MB" => 1e6,
+            "GB" => 1e9,
+            "KiB" => 1024.0,
+            "MiB" => 1024.0 * 1024.0,
+            "GiB" => 1024.0 * 1024.0 * 1024.0,
+            _ => f64::NAN,
+        };
+        match number.replace('_', "").parse::<f64>() {
+            Ok(n) if scale.is_finite() && n >= 0.0 => Ok(Bytes(n * scale)),
+            _ => Err(format!(
+                "expected a size such as `512KiB`, `1MiB` or `2000000`, found `{text}`"
+            )),
+        }
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Bytes {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(serde::Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Number(f64),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Number(n) if n >= 0.0 => Ok(Bytes(n)),
+            Raw::Number(n) => Err(serde::de::Error::custom(format!(
+                "expected a size of at least 0 bytes, found {n}"
+            ))),
+            Raw::Text(t) => Bytes::parse(&t).map_err(serde::de::Error::custom),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -187,5 +292,28 @@ mod tests {
             err("name: a\nname: b\n"),
             "s.yaml:2:1: duplicate key `name`"
         );
+    }
+
+    #[test]
+    fn durations_and_ranges_and_sizes_read_as_written() {
+        let r = DurationRange::parse("30s..1m30s").unwrap();
+        assert_eq!((r.min.as_secs(), r.max.as_secs()), (30, 90));
+        assert!(r.is_drawn());
+        assert_eq!(r.to_string(), "30s..1m 30s");
+        assert!(!DurationRange::parse("5s").unwrap().is_drawn());
+        assert!(
+            DurationRange::parse("9s..5s")
+                .unwrap_err()
+                .contains("shorter")
+        );
+        assert!(
+            DurationRange::parse("soon")
+                .unwrap_err()
+                .contains("30s..90s")
+        );
+        assert_eq!(Bytes::parse("1MiB").unwrap().0, 1_048_576.0);
+        assert_eq!(Bytes::parse("512 KiB").unwrap().0, 524_288.0);
+        assert_eq!(Bytes::parse("2_000").unwrap().0, 2_000.0);
+        assert!(Bytes::parse("3 parsecs").is_err());
     }
 }

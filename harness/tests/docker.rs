@@ -224,6 +224,49 @@ async fn the_outpost_partition_and_its_negative_control_on_docker() {
     assert_engine_clean("a tether container or network outlived the runs");
 }
 
+/// A soak on Docker: two short cycles are judged and pass, its memory is sampled from the
+/// containers, and the data-cut control's stop condition ends its soak early (exit 5);
+/// nothing of either run remains on the engine.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_soak_and_its_stop_condition_on_docker() {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    if !common::docker_engine() {
+        return;
+    }
+    use tether::backend::Backend;
+    use tether::checks::Outcome;
+    let dir = tempfile::tempdir().unwrap();
+    let mut plan = tether::suite::load(&common::repo("suites/soak-quick.yaml")).unwrap();
+    plan.set_soak_length(tether::plan::SoakLength::Cycles(2));
+    let Some(outcome) = common::run_plan_on(&plan, dir.path(), Backend::Docker).await else {
+        return;
+    };
+    print_verdicts(&outcome);
+    for v in outcome.verdicts.iter().filter(|v| v.name != "memory_drift") {
+        assert!(v.passed(), "{v:#?}");
+    }
+    let memory = outcome.verdict("memory_drift").unwrap();
+    assert_ne!(memory.outcome, Outcome::Unknown, "{}", memory.detail);
+    let result: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("result.json")).unwrap()).unwrap();
+    assert_eq!(result["soak"]["cycles_judged"], 2);
+    let minute = &result["soak"]["minutes"][0]["memory"];
+    assert!(minute["control-plane"].as_u64().unwrap() > 0, "{minute}");
+
+    let negative = tempfile::tempdir().unwrap();
+    let plan = tether::suite::load(&common::repo("suites/negative/soak-data-cut.yaml")).unwrap();
+    let outcome = common::run_plan_on(&plan, negative.path(), Backend::Docker)
+        .await
+        .unwrap();
+    assert_eq!(
+        outcome.exit_code(),
+        tether::run::exit::STOPPED,
+        "{:?}",
+        outcome.stopped
+    );
+    assert_engine_clean("a tether container or network outlived the soaks");
+}
+
 /// The faults only Docker gives: the fault proxy cut off the outpost's network, a
 /// sidecar restarted during that partition (it must stay not ready until the heal), the
 /// control plane paused. The negative control's sidecars give up waiting for config

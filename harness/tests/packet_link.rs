@@ -68,10 +68,12 @@ async fn xds_and_traffic_carry_on_over_a_lossy_slow_reordering_wire() {
         return;
     };
     assert!(outcome.passed(), "{:#?}", outcome.verdicts);
-    // The delay was on the wire: the change took about a round trip (180 ms +- jitter).
+    // The delay was on the wire: the change took at least one way's delay (90 ms +- 10
+    // ms). Not the whole round trip: netem's `reorder` sends a tenth of the packets at
+    // once, so the push or the ACK skips the delay in about one run in five.
     let p = outcome.verdict("propagation@lossy-180ms").unwrap();
     let max = p.measurement("propagation_ms.max").unwrap();
-    assert!(max.value >= 150.0, "{p:?}");
+    assert!(max.value >= 75.0, "{p:?}");
     assert_eq!(
         common::leftover_links(Duration::from_secs(10)),
         Vec::<String>::new()

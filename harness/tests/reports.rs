@@ -121,6 +121,8 @@ fn hand_made_timeline(ended: bool) -> Vec<Entry> {
                     listener_version: None,
                     xds_keepalive_timeouts: Some(u64::from(s >= 7)),
                     ready: Some(true),
+                    memory_allocated: Some(8_000_000),
+                    memory_heap: Some(12_000_000),
                 },
             ));
         }

@@ -181,3 +181,48 @@ fn a_schedule_serializes_as_timed_operations() {
         serde_json::json!({"at_ms": 5000, "op": "on", "link": "xds", "fault": "blackhole"})
     );
 }
+
+#[test]
+fn a_soak_draws_each_cycle_from_the_seed_and_the_same_seed_gives_the_same_schedule() {
+    let soak = plan("suites/soak-quick.yaml");
+    let (a, b, other) = (
+        Schedule::of(&soak, 7),
+        Schedule::of(&soak, 7),
+        Schedule::of(&soak, 8),
+    );
+    assert_eq!(a, b);
+    assert_ne!(a, other, "another seed draws other cycles");
+    assert_eq!(a.cycles(), 3);
+    let draws: Vec<&Vec<String>> = a
+        .operations
+        .iter()
+        .filter_map(|t| match &t.op {
+            Operation::CycleStart { draws, .. } => Some(draws),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(draws.len(), 3);
+    assert_ne!(draws[0], draws[1], "each cycle draws its own");
+    // Every drawn partition is one the suite lists, within its range.
+    for t in &a.operations {
+        if let Operation::PhaseStart { phase, duration } = &t.op
+            && phase == "partition"
+        {
+            assert!(
+                (3_000..=5_000).contains(&duration.as_millis()),
+                "{duration:?}"
+            );
+        }
+    }
+    // `--for` fits whole cycles; `--cycles` counts them.
+    let mut longer = soak.clone();
+    longer.set_soak_length(tether::plan::SoakLength::For(
+        std::time::Duration::from_secs(60),
+    ));
+    let fitted = Schedule::of(&longer, 7);
+    assert!(fitted.duration() <= std::time::Duration::from_secs(60));
+    assert!(fitted.cycles() >= 3, "{}", fitted.cycles());
+    let mut one = soak;
+    one.set_soak_length(tether::plan::SoakLength::Cycles(1));
+    assert_eq!(Schedule::of(&one, 7).cycles(), 1);
+}

@@ -3,9 +3,11 @@
 //! pinned to core 1, the same connections and duration, repeated. It reports requests
 //! per second and CPU milliseconds per 1,000 requests of each tool, and the ratio
 //! tether / wrk with its spread. A benchmark, not a test: `cargo test` never runs it.
-//! `tether bench fault-proxy` measures the fault proxy instead ([`fault_proxy`]).
+//! `tether bench fault-proxy` measures the fault proxy instead ([`fault_proxy`]), and
+//! `tether bench observer` what a run's sampling costs the Envoy it samples ([`observer`]).
 
 pub mod fault_proxy;
+pub mod observer;
 
 use crate::envoy::provision::{self, on_path};
 use anyhow::{Context, Result, bail};
@@ -162,8 +164,9 @@ fn start_nginx(nginx: &Path, dir: &Path, port: u16) -> Result<Guard> {
     Ok(guard)
 }
 
-/// Start Envoy (one worker, pinned to core 1) proxying `port` to nginx on `upstream`.
-fn start_envoy(envoy: &Path, dir: &Path, port: u16, upstream: u16) -> Result<Guard> {
+/// Start Envoy (one worker, pinned to core 1) proxying `port` to nginx on `upstream`;
+/// gives its admin address too.
+fn start_envoy(envoy: &Path, dir: &Path, port: u16, upstream: u16) -> Result<(Guard, SocketAddr)> {
     let admin = free_port()?;
     let config = serde_json::json!({
         "admin": { "address": { "socket_address": { "address": "127.0.0.1", "port_value": admin } } },
@@ -210,7 +213,7 @@ fn start_envoy(envoy: &Path, dir: &Path, port: u16, upstream: u16) -> Result<Gua
         "Envoy",
     )?;
     wait_listening(SocketAddr::from(([127, 0, 0, 1], port)), "Envoy")?;
-    Ok(guard)
+    Ok((guard, SocketAddr::from(([127, 0, 0, 1], admin))))
 }
 
 /// Run `program args` pinned to core 0, and return its stdout and the CPU it used.
@@ -298,7 +301,7 @@ fn measure(
 ) -> Result<Vec<Row>> {
     let (nginx_port, envoy_port) = (free_port()?, free_port()?);
     let _nginx = start_nginx(nginx, dir, nginx_port)?;
-    let _envoy = start_envoy(envoy, dir, envoy_port, nginx_port)?;
+    let (_envoy, _) = start_envoy(envoy, dir, envoy_port, nginx_port)?;
     let secs = options.duration.as_secs().max(1);
     let mut rows = Vec::new();
     for (target, port) in [("nginx", nginx_port), ("envoy->nginx", envoy_port)] {

@@ -6,9 +6,11 @@
 mod figures;
 mod judge;
 pub mod names;
+pub mod soak;
 mod window;
 
 pub use figures::{LatencyFigures, PhaseFigures, phase_figures};
+pub use soak::{SoakJudge, SoakSummary};
 pub use window::Window;
 
 use crate::plan::Check;
@@ -81,6 +83,8 @@ pub struct Context {
     pub outpost_nodes: Vec<String>,
     /// The virtual node whose sidecar the load enters through.
     pub load_through: String,
+    /// A soak's warm-up (ms): memory samples before it do not count.
+    pub warm_up_ms: u64,
 }
 
 /// Judge `entries` with every check, in order. A check the suite uses more than once is
@@ -92,7 +96,8 @@ pub fn evaluate(checks: &[Check], ctx: &Context, entries: &[Entry]) -> Vec<Verdi
         .map(|check| {
             let mut verdict = judge_one(check, ctx, entries);
             if repeated(check) {
-                verdict.name = format!("{}@{}", check.name(), check.phase().as_str());
+                let phase = check.phase().map_or("run", |p| p.as_str());
+                verdict.name = format!("{}@{phase}", check.name());
             }
             verdict
         })

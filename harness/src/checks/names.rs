@@ -61,3 +61,8 @@ pub const NOT_READY_MS: Keyed = Keyed("not_ready_ms.");
 pub fn journey_step_success(step: &str) -> String {
     format!("journeys.{step}.success_ratio")
 }
+
+/// Each part's memory growth, bytes per hour, from a straight-line fit (`memory_drift`).
+pub const MEMORY_DRIFT: Keyed = Keyed("memory_drift_bytes_per_hour.");
+/// Each part's memory at its last sample, bytes.
+pub const MEMORY_BYTES: Keyed = Keyed("memory_bytes.");

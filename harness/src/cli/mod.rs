@@ -22,6 +22,28 @@ pub struct Cli {
     command: Command,
 }
 
+/// How long a soak runs, when not as its suite says.
+#[derive(Debug, Clone, Copy, clap::Args)]
+struct SoakArgs {
+    /// A soak: run as many whole cycles as fit in this time (e.g. `8h`, `90m`).
+    #[arg(long = "for", value_parser = humantime::parse_duration, conflicts_with = "cycles")]
+    for_: Option<std::time::Duration>,
+    /// A soak: run this many cycles.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    cycles: Option<u32>,
+}
+
+impl SoakArgs {
+    /// The length asked for, if one was.
+    fn length(self) -> Option<crate::plan::SoakLength> {
+        match (self.cycles, self.for_) {
+            (Some(n), _) => Some(crate::plan::SoakLength::Cycles(n)),
+            (None, Some(d)) => Some(crate::plan::SoakLength::For(d)),
+            (None, None) => None,
+        }
+    }
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run a suite: bring up the mesh, drive load, break and heal links, judge, report.
@@ -52,6 +74,8 @@ enum Command {
         /// regression exits 1.
         #[arg(long)]
         baseline: Option<PathBuf>,
+        #[command(flatten)]
+        length: SoakArgs,
     },
     /// Compare a candidate against a baseline: every check and measured figure side by
     /// side, changes flagged only beyond the run-to-run noise of repeated runs. Writes
@@ -82,6 +106,8 @@ enum Command {
         /// The seed the schedule is drawn with (as `tether run --seed`).
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        #[command(flatten)]
+        length: SoakArgs,
     },
     /// Drive load at a URL on its own, as wrk does: throughput, errors by kind and latency
     /// percentiles (open loop: measured from each intended send time). Exits 4 when the
@@ -183,6 +209,10 @@ enum BenchMode {
     /// and writes JSON.
     #[command(name = "fault-proxy")]
     FaultProxy(crate::bench::fault_proxy::Options),
+    /// What a run's observer costs an Envoy: wrk's throughput through Envoy to nginx
+    /// without and with the admin endpoint sampled every 250 ms, in alternating rounds;
+    /// prints the ratio and writes JSON.
+    Observer(crate::bench::observer::Options),
 }
 
 /// Run the command line; returns the process exit code.
@@ -216,6 +246,7 @@ pub fn main() -> i32 {
                 xds,
                 repeat,
                 baseline,
+                length,
             } => {
                 let options = suites::SuiteOptions {
                     backend,
@@ -225,6 +256,7 @@ pub fn main() -> i32 {
                     xds,
                     repeat,
                     baseline,
+                    length: length.length(),
                 };
                 suites::run(suite, options).await
             }
@@ -238,7 +270,8 @@ pub fn main() -> i32 {
                 suite,
                 schedule,
                 seed,
-            } => suites::validate(&suite, schedule.then_some(seed)),
+                length,
+            } => suites::validate(&suite, schedule.then_some(seed), length.length()),
             Command::Doctor { envoy_bin } => machine::doctor(envoy_bin).await,
             Command::Images { envoy_bin } => machine::images(envoy_bin).await,
             Command::Clean { images } => machine::clean(images).await,
@@ -246,6 +279,10 @@ pub fn main() -> i32 {
                 mode: Some(BenchMode::FaultProxy(options)),
                 ..
             } => tools::bench(move || crate::bench::fault_proxy::run(&options)).await,
+            Command::Bench {
+                mode: Some(BenchMode::Observer(options)),
+                ..
+            } => tools::bench(move || crate::bench::observer::run(&options)).await,
             Command::Bench {
                 mode: None,
                 duration,

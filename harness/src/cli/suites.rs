@@ -2,22 +2,38 @@
 //! schedule), `report` (judge a run folder again) and `compare`.
 
 use crate::compare::RunSet;
-use crate::plan::Schedule;
+use crate::plan::{Plan, Schedule, SoakLength};
 use crate::report::console;
 use crate::run::{self, RunOptions, exit};
 use std::path::{Path, PathBuf};
 
 /// `tether validate SUITE`: parse and check it; with a seed, print its schedule.
-pub(super) fn validate(suite: &Path, schedule_seed: Option<u64>) -> i32 {
-    match crate::suite::load(suite) {
+pub(super) fn validate(
+    suite: &Path,
+    schedule_seed: Option<u64>,
+    length: Option<SoakLength>,
+) -> i32 {
+    match load(suite, length) {
         Ok(plan) => {
+            let what = match &plan.soak {
+                Some(soak) => format!(
+                    "a soak of {} ({} cycles with seed {}), each of {} phases",
+                    soak.length,
+                    Schedule::of(&plan, schedule_seed.unwrap_or(1)).cycles(),
+                    schedule_seed.unwrap_or(1),
+                    plan.phases.len()
+                ),
+                None => format!(
+                    "{} phases ({:.0} s)",
+                    plan.phases.len(),
+                    plan.total_duration().as_secs_f64()
+                ),
+            };
             println!(
-                "{}: suite `{}` is valid: {} Envoys (virtual nodes and gateways), {} phases ({:.0} s), {} checks",
+                "{}: suite `{}` is valid: {} Envoys (virtual nodes and gateways), {what}, {} checks",
                 suite.display(),
                 plan.name(),
                 plan.sites.len(),
-                plan.phases.len(),
-                plan.total_duration().as_secs_f64(),
                 plan.checks.len()
             );
             if let Some(seed) = schedule_seed {
@@ -32,6 +48,20 @@ pub(super) fn validate(suite: &Path, schedule_seed: Option<u64>) -> i32 {
     }
 }
 
+/// Load a suite, with a soak's length from the command line.
+fn load(suite: &Path, length: Option<SoakLength>) -> Result<Plan, String> {
+    let mut plan = crate::suite::load(suite).map_err(|e| e.to_string())?;
+    if let Some(length) = length
+        && !plan.set_soak_length(length)
+    {
+        return Err(format!(
+            "{}: `--for` and `--cycles` apply to a soak (a suite with `soak:`); this suite runs its phases once",
+            suite.display()
+        ));
+    }
+    Ok(plan)
+}
+
 /// What `tether run` was asked besides the suite.
 pub(super) struct SuiteOptions {
     pub backend: crate::backend::Backend,
@@ -41,10 +71,11 @@ pub(super) struct SuiteOptions {
     pub xds: Option<String>,
     pub repeat: u32,
     pub baseline: Option<PathBuf>,
+    pub length: Option<SoakLength>,
 }
 
 pub(super) async fn run(suite: PathBuf, options: SuiteOptions) -> i32 {
-    let mut plan = match crate::suite::load(&suite) {
+    let mut plan = match load(&suite, options.length) {
         Ok(plan) => plan,
         Err(e) => {
             eprintln!("error: {e}");

@@ -1,6 +1,7 @@
 //! The control plane's HTTP admin API, which the harness uses to change the mesh.
 //!
 //! - `GET /healthz`: 200 once the control plane serves.
+//! - `GET /memory`: `{"rss_bytes": N}`, its resident memory (for soaks' `memory_drift`).
 //! - `POST /changes` with a JSON [`Change`]: applies it, answers `{"version": N}`; 400 with
 //!   `{"error": ...}` when the change does not fit the mesh.
 
@@ -29,6 +30,10 @@ async fn handle(
         (&Method::GET, "/healthz") => {
             reply(StatusCode::OK, serde_json::json!({"version": cp.version()}))
         }
+        (&Method::GET, "/memory") => reply(
+            StatusCode::OK,
+            serde_json::json!({"rss_bytes": crate::timeline::resident_bytes()}),
+        ),
         (&Method::POST, "/changes") => {
             let body = req.into_body().collect().await?.to_bytes();
             match serde_json::from_slice::<Change>(&body) {

@@ -21,6 +21,10 @@ pub struct AdminSnapshot {
     /// `GET /ready` answered 200 (LIVE: initialized, serving) or 503 (not yet). The
     /// `server.state` stat would lag: Envoy sets it only when it flushes its stats.
     pub ready: Option<bool>,
+    /// `server.memory_allocated`: bytes handed out by its allocator.
+    pub memory_allocated: Option<u64>,
+    /// `server.memory_heap_size`: bytes its allocator holds from the system.
+    pub memory_heap: Option<u64>,
 }
 
 /// Client for one Envoy's admin endpoint.
@@ -53,8 +57,7 @@ impl AdminClient {
     /// Connected state and served config versions; fields stay None where Envoy did not answer.
     pub async fn snapshot(&self) -> AdminSnapshot {
         let mut snap = AdminSnapshot::default();
-        let filter =
-            r"^(control_plane\.connected_state|cluster\.xds_cluster\.http2\.keepalive_timeout)$";
+        let filter = r"^(control_plane\.connected_state|cluster\.xds_cluster\.http2\.keepalive_timeout|server\.memory_allocated|server\.memory_heap_size)$";
         if let Some(stats) = self
             .get_json(&format!("/stats?format=json&filter={filter}"))
             .await
@@ -67,6 +70,8 @@ impl AdminClient {
             };
             snap.connected = stat("control_plane.connected_state").map(|v| v == 1);
             snap.xds_keepalive_timeouts = stat("cluster.xds_cluster.http2.keepalive_timeout");
+            snap.memory_allocated = stat("server.memory_allocated");
+            snap.memory_heap = stat("server.memory_heap_size");
         }
         snap.ready = match self.http.get(format!("{}/ready", self.base)).send().await {
             Ok(r) if r.status().is_success() => Some(true),

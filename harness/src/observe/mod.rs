@@ -1,4 +1,5 @@
-//! Observers: sample each Envoy's admin endpoint onto the timeline at a fixed period.
+//! Observers: sample each Envoy's admin endpoint onto the timeline at a fixed period,
+//! and the resident memory of the control plane and of tether itself.
 
 use crate::envoy::AdminClient;
 use crate::timeline::{Event, Timeline};
@@ -51,7 +52,58 @@ async fn sample_one(
                 listener_version: s.listener_version,
                 xds_keepalive_timeouts: s.xds_keepalive_timeouts,
                 ready: s.ready,
+                memory_allocated: s.memory_allocated,
+                memory_heap: s.memory_heap,
             },
         );
+    }
+}
+
+/// Every `period`, record tether's own resident memory and the control plane's (from its
+/// admin API at `control_plane`, `GET /memory`), until `stop`.
+pub async fn sample_memory(
+    control_plane: std::net::SocketAddr,
+    period: Duration,
+    timeline: Timeline,
+    stop: CancellationToken,
+) {
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .build()
+        .unwrap_or_default();
+    let url = format!("http://{control_plane}/memory");
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let t_ms = timeline.elapsed_ms();
+        timeline.record_at(
+            t_ms,
+            Event::ProcessMemory {
+                part: "tether".into(),
+                rss_bytes: crate::timeline::resident_bytes(),
+            },
+        );
+        let answer = tokio::select! {
+            _ = stop.cancelled() => return,
+            a = http.get(&url).send() => a,
+        };
+        // A control plane that is down (killed by the suite) has no memory to sample.
+        let rss = match answer {
+            Ok(r) => r.json::<serde_json::Value>().await.ok(),
+            Err(_) => None,
+        };
+        if let Some(bytes) = rss.and_then(|v| v["rss_bytes"].as_u64()) {
+            timeline.record_at(
+                t_ms,
+                Event::ProcessMemory {
+                    part: "control-plane".into(),
+                    rss_bytes: bytes,
+                },
+            );
+        }
     }
 }

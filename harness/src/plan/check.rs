@@ -1,6 +1,6 @@
 //! The checks a suite asks for, their names, and the areas they are reported under.
 
-use crate::source::Duration;
+use crate::source::{Bytes, Duration};
 use marked_yaml::Spanned;
 use serde::Deserialize;
 
@@ -101,6 +101,24 @@ pub enum Check {
         /// Bound from the end of the phase (the heal) to ready.
         within: Duration,
     },
+    /// No part's memory grows faster than a bound: each Envoy's
+    /// `server.memory_allocated`, the control plane's and tether's own resident memory,
+    /// fitted with a straight line (least squares) after a warm-up. Judged over the
+    /// phase, or over the whole run (a soak: every cycle together) without one.
+    MemoryDrift {
+        /// The phase judged (default: the whole run).
+        #[serde(default)]
+        phase: Option<Spanned<String>>,
+        /// Largest growth per hour, e.g. `1MiB`.
+        max_per_hour: Spanned<Bytes>,
+        /// Samples before this time into the phase (or run) are left out (default: the
+        /// soak's warm-up, else none).
+        #[serde(default)]
+        after: Option<Duration>,
+        /// The parts judged (`envoy/<node>`, `control-plane`, `tether`; default all).
+        #[serde(default)]
+        parts: Vec<Spanned<String>>,
+    },
 }
 
 impl Check {
@@ -118,12 +136,13 @@ impl Check {
             Check::ProxyOverhead { .. } => CheckName::ProxyOverhead,
             Check::JourneysSucceed { .. } => CheckName::JourneysSucceed,
             Check::RestartWaitsForHeal { .. } => CheckName::RestartWaitsForHeal,
+            Check::MemoryDrift { .. } => CheckName::MemoryDrift,
         }
     }
 
-    /// The phase the check judges.
-    pub fn phase(&self) -> &Spanned<String> {
-        match self {
+    /// The phase the check judges (none: the whole run).
+    pub fn phase(&self) -> Option<&Spanned<String>> {
+        let phase = match self {
             Check::OutpostTrafficFlows { phase, .. }
             | Check::ConfigFrozen { phase }
             | Check::ChangeAppliedAfterHeal { phase, .. }
@@ -135,7 +154,9 @@ impl Check {
             | Check::ProxyOverhead { phase, .. }
             | Check::JourneysSucceed { phase, .. }
             | Check::RestartWaitsForHeal { phase, .. } => phase,
-        }
+            Check::MemoryDrift { phase, .. } => return phase.as_ref(),
+        };
+        Some(phase)
     }
 }
 
@@ -160,6 +181,8 @@ pub enum CheckName {
     PartitionUnnoticed,
     /// `proxy_overhead`
     ProxyOverhead,
+    /// `memory_drift`
+    MemoryDrift,
     /// `journeys_succeed`
     JourneysSucceed,
     /// `restart_waits_for_heal`
@@ -168,7 +191,7 @@ pub enum CheckName {
 
 impl CheckName {
     /// Every check, in the order reports list them within an area.
-    pub const EVERY: [CheckName; 11] = [
+    pub const EVERY: [CheckName; 12] = [
         CheckName::OutpostTrafficFlows,
         CheckName::ConfigFrozen,
         CheckName::JourneysSucceed,
@@ -180,6 +203,7 @@ impl CheckName {
         CheckName::PartitionNoticed,
         CheckName::PartitionUnnoticed,
         CheckName::ProxyOverhead,
+        CheckName::MemoryDrift,
     ];
 
     /// The name as a suite writes it.
@@ -196,6 +220,7 @@ impl CheckName {
             CheckName::ProxyOverhead => "proxy_overhead",
             CheckName::JourneysSucceed => "journeys_succeed",
             CheckName::RestartWaitsForHeal => "restart_waits_for_heal",
+            CheckName::MemoryDrift => "memory_drift",
         }
     }
 
@@ -220,6 +245,7 @@ impl CheckName {
             | CheckName::PartitionNoticed
             | CheckName::PartitionUnnoticed => Area::LinkFaults,
             CheckName::ProxyOverhead => Area::Throughput,
+            CheckName::MemoryDrift => Area::Soak,
         }
     }
 }
@@ -244,18 +270,21 @@ pub enum Area {
     LinkFaults,
     /// What a sidecar costs.
     Throughput,
+    /// What a long run does to the parts: memory that grows.
+    Soak,
     /// A verdict no known check gave (a hand-made or future result).
     Other,
 }
 
 impl Area {
     /// Every area, in report order.
-    pub const EVERY: [Area; 6] = [
+    pub const EVERY: [Area; 7] = [
         Area::StaticStability,
         Area::Reconvergence,
         Area::Propagation,
         Area::LinkFaults,
         Area::Throughput,
+        Area::Soak,
         Area::Other,
     ];
 
@@ -272,6 +301,7 @@ impl Area {
             Area::Propagation => "Propagation",
             Area::LinkFaults => "Link faults",
             Area::Throughput => "Throughput",
+            Area::Soak => "Soak",
             Area::Other => "Other",
         }
     }

@@ -17,6 +17,7 @@ pub mod link;
 pub mod load;
 pub mod schedule;
 pub mod site;
+pub mod soak;
 pub mod xds;
 
 pub use change::Change;
@@ -27,6 +28,7 @@ pub use link::{Direction, Fault, Link, LinkKind, Rate};
 pub use load::{Generator, JourneysPlan, LoadPlan};
 pub use schedule::{Operation, Schedule, Timed};
 pub use site::Site;
+pub use soak::{PhaseDraws, Rng, Soak, SoakLength, StopWhen, SuccessBelow};
 pub use xds::{KeepaliveKind, NodeXds, XdsSettings, XdsVariant};
 
 use crate::mesh::Mesh;
@@ -68,6 +70,8 @@ pub struct Plan {
     pub checks: Vec<Check>,
     /// Official images the Docker backend runs instead of the ones tether builds.
     pub images: Images,
+    /// Set for a soak: the phases repeat in cycles.
+    pub soak: Option<Soak>,
 }
 
 /// Images a suite names for the Docker backend (found on the engine or pulled).
@@ -99,6 +103,9 @@ pub struct PlannedPhase {
     pub overhead: Option<Overhead>,
     /// Faults on the parts' containers: held ones first, then restarts in time order.
     pub containers: Vec<ContainerFault>,
+    /// What it draws each time it runs (its values above are the shortest length, the
+    /// first fault, the earliest times).
+    pub draws: PhaseDraws,
 }
 
 /// A proxy-overhead measurement: closed-loop load straight at a node's app for the first
@@ -156,6 +163,18 @@ impl Plan {
             text.push_str(" (--xds)");
         }
         text
+    }
+
+    /// Make a soak run this long, whatever the suite says (`tether run --cycles` or
+    /// `--for`); false when the plan is not a soak.
+    pub fn set_soak_length(&mut self, length: SoakLength) -> bool {
+        match &mut self.soak {
+            Some(soak) => {
+                soak.length = length;
+                true
+            }
+            None => false,
+        }
     }
 
     /// The phase called `name`.

@@ -12,7 +12,9 @@
 //! then the held container faults (last first) and the link faults come off, and the
 //! phase ends before the next one starts.
 
-use super::{Change, Disruption, Fault, Link, Plan, PlannedPhase};
+use super::{
+    Change, Disruption, Fault, Link, PhaseDraws, Plan, PlannedPhase, Rng, Soak, SoakLength,
+};
 use serde::{Serialize, Serializer};
 use std::fmt;
 use std::time::Duration;
@@ -40,6 +42,19 @@ pub enum Operation {
         /// How long it lasts.
         #[serde(serialize_with = "millis", rename = "duration_ms")]
         duration: Duration,
+    },
+    /// A soak's cycle begins.
+    CycleStart {
+        /// Its number, from 1.
+        cycle: u32,
+        /// What it drew, a line each.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        draws: Vec<String>,
+    },
+    /// A soak's cycle is over (its last phase ended).
+    CycleEnd {
+        /// Its number.
+        cycle: u32,
     },
     /// A phase is over.
     PhaseEnd {
@@ -110,8 +125,11 @@ pub struct Schedule {
 impl Schedule {
     /// The schedule of `plan` drawn with `seed`.
     pub fn of(plan: &Plan, seed: u64) -> Schedule {
+        let (phases, total) = match &plan.soak {
+            Some(soak) => cycles(plan, soak, seed),
+            None => once(plan, seed),
+        };
         let mut operations = Vec::new();
-        let total = plan.total_duration();
         let at_start = |op| Timed {
             at: Duration::ZERO,
             op,
@@ -123,15 +141,35 @@ impl Schedule {
             operations.push(at_start(Operation::StartJourneys { duration: total }));
         }
         let mut control_plane_down = false;
-        for phase in &plan.phases {
-            operations.extend(phase_operations(plan, phase, control_plane_down, seed));
-            control_plane_down = phase.control_plane_down;
+        for placed in phases {
+            match placed {
+                Placed::Phase(phase, cycle) => {
+                    // Each cycle's flapping draws its own outages.
+                    let seed = seed ^ u64::from(cycle).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+                    operations.extend(phase_operations(plan, &phase, control_plane_down, seed));
+                    control_plane_down = phase.control_plane_down;
+                }
+                Placed::Mark(timed) => operations.push(timed),
+            }
         }
         Schedule {
             suite: plan.name().to_string(),
             seed,
             operations,
         }
+    }
+
+    /// How many cycles it has (0 for a run that is not a soak).
+    pub fn cycles(&self) -> u32 {
+        self.operations
+            .iter()
+            .filter(|t| matches!(t.op, Operation::CycleStart { .. }))
+            .count() as u32
+    }
+
+    /// How long it runs.
+    pub fn duration(&self) -> Duration {
+        self.operations.last().map_or(Duration::ZERO, |t| t.at)
     }
 
     /// The schedule as text, one operation a line.
@@ -148,6 +186,79 @@ impl Schedule {
             text.push_str(&format!("{:>9.3}s  {}\n", timed.at.as_secs_f64(), timed.op));
         }
         text
+    }
+}
+
+/// A phase placed on the run's clock (with the cycle it belongs to, 0 for none), or a
+/// cycle's start or end.
+enum Placed {
+    Phase(PlannedPhase, u32),
+    Mark(Timed),
+}
+
+/// A run's phases, each run once, with what they draw drawn from `seed`; and how long
+/// they take together.
+fn once(plan: &Plan, seed: u64) -> (Vec<Placed>, Duration) {
+    let mut rng = Rng::new(seed, "soak");
+    let mut t = Duration::ZERO;
+    let mut placed = Vec::new();
+    for phase in &plan.phases {
+        let (drawn, _) = phase.drawn(t, &mut rng);
+        t += drawn.duration;
+        placed.push(Placed::Phase(drawn, 0));
+    }
+    (placed, t)
+}
+
+/// A soak's phases: the warm-up, then whole cycles, each drawn from `seed`; and how long
+/// they take together.
+fn cycles(plan: &Plan, soak: &Soak, seed: u64) -> (Vec<Placed>, Duration) {
+    let mut rng = Rng::new(seed, "soak");
+    let mut placed = Vec::new();
+    let mut t = Duration::ZERO;
+    if !soak.warm_up.is_zero() {
+        placed.push(Placed::Phase(warm_up(soak.warm_up), 0));
+        t = soak.warm_up;
+    }
+    for cycle in 1.. {
+        let mut draws = Vec::new();
+        let mut phases = Vec::new();
+        let mut end = t;
+        for phase in &plan.phases {
+            let (drawn, said) = phase.drawn(end, &mut rng);
+            end += drawn.duration;
+            draws.extend(said);
+            phases.push(drawn);
+        }
+        let fits = match soak.length {
+            SoakLength::Cycles(n) => cycle <= n,
+            // Whole cycles only, and at least one.
+            SoakLength::For(d) => cycle == 1 || end <= d,
+        };
+        if !fits {
+            break;
+        }
+        let mark = |at, op| Placed::Mark(Timed { at, op });
+        placed.push(mark(t, Operation::CycleStart { cycle, draws }));
+        placed.extend(phases.into_iter().map(|p| Placed::Phase(p, cycle)));
+        placed.push(mark(end, Operation::CycleEnd { cycle }));
+        t = end;
+    }
+    (placed, t)
+}
+
+/// The phase before a soak's first cycle: load only.
+fn warm_up(duration: Duration) -> PlannedPhase {
+    PlannedPhase {
+        name: "warm-up".into(),
+        start: Duration::ZERO,
+        duration,
+        faults: Vec::new(),
+        changes: Vec::new(),
+        control_plane_down: false,
+        overhead: None,
+        containers: Vec::new(),
+        draws: PhaseDraws::default(),
     }
 }
 
@@ -273,21 +384,9 @@ fn outages(
     start: Duration,
     end: Duration,
 ) -> Vec<(Duration, Duration)> {
-    // splitmix64, seeded by the run's seed and the link, so a seed replays the same outages.
-    let mut state = seed
-        ^ link
-            .as_str()
-            .bytes()
-            .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-                (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
-            });
-    let mut next = move || {
-        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    };
+    // Seeded by the run's seed and the link, so a seed replays the same outages.
+    let mut rng = Rng::new(seed, link.as_str());
+    let mut next = move || rng.next_u64();
     let mut outages = Vec::new();
     let mut cycle = start;
     while cycle + down_for <= end && !every.is_zero() {
@@ -319,6 +418,13 @@ impl fmt::Display for Operation {
                 write!(f, "phase {phase} starts ({})", secs(duration))
             }
             Operation::PhaseEnd { phase } => write!(f, "phase {phase} ends"),
+            Operation::CycleStart { cycle, draws } if draws.is_empty() => {
+                write!(f, "cycle {cycle} starts")
+            }
+            Operation::CycleStart { cycle, draws } => {
+                write!(f, "cycle {cycle} starts, drawn: {}", draws.join("; "))
+            }
+            Operation::CycleEnd { cycle } => write!(f, "cycle {cycle} ends"),
             Operation::On { disruption } => write!(f, "on:  {disruption}"),
             Operation::Off { disruption } => write!(f, "off: {disruption}"),
             Operation::MeshChange { change, .. } => {

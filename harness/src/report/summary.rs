@@ -7,7 +7,7 @@
 //! the same string, so no value can break the file.
 
 use super::RunInfo;
-use crate::checks::{Outcome, Verdict};
+use crate::checks::{Outcome, SoakSummary, Verdict};
 use crate::plan::Area;
 use std::fmt::Write;
 
@@ -16,10 +16,12 @@ fn quoted(text: &str) -> String {
 }
 
 /// Render `summary.yaml`.
-pub fn render(info: &RunInfo, verdicts: &[Verdict]) -> String {
+pub fn render(info: &RunInfo, verdicts: &[Verdict], soak: Option<&SoakSummary>) -> String {
     let mut out = String::new();
     let result = if info.incomplete {
         "incomplete"
+    } else if info.stopped.is_some() {
+        "stopped"
     } else if info.interrupted {
         "interrupted"
     } else if info.passed(verdicts) {
@@ -49,6 +51,12 @@ pub fn render(info: &RunInfo, verdicts: &[Verdict]) -> String {
     );
     let _ = writeln!(out, "  backend: {}", quoted(&info.backend));
     let _ = writeln!(out, "  xds: {}", quoted(&info.xds));
+    if let Some(reason) = &info.stopped {
+        let _ = writeln!(out, "stopped: {}", quoted(reason));
+    }
+    if let Some(soak) = soak {
+        soak_counts(&mut out, soak);
+    }
     let _ = writeln!(out, "profiles:");
     for area in Area::EVERY {
         let profile = area.title();
@@ -87,4 +95,22 @@ pub fn render(info: &RunInfo, verdicts: &[Verdict]) -> String {
         }
     }
     out
+}
+
+/// A soak's cycles: how many ran, and each check's outcomes over them.
+fn soak_counts(out: &mut String, soak: &SoakSummary) {
+    let _ = writeln!(out, "soak:");
+    let _ = writeln!(out, "  cyclesPlanned: {}", soak.cycles_planned);
+    let _ = writeln!(out, "  cyclesJudged: {}", soak.cycles_judged);
+    let _ = writeln!(out, "  checks:");
+    for c in &soak.checks {
+        let failed: Vec<String> = c.failed_cycles.iter().map(u32::to_string).collect();
+        let _ = writeln!(out, "    - name: {}", quoted(&c.name));
+        let _ = writeln!(
+            out,
+            "      cycles: {{ passed: {}, failed: {}, unknown: {} }}",
+            c.passed, c.failed, c.unknown
+        );
+        let _ = writeln!(out, "      failedCycles: [{}]", failed.join(", "));
+    }
 }

@@ -60,12 +60,18 @@ pub struct RunInfo {
     /// The timeline has no `run_ended` entry: the run was killed or crashed.
     #[serde(skip)]
     pub incomplete: bool,
+    /// A stop condition ended the run early: which, and what it saw.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped: Option<String>,
 }
 
 impl RunInfo {
     /// Did the run complete with every check passed?
     pub fn passed(&self, verdicts: &[Verdict]) -> bool {
-        !self.interrupted && !self.incomplete && verdicts.iter().all(Verdict::passed)
+        !self.interrupted
+            && !self.incomplete
+            && self.stopped.is_none()
+            && verdicts.iter().all(Verdict::passed)
     }
 }
 

@@ -7,7 +7,7 @@ mod info;
 
 pub use info::{GIT_REVISION, Machine, RunInfo, TETHER_VERSION};
 
-use crate::checks::{Measurement, Outcome, PhaseFigures, Verdict, names};
+use crate::checks::{Measurement, Outcome, PhaseFigures, SoakSummary, Verdict, names};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -39,6 +39,9 @@ pub struct RunResult {
     /// The run was interrupted (Ctrl-C, SIGTERM) before all its phases ran.
     #[serde(default)]
     pub interrupted: bool,
+    /// A stop condition (`stop_when`) ended the run early: which, and what it saw.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped: Option<String>,
     /// When the run started, UTC, RFC 3339 (e.g. 2026-01-01T12:00:00Z).
     #[serde(default)]
     #[schemars(regex(
@@ -78,9 +81,15 @@ pub struct RunResult {
     #[serde(default)]
     pub reconvergence_ms: BTreeMap<String, f64>,
     /// What each phase measured, in the order the phases ran, with no bound (figures,
-    /// not verdicts): what `tether compare` sets side by side.
+    /// not verdicts): what `tether compare` sets side by side. Empty for a soak.
     #[serde(default)]
     pub phases: Vec<PhaseFigures>,
+    /// A soak's cycles: each check's outcomes over them, every cycle's verdicts, each
+    /// figure's distribution and the load and memory per minute. A soak's `checks` give
+    /// one verdict per check over every cycle (passed only when it passed in all of
+    /// them), with each figure at its worst.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub soak: Option<SoakSummary>,
 }
 
 /// One check's verdict in a [`RunResult`].
@@ -116,8 +125,14 @@ pub struct CheckResult {
 }
 
 impl RunResult {
-    /// The result of a run: what is known about it, its verdicts and its phases' figures.
-    pub fn new(info: &RunInfo, verdicts: &[Verdict], phases: &[PhaseFigures]) -> RunResult {
+    /// The result of a run: what is known about it, its verdicts, its phases' figures
+    /// and, for a soak, its cycles.
+    pub fn new(
+        info: &RunInfo,
+        verdicts: &[Verdict],
+        phases: &[PhaseFigures],
+        soak: Option<&SoakSummary>,
+    ) -> RunResult {
         let reconvergence_ms = verdicts
             .iter()
             .flat_map(|v| &v.measurements)
@@ -129,6 +144,7 @@ impl RunResult {
             passed: info.passed(verdicts),
             incomplete: info.incomplete,
             interrupted: info.interrupted,
+            stopped: info.stopped.clone(),
             started_at: info.started_at.clone(),
             duration_s: info.duration_s,
             seed: info.seed,
@@ -140,6 +156,7 @@ impl RunResult {
             checks: verdicts.iter().map(CheckResult::of).collect(),
             reconvergence_ms,
             phases: phases.to_vec(),
+            soak: soak.cloned(),
         }
     }
 

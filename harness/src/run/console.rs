@@ -14,6 +14,8 @@ pub struct Console {
     timeline: Timeline,
     /// How long a request may take: a phase's summary waits that long (and a margin).
     load_timeout: Duration,
+    /// Summarise each phase's load (off in a soak: it prints a line per cycle instead).
+    per_phase: bool,
     summaries: Arc<Mutex<Vec<JoinHandle<()>>>>,
 }
 
@@ -24,7 +26,17 @@ impl Console {
             enabled,
             timeline: timeline.clone(),
             load_timeout,
+            per_phase: true,
             summaries: Arc::default(),
+        }
+    }
+
+    /// The same console without the phase summaries: a soak prints a line per cycle
+    /// (and keeps no timeline in memory to summarise from).
+    pub fn per_cycle(self) -> Console {
+        Console {
+            per_phase: false,
+            ..self
         }
     }
 
@@ -40,7 +52,7 @@ impl Console {
 
     /// A phase is over: summarize its load once its last requests are on the timeline.
     pub fn phase_ended(&self, phase: &str) {
-        if !self.enabled {
+        if !self.enabled || !self.per_phase {
             return;
         }
         let (console, phase) = (self.clone(), phase.to_string());

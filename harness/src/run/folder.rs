@@ -8,11 +8,12 @@
 //! was killed still yields reports, marked incomplete.
 
 use super::exit;
-use crate::checks::{self, Verdict};
+use crate::checks::{self, SoakJudge, SoakSummary, Verdict};
 use crate::plan::{Plan, Schedule};
-use crate::report;
+use crate::report::{self, Judged};
 use crate::result::RunInfo;
 use crate::suite;
+use crate::timeline::cycles::Cycles;
 use crate::timeline::{Entry, Event, Timeline};
 use anyhow::{Context, Result};
 use std::path::Path;
@@ -106,16 +107,35 @@ impl Rejudged {
     }
 }
 
+/// What a folder's reports are rendered from besides its verdicts.
+#[derive(Debug, Clone)]
+pub enum Judgement {
+    /// A run of phases: its timeline.
+    Run(Vec<Entry>),
+    /// A soak: what its cycles gave (its timeline was read a line at a time).
+    Soak(SoakSummary),
+}
+
+impl Judgement {
+    /// As the reporters take it.
+    pub fn judged(&self) -> Judged<'_> {
+        match self {
+            Judgement::Run(entries) => Judged::Run(entries),
+            Judgement::Soak(summary) => Judged::Soak(summary),
+        }
+    }
+}
+
 /// Read a run folder, judge its timeline with its suite's checks and rewrite
 /// `result.json`, `junit.xml` and `report.html` in it.
 pub fn report(dir: &Path) -> Result<Rejudged, FolderError> {
-    let (info, verdicts, entries) = judge(dir)?;
-    report::write_all(dir, &info, &verdicts, &entries).map_err(FolderError::Write)?;
+    let (info, verdicts, judgement) = judge(dir)?;
+    report::write_all(dir, &info, &verdicts, judgement.judged()).map_err(FolderError::Write)?;
     Ok(Rejudged { info, verdicts })
 }
 
 /// Read a run folder and judge its timeline, writing nothing.
-pub fn judge(dir: &Path) -> Result<(RunInfo, Vec<Verdict>, Vec<Entry>), FolderError> {
+pub fn judge(dir: &Path) -> Result<(RunInfo, Vec<Verdict>, Judgement), FolderError> {
     let bad = |e: String| FolderError::BadInput(e);
     if !dir.is_dir() {
         return Err(bad(format!("{}: no such run folder", dir.display())));
@@ -145,23 +165,70 @@ pub fn judge(dir: &Path) -> Result<(RunInfo, Vec<Verdict>, Vec<Entry>), FolderEr
             e.column()
         ))
     })?;
-    let entries = Timeline::read_jsonl(&timeline_path).map_err(|e| bad(e.to_string()))?;
-
     info.suite_text = plan.suite_text.clone();
     info.mesh_text = std::fs::read_to_string(&mesh_path).unwrap_or_default();
+    if plan.soak.is_some() {
+        let (verdicts, summary, ended) = judge_soak(dir, &plan, &timeline_path)?;
+        mark_ended(&mut info, ended);
+        return Ok((info, verdicts, Judgement::Soak(summary)));
+    }
+    let entries = Timeline::read_jsonl(&timeline_path).map_err(|e| bad(e.to_string()))?;
     let ended = entries.iter().find_map(|e| match &e.event {
-        Event::RunEnded { reason } => Some(reason.as_str()),
+        Event::RunEnded { reason } => Some(reason.clone()),
         _ => None,
     });
+    let last_ms = entries.last().map_or(0, |e| e.t_ms);
+    mark_ended(&mut info, (ended, last_ms));
+    let verdicts = checks::evaluate(&plan.checks, &super::checks_context(&plan), &entries);
+    Ok((info, verdicts, Judgement::Run(entries)))
+}
+
+/// How a run ended, as its timeline says: why (none: it was killed), and its last time.
+type Ended = (Option<String>, u64);
+
+/// Mark `info` with how the run ended.
+fn mark_ended(info: &mut RunInfo, (ended, last_ms): Ended) {
     info.incomplete = ended.is_none();
-    info.interrupted = ended == Some("interrupted");
-    let recorded_s = entries.last().map_or(0.0, |e| e.t_ms as f64 / 1000.0);
+    info.interrupted = ended.as_deref() == Some("interrupted");
     if info.incomplete || info.duration_s <= 0.0 {
         // run.json got its duration only at the end: a killed run lasted what it recorded.
-        info.duration_s = recorded_s;
+        info.duration_s = last_ms as f64 / 1000.0;
     }
-    let verdicts = checks::evaluate(&plan.checks, &super::checks_context(&plan), &entries);
-    Ok((info, verdicts, entries))
+}
+
+/// A soak's timeline judged cycle by cycle, read a line at a time.
+fn judge_soak(
+    dir: &Path,
+    plan: &Plan,
+    timeline: &Path,
+) -> Result<(Vec<Verdict>, SoakSummary, Ended), FolderError> {
+    // The cycles the run planned (`--cycles` or `--for` may have changed the suite's).
+    let planned = std::fs::read_to_string(dir.join(SCHEDULE))
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .and_then(|s| {
+            let ops = s["operations"].as_array()?;
+            Some(ops.iter().filter(|o| o["op"] == "cycle_start").count() as u32)
+        })
+        .unwrap_or(0);
+    let mut judge = SoakJudge::new(&plan.checks, &super::checks_context(plan), planned);
+    let mut cycles = Cycles::new(plan.load.timeout.as_millis() as u64 + 3_000);
+    let (mut ended, mut last_ms) = (None, 0);
+    Timeline::each_jsonl(timeline, |entry| {
+        judge.observe(&entry);
+        last_ms = last_ms.max(entry.t_ms);
+        if let Event::RunEnded { reason } = &entry.event {
+            ended = Some(reason.clone());
+        }
+        for cycle in cycles.push(entry) {
+            judge.cycle(&cycle);
+        }
+    })
+    .map_err(|e| FolderError::BadInput(e.to_string()))?;
+    for cycle in cycles.finish() {
+        judge.cycle(&cycle);
+    }
+    Ok((judge.verdicts(), judge.summary(), (ended, last_ms)))
 }
 
 #[cfg(test)]

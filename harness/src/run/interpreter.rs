@@ -118,6 +118,20 @@ impl Interpreter<'_> {
                 );
                 self.console.line(&timed.op.to_string());
             }
+            Operation::CycleStart { cycle, draws } => {
+                self.timeline.record_at(
+                    t_ms,
+                    Event::CycleStarted {
+                        cycle: *cycle,
+                        draws: draws.clone(),
+                    },
+                );
+                self.console.line(&timed.op.to_string());
+            }
+            Operation::CycleEnd { cycle } => {
+                self.timeline
+                    .record_at(t_ms, Event::CycleEnded { cycle: *cycle });
+            }
             Operation::PhaseEnd { phase } => {
                 self.timeline.record_at(
                     t_ms,

@@ -4,23 +4,25 @@
 //!
 //! [`interpreter`] is the one loop that carries a [`Schedule`] out; [`console`] prints
 //! progress; [`folder`] keeps the run's inputs (suite, mesh, schedule) beside its
-//! timeline and judges a folder again.
+//! timeline and judges a folder again; [`soak`] judges a soak cycle by cycle as it runs.
 
 pub mod console;
 pub mod folder;
 pub mod interpreter;
+pub mod soak;
 
 use crate::backend::load::{HarnessLoad, Progress};
 use crate::backend::{Backend, BackendOptions, RunningTopology};
 use crate::checks::{self, Verdict};
 use crate::envoy::provision;
 use crate::plan::{LinkKind, Plan, Schedule};
-use crate::report;
+use crate::report::{self, Judged};
 use crate::result::RunInfo;
 use crate::timeline::{Event, Timeline};
 use anyhow::{Context, Result, anyhow};
 use console::Console;
 use interpreter::Actuators;
+use soak::SoakWatch;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -39,6 +41,8 @@ pub mod exit {
     /// `tether load`: the figures are invalid (the generator, not the target, was the
     /// limit).
     pub const INVALID: i32 = 4;
+    /// A stop condition (`stop_when`) ended the run early; the reports say which.
+    pub const STOPPED: i32 = 5;
     /// The run was interrupted (Ctrl-C).
     pub const INTERRUPTED: i32 = 130;
 }
@@ -72,18 +76,22 @@ pub struct Outcome {
     pub report_dir: PathBuf,
     /// Set when the run was interrupted before all phases ran.
     pub interrupted: bool,
+    /// Set when a stop condition ended the run early: which, and what it saw.
+    pub stopped: Option<String>,
 }
 
 impl Outcome {
     /// Did every check pass (and the run complete)?
     pub fn passed(&self) -> bool {
-        !self.interrupted && self.verdicts.iter().all(Verdict::passed)
+        !self.interrupted && self.stopped.is_none() && self.verdicts.iter().all(Verdict::passed)
     }
 
     /// The process exit code for this outcome.
     pub fn exit_code(&self) -> i32 {
         if self.interrupted {
             exit::INTERRUPTED
+        } else if self.stopped.is_some() {
+            exit::STOPPED
         } else if self.passed() {
             exit::PASSED
         } else {
@@ -122,10 +130,19 @@ pub async fn run(plan: &Plan, opts: &RunOptions) -> Result<Outcome, EnvironmentE
     folder::write_inputs(&opts.report_dir, plan, &schedule, &mut info)
         .context("cannot keep the suite, mesh and schedule in the report folder")
         .map_err(env)?;
-    let console = Console::new(opts.progress, &timeline, plan.load.timeout);
+    let mut console = Console::new(opts.progress, &timeline, plan.load.timeout);
     let backend = backend_options(plan, opts, &mut info, &console)
         .await
         .map_err(env)?;
+    // Stopped by a stop condition, or by Ctrl-C through `opts.interrupt`.
+    let stop = opts.interrupt.child_token();
+    let shared_info = Arc::new(std::sync::Mutex::new(info.clone()));
+    let watch = plan.soak.is_some().then(|| {
+        console = console.clone().per_cycle();
+        let folder = (opts.report_dir.clone(), shared_info.clone());
+        let ctx = checks_context(plan);
+        SoakWatch::start(plan, &schedule, &ctx, &timeline, folder, &console, &stop)
+    });
     let up = tokio::select! {
         up = RunningTopology::up(plan, &backend, &timeline) => up,
         _ = opts.interrupt.cancelled() => Err(anyhow!("interrupted during bring-up")),
@@ -142,7 +159,15 @@ pub async fn run(plan: &Plan, opts: &RunOptions) -> Result<Outcome, EnvironmentE
                 "topology up in {:.1}s",
                 wall.elapsed().as_secs_f64()
             ));
-            drive(plan, opts, &backend, &schedule, topo, &timeline, &console).await
+            let run = Drive {
+                plan,
+                backend: &backend,
+                schedule: &schedule,
+                timeline: &timeline,
+                console: &console,
+                stop: &stop,
+            };
+            run.drive(topo).await
         }
         None => Ok(()),
     };
@@ -151,28 +176,48 @@ pub async fn run(plan: &Plan, opts: &RunOptions) -> Result<Outcome, EnvironmentE
     }
     let interrupted = opts.interrupt.is_cancelled();
     timeline.record(Event::RunEnded {
-        reason: match (&result, interrupted) {
-            (_, true) => "interrupted".into(),
-            (Err(e), _) => format!("error: {e:#}"),
+        reason: match (&result, interrupted, stop.is_cancelled()) {
+            (_, true, _) => "interrupted".into(),
+            (Err(e), _, _) => format!("error: {e:#}"),
+            (Ok(()), false, true) => "stopped".into(),
             _ => "completed".into(),
         },
     });
-    let entries = timeline.entries();
-    let verdicts = checks::evaluate(&plan.checks, &checks_context(plan), &entries);
     info.duration_s = wall.elapsed().as_secs_f64();
     info.interrupted = interrupted;
-    folder::write_info(&opts.report_dir, &info)
-        .context("cannot write run.json")
-        .map_err(env)?;
-    report::write_all(&opts.report_dir, &info, &verdicts, &entries)
-        .context("cannot write the reports")
-        .map_err(env)?;
+    let (verdicts, stopped) = match watch {
+        Some(watch) => {
+            let judgement = watch.finish().await;
+            info.stopped = judgement.stopped.clone();
+            let summary = judgement.judge.summary();
+            write_reports(opts, &info, &judgement.verdicts, Judged::Soak(&summary)).map_err(env)?;
+            (judgement.verdicts, judgement.stopped)
+        }
+        None => {
+            let entries = timeline.entries();
+            let verdicts = checks::evaluate(&plan.checks, &checks_context(plan), &entries);
+            write_reports(opts, &info, &verdicts, Judged::Run(&entries)).map_err(env)?;
+            (verdicts, None)
+        }
+    };
     result.map_err(env)?;
     Ok(Outcome {
         verdicts,
         report_dir: opts.report_dir.clone(),
         interrupted,
+        stopped,
     })
+}
+
+/// `run.json` and the reports, at the end of a run.
+fn write_reports(
+    opts: &RunOptions,
+    info: &RunInfo,
+    verdicts: &[Verdict],
+    judged: Judged<'_>,
+) -> Result<()> {
+    folder::write_info(&opts.report_dir, info).context("cannot write run.json")?;
+    report::write_all(&opts.report_dir, info, verdicts, judged).context("cannot write the reports")
 }
 
 /// What is known of the run before it starts.
@@ -193,6 +238,7 @@ fn run_info(plan: &Plan, opts: &RunOptions) -> RunInfo {
         machine: crate::result::Machine::this(),
         interrupted: false,
         incomplete: false,
+        stopped: None,
     }
 }
 
@@ -264,51 +310,80 @@ fn checks_context(plan: &Plan) -> checks::Context {
     checks::Context {
         outpost_nodes: plan.outpost_nodes(),
         load_through: plan.load.through.clone(),
+        warm_up_ms: plan
+            .soak
+            .as_ref()
+            .map_or(0, |s| s.warm_up.as_millis() as u64),
     }
 }
 
-/// The observers for the whole run, and the schedule carried out through the
-/// topology's actuators.
-async fn drive(
-    plan: &Plan,
-    opts: &RunOptions,
-    backend: &BackendOptions,
-    schedule: &Schedule,
-    topo: &RunningTopology,
-    timeline: &Timeline,
-    console: &Console,
-) -> Result<()> {
-    let stop = opts.interrupt.child_token();
-    let observer = tokio::spawn(crate::observe::sample_envoys(
-        topo.envoys.clone(),
-        // Each sample reads every Envoy's config dump: sample a large fleet less often.
-        Duration::from_millis((25 * topo.envoys.len() as u64).max(250)),
-        timeline.clone(),
-        stop.clone(),
-    ));
-    let progress: Progress = {
-        let console = console.clone();
-        Arc::new(move |line: &str| console.line(line))
-    };
-    let load = HarnessLoad::new(
-        plan,
-        &topo.placement,
-        (backend.tether_bin.clone(), backend.work_dir.clone()),
-        timeline,
-        &stop,
-        progress,
-    )?;
-    let actuators = Actuators {
-        links: &topo.links,
-        containers: topo,
-        control_plane: topo,
-        load: &load,
-    };
-    let result = interpreter::carry_out(schedule, &actuators, timeline, &stop, console).await;
-    stop.cancel();
-    let _ = observer.await;
-    console.finish().await;
-    result
+/// A run being carried out: what it needs besides its topology.
+struct Drive<'a> {
+    plan: &'a Plan,
+    backend: &'a BackendOptions,
+    schedule: &'a Schedule,
+    timeline: &'a Timeline,
+    console: &'a Console,
+    stop: &'a CancellationToken,
+}
+
+impl Drive<'_> {
+    /// The observers for the whole run, and the schedule carried out through the
+    /// topology's actuators.
+    async fn drive(&self, topo: &RunningTopology) -> Result<()> {
+        let observing = self.stop.child_token();
+        let observers = [
+            tokio::spawn(crate::observe::sample_envoys(
+                topo.envoys.clone(),
+                // Each sample reads every Envoy's config dump: sample a large fleet less
+                // often.
+                Duration::from_millis((25 * topo.envoys.len() as u64).max(250)),
+                self.timeline.clone(),
+                observing.clone(),
+            )),
+            tokio::spawn(crate::observe::sample_memory(
+                topo.control_plane_admin,
+                Duration::from_secs(1),
+                self.timeline.clone(),
+                observing.clone(),
+            )),
+        ];
+        let progress: Progress = {
+            let console = self.console.clone();
+            Arc::new(move |line: &str| console.line(line))
+        };
+        let load = HarnessLoad::new(
+            self.plan,
+            &topo.placement,
+            (
+                self.backend.tether_bin.clone(),
+                self.backend.work_dir.clone(),
+            ),
+            self.timeline,
+            self.stop,
+            progress,
+        )?;
+        let actuators = Actuators {
+            links: &topo.links,
+            containers: topo,
+            control_plane: topo,
+            load: &load,
+        };
+        let result = interpreter::carry_out(
+            self.schedule,
+            &actuators,
+            self.timeline,
+            self.stop,
+            self.console,
+        )
+        .await;
+        observing.cancel();
+        for observer in observers {
+            let _ = observer.await;
+        }
+        self.console.finish().await;
+        result
+    }
 }
 
 /// The `tether` binary: the one asked for, or this one.

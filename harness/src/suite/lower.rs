@@ -1,11 +1,12 @@
 //! Lowering: a validated suite as written made into a [`Plan`] (names resolved, defaults
 //! filled in, phases placed on the run's clock).
 
-use super::schema::{ContainerFaultSpec, ControlPlaneState, Phase, Suite, XdsConfig};
-use super::validate::{container_fault, parse_at};
+use super::schema::{ContainerFaultSpec, ControlPlaneState, Phase, SoakSpec, Suite, XdsConfig};
+use super::validate::{container_fault, parse_at_range};
 use crate::mesh::Mesh;
 use crate::plan::{
-    Images, JourneysPlan, Link, LoadPlan, Overhead, Plan, PlannedPhase, Site, XdsSettings,
+    Images, JourneysPlan, Link, LoadPlan, Overhead, PhaseDraws, Plan, PlannedPhase, Site, Soak,
+    SoakLength, StopWhen, SuccessBelow, XdsSettings,
 };
 use crate::source::InputError;
 use std::collections::BTreeMap;
@@ -38,7 +39,7 @@ pub(super) fn plan(suite: Suite, sources: Sources) -> Result<Plan, InputError> {
     let mut phases = Vec::new();
     for p in &suite.phases {
         phases.push(phase(path, p, start)?);
-        start += p.duration.0;
+        start += p.duration.min;
     }
     let load = &suite.load;
     let images = suite.images.as_ref();
@@ -76,7 +77,31 @@ pub(super) fn plan(suite: Suite, sources: Sources) -> Result<Plan, InputError> {
             envoy: images.and_then(|i| i.envoy.clone()),
             fault_proxy: images.and_then(|i| i.fault_proxy.clone()),
         },
+        soak: suite.soak.as_ref().map(soak),
     })
+}
+
+/// A soak as the suite writes it: one hour by default.
+fn soak(spec: &SoakSpec) -> Soak {
+    let length = match (&spec.cycles, &spec.for_) {
+        (Some(n), _) => SoakLength::Cycles(**n),
+        (None, Some(d)) => SoakLength::For(d.0),
+        (None, None) => SoakLength::For(Duration::from_secs(3600)),
+    };
+    let stop = spec.stop_when.as_ref();
+    Soak {
+        length,
+        warm_up: spec.warm_up.map_or(Duration::ZERO, |d| d.0),
+        stop_when: StopWhen {
+            success_below: stop
+                .and_then(|s| s.outpost_success_below.as_ref())
+                .map(|b| SuccessBelow {
+                    ratio: *b.ratio,
+                    seconds: b.for_.0.as_secs().max(1),
+                }),
+            failed_cycles: stop.and_then(|s| s.failed_cycles.as_ref()).map(|n| **n),
+        },
+    }
 }
 
 /// The suite's xDS settings, App Mesh's where it says nothing.
@@ -97,32 +122,49 @@ fn xds_settings(xds: &XdsConfig) -> XdsSettings {
     }
 }
 
-/// One phase placed at `start`.
+/// One phase placed at `start`: its shortest length, first fault and earliest times,
+/// with what it draws.
 fn phase(path: &Path, p: &Phase, start: Duration) -> Result<PlannedPhase, InputError> {
-    let changes = p
-        .changes
-        .iter()
-        .map(|c| {
-            let at = parse_at(path, &c.at)?;
-            let (change, _) = c
-                .change()
-                .ok_or_else(|| InputError::spanned(path, &c.at, "expected one change"))?;
-            Ok((at, change))
-        })
-        .collect::<Result<Vec<_>, InputError>>()?;
-    let faults = p
-        .faults
-        .iter()
-        .map(|f| {
-            let link = Link::parse(&f.link)
-                .ok_or_else(|| InputError::spanned(path, &f.link, "unknown link"))?;
-            Ok((link, f.fault.clone()))
-        })
-        .collect::<Result<Vec<_>, InputError>>()?;
+    let mut draws = PhaseDraws {
+        duration: p
+            .duration
+            .is_drawn()
+            .then_some((p.duration.min, p.duration.max)),
+        ..PhaseDraws::default()
+    };
+    let mut changes = Vec::new();
+    for c in &p.changes {
+        let at = parse_at_range(path, &c.at)?;
+        let made = c.repeated();
+        if made.is_empty() {
+            return Err(InputError::spanned(path, &c.at, "expected one change"));
+        }
+        if at.is_drawn() {
+            draws.changes_at.push((changes.len(), at.min, at.max));
+        }
+        changes.extend(
+            made.into_iter()
+                .map(|(offset, change)| (at.min + offset, change)),
+        );
+    }
+    let mut faults = Vec::new();
+    for (i, f) in p.faults.iter().enumerate() {
+        let link = Link::parse(&f.link)
+            .ok_or_else(|| InputError::spanned(path, &f.link, "unknown link"))?;
+        let choices = f.choices();
+        let first = choices
+            .first()
+            .cloned()
+            .ok_or_else(|| InputError::spanned(path, &f.link, "expected a fault"))?;
+        if choices.len() > 1 {
+            draws.faults.push((i, choices));
+        }
+        faults.push((link, first));
+    }
     Ok(PlannedPhase {
         name: p.name.to_string(),
         start,
-        duration: p.duration.0,
+        duration: p.duration.min,
         faults,
         changes,
         control_plane_down: p.control_plane == Some(ControlPlaneState::Down),
@@ -131,6 +173,7 @@ fn phase(path: &Path, p: &Phase, start: Duration) -> Result<PlannedPhase, InputE
             node: m.node.to_string(),
             connections: m.connections.as_ref().map_or(8, |c| **c),
         }),
+        draws,
     })
 }
 

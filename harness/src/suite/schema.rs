@@ -6,7 +6,7 @@
 use crate::plan::{
     Action, Change, Check, Fault, Generator, KeepaliveKind, LinkKind, NodeXds, XdsVariant,
 };
-use crate::source::Duration;
+use crate::source::{Duration, DurationRange};
 use marked_yaml::Spanned;
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
@@ -32,13 +32,58 @@ pub struct Suite {
     pub xds: XdsConfig,
     /// The load driven through the outpost during the whole run.
     pub load: Load,
-    /// The phases, run in order.
+    /// The phases, run in order (in a soak: the phases of one cycle, repeated).
     pub phases: Vec<Phase>,
+    /// Make the run a soak: its phases repeat in cycles, each cycle drawing its own
+    /// ranges, and every check is judged per cycle.
+    #[serde(default)]
+    pub soak: Option<SoakSpec>,
     /// The checks that judge the run.
     pub checks: Vec<Check>,
     /// Docker backend: official images to run instead of the ones tether builds.
     #[serde(default)]
     pub images: Option<Images>,
+}
+
+/// A soak: how long it runs by default, what comes first, and when it stops early.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SoakSpec {
+    /// Run this many cycles (`tether run --cycles` overrides)...
+    #[serde(default)]
+    pub cycles: Option<Spanned<u32>>,
+    /// ...or cycles until this much time has passed (`tether run --for` overrides).
+    #[serde(default, rename = "for")]
+    pub for_: Option<Duration>,
+    /// Load without faults before the first cycle (default none).
+    #[serde(default)]
+    pub warm_up: Option<Duration>,
+    /// End the run early when one of these holds.
+    #[serde(default)]
+    pub stop_when: Option<StopWhenSpec>,
+}
+
+/// Stop conditions of a soak.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StopWhenSpec {
+    /// The outpost's load succeeds below `ratio` for `for` on end.
+    #[serde(default)]
+    pub outpost_success_below: Option<SuccessBelow>,
+    /// This many cycles have failed a check.
+    #[serde(default)]
+    pub failed_cycles: Option<Spanned<u32>>,
+}
+
+/// A success ratio held too low for too long.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SuccessBelow {
+    /// The ratio (0-1).
+    pub ratio: Spanned<f64>,
+    /// For how long, in whole seconds of load.
+    #[serde(rename = "for")]
+    pub for_: Duration,
 }
 
 /// Images named by a suite for the Docker backend (pulled where a registry is
@@ -151,8 +196,8 @@ pub struct Journeys {
 pub struct Phase {
     /// Name, unique in the suite.
     pub name: Spanned<String>,
-    /// How long it lasts.
-    pub duration: Duration,
+    /// How long it lasts: `30s`, or a range `30s..90s` drawn per cycle.
+    pub duration: DurationRange,
     /// Faults held on links for the whole phase.
     #[serde(default)]
     pub faults: Vec<FaultSpec>,
@@ -198,16 +243,35 @@ pub enum ControlPlaneState {
 pub struct FaultSpec {
     /// `xds` (outpost sidecars to the control plane) or `data` (outpost to region services).
     pub link: Spanned<String>,
-    /// What happens to the link.
-    pub fault: Fault,
+    /// What happens to the link...
+    #[serde(default)]
+    pub fault: Option<Fault>,
+    /// ...or one of these, drawn per cycle from the run's seed.
+    #[serde(default)]
+    pub one_of: Vec<Fault>,
+}
+
+impl FaultSpec {
+    /// The faults it can be: the one given, or those it is drawn from.
+    pub fn choices(&self) -> Vec<Fault> {
+        match &self.fault {
+            Some(f) => vec![f.clone()],
+            None => self.one_of.clone(),
+        }
+    }
 }
 
 /// A mesh change at a time within its phase.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ChangeSpec {
-    /// When, from the start of the phase.
+    /// When, from the start of the phase: `2s`, or a range `2s..10s` drawn per cycle.
     pub at: Spanned<String>,
+    /// Make the change again and again, from `at`: `{ every: 500ms, times: 80 }`; `{n}`
+    /// in any of its texts (a route's name, prefix, header values) becomes the
+    /// repetition's number, 1 to `times`.
+    #[serde(default)]
+    pub repeat: Option<RepeatSpec>,
     /// Set the weights of a route.
     #[serde(default)]
     pub set_route_weights: Option<RouteWeights>,
@@ -223,6 +287,16 @@ pub struct ChangeSpec {
     /// Register a virtual node's endpoints again.
     #[serde(default)]
     pub add_endpoints: Option<NodeRef>,
+}
+
+/// A change made again and again.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RepeatSpec {
+    /// The time between two of them.
+    pub every: Duration,
+    /// How many (the first at `at` included).
+    pub times: Spanned<u32>,
 }
 
 /// A virtual node, named in a change.
@@ -305,6 +379,24 @@ impl ChangeSpec {
         }
         if given.len() == 1 { given.pop() } else { None }
     }
+
+    /// The change as made, once or (with `repeat`) every time, each with its offset from
+    /// `at` and `{n}` replaced by its number; empty unless exactly one kind is given.
+    pub fn repeated(&self) -> Vec<(std::time::Duration, Change)> {
+        let Some((change, _)) = self.change() else {
+            return Vec::new();
+        };
+        let Some(repeat) = &self.repeat else {
+            return vec![(std::time::Duration::ZERO, change)];
+        };
+        let template = serde_json::to_value(&change).unwrap_or_default();
+        (1..=*repeat.times)
+            .filter_map(|n| {
+                let made = serde_json::from_value(numbered(&template, n)).ok()?;
+                Some((repeat.every.0 * (n - 1), made))
+            })
+            .collect()
+    }
 }
 
 /// New weights for a route's targets.
@@ -353,5 +445,20 @@ impl ContainerFaultSpec {
             [one] => Some(*one),
             _ => None,
         }
+    }
+}
+
+/// `value` with `{n}` in every text replaced by `n`.
+fn numbered(value: &serde_json::Value, n: u32) -> serde_json::Value {
+    use serde_json::Value;
+    match value {
+        Value::String(s) => Value::String(s.replace("{n}", &n.to_string())),
+        Value::Array(a) => Value::Array(a.iter().map(|v| numbered(v, n)).collect()),
+        Value::Object(o) => Value::Object(
+            o.iter()
+                .map(|(k, v)| (k.replace("{n}", &n.to_string()), numbered(v, n)))
+                .collect(),
+        ),
+        other => other.clone(),
     }
 }

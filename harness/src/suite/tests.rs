@@ -89,7 +89,7 @@ fn bad_suites_name_file_line_column_and_what_was_expected() {
         (
             "duration: 5s",
             "duration: 5 parsecs",
-            "broken.yaml:25:15: phases[0].duration: expected a duration such as `5s` or `500ms`, found `5 parsecs`",
+            "broken.yaml:25:15: phases[0].duration: expected a duration such as `5s` or `500ms` (or a range such as `30s..90s`), found `5 parsecs`",
         ),
         (
             "rate: 50",

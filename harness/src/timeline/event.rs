@@ -29,6 +29,26 @@ pub enum Event {
         /// How long the phase lasts, in ms.
         duration_ms: u64,
     },
+    /// A soak's cycle began.
+    CycleStarted {
+        /// Its number, from 1.
+        cycle: u32,
+        /// What it drew, a line each.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        draws: Vec<String>,
+    },
+    /// A soak's cycle was over.
+    CycleEnded {
+        /// Its number.
+        cycle: u32,
+    },
+    /// A process's resident memory (the control plane's, tether's own).
+    ProcessMemory {
+        /// Which process: `control-plane` or `tether`.
+        part: String,
+        /// Resident set size, bytes.
+        rss_bytes: u64,
+    },
     /// A phase of the suite was over (its faults taken off).
     PhaseEnded {
         /// The phase name from the suite.
@@ -109,6 +129,12 @@ pub enum Event {
         /// admin endpoint did not answer).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         ready: Option<bool>,
+        /// `server.memory_allocated`: bytes its allocator has handed out.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        memory_allocated: Option<u64>,
+        /// `server.memory_heap_size`: bytes its allocator holds from the system.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        memory_heap: Option<u64>,
     },
     /// One second of load results.
     LoadSecond(LoadSecond),

@@ -4,7 +4,12 @@
 //! per-second load results, Envoy samples) and checks read only from here. Entries are
 //! streamed to `timeline.jsonl` as they are recorded, so a killed run still leaves what
 //! it saw. What can happen is [`Event`] ([`event`]); load figures are in [`load`].
+//!
+//! A long run (a soak) keeps nothing in memory ([`Timeline::keep_nothing`]): its entries
+//! go to disk and to whoever listens ([`Timeline::listen`]), and [`cycles`] groups them
+//! into the soak's cycles as they come, so each cycle is judged from what it recorded.
 
+pub mod cycles;
 pub mod event;
 pub mod load;
 
@@ -15,7 +20,7 @@ pub use load::{
 
 use serde::{Deserialize, Serialize};
 use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -26,6 +31,19 @@ pub fn now_unix_ms() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
+}
+
+/// This process's resident memory in bytes (`/proc/self/statm`; 0 where there is none).
+pub fn resident_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    pages * page.max(0) as u64
 }
 
 /// One entry: when it happened (ms since the run started) and what.
@@ -49,8 +67,14 @@ struct Inner {
     /// Set for a timeline on tokio's clock (tests with paused time).
     tokio_start: Option<tokio::time::Instant>,
     entries: Vec<Entry>,
+    /// Keep entries in memory (false for a soak: they go to disk and listeners only).
+    keep: bool,
     sink: Option<BufWriter<File>>,
+    listeners: Vec<Listener>,
 }
+
+/// Called with every entry as it is recorded.
+pub type Listener = Arc<dyn Fn(&Entry) + Send + Sync>;
 
 impl std::fmt::Debug for Timeline {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -71,7 +95,9 @@ impl Timeline {
                 start_unix_ms,
                 tokio_start: None,
                 entries: Vec::new(),
+                keep: true,
                 sink: None,
+                listeners: Vec::new(),
             })),
         }
     }
@@ -81,6 +107,21 @@ impl Timeline {
         let file = BufWriter::new(File::create(path)?);
         self.lock().sink = Some(file);
         Ok(())
+    }
+
+    /// Keep no entry in memory from now on: they go to the stream and the listeners
+    /// only, so a run of any length holds none of its timeline ([`Timeline::entries`]
+    /// is then empty).
+    pub fn keep_nothing(&self) {
+        let mut inner = self.lock();
+        inner.keep = false;
+        inner.entries = Vec::new();
+    }
+
+    /// Call `listener` with every entry recorded from now on (outside the timeline's
+    /// lock, in the recording task: it must be quick).
+    pub fn listen(&self, listener: Listener) {
+        self.lock().listeners.push(listener);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -126,14 +167,24 @@ impl Timeline {
     /// Record an event at `t_ms` since the start.
     pub fn record_at(&self, t_ms: u64, event: Event) {
         let entry = Entry { t_ms, event };
-        let mut inner = self.lock();
-        if let Some(sink) = inner.sink.as_mut() {
-            // Losing the disk copy must not stop the run; the in-memory copy still holds it.
-            let _ = serde_json::to_writer(&mut *sink, &entry);
-            let _ = sink.write_all(b"\n");
-            let _ = sink.flush();
+        let listeners = {
+            let mut inner = self.lock();
+            if let Some(sink) = inner.sink.as_mut() {
+                // Losing the disk copy must not stop the run; the in-memory copy (or the
+                // listeners') still holds it.
+                let _ = serde_json::to_writer(&mut *sink, &entry);
+                let _ = sink.write_all(b"\n");
+                let _ = sink.flush();
+            }
+            let listeners = inner.listeners.clone();
+            if inner.keep {
+                inner.entries.push(entry.clone());
+            }
+            listeners
+        };
+        for listener in listeners {
+            listener(&entry);
         }
-        inner.entries.push(entry);
     }
 
     /// A copy of every entry so far, in time order.
@@ -143,37 +194,53 @@ impl Timeline {
         entries
     }
 
-    /// Read a timeline back from a JSONL file written by [`Timeline::stream_to`]. A last
-    /// line cut short (no newline after it: the writer was killed mid-line) is left out;
-    /// any other bad line is an error naming `file:line:column`.
+    /// Read a timeline back from a JSONL file written by [`Timeline::stream_to`], in time
+    /// order. A last line cut short (no newline after it: the writer was killed
+    /// mid-line) is left out; any other bad line is an error naming `file:line:column`.
     pub fn read_jsonl(path: &Path) -> anyhow::Result<Vec<Entry>> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| anyhow::anyhow!("{}: cannot read the timeline: {e}", path.display()))?;
         let mut entries = Vec::new();
-        let lines: Vec<&str> = text.split('\n').collect();
-        for (i, line) in lines.iter().enumerate() {
+        Self::each_jsonl(path, |e| entries.push(e))?;
+        entries.sort_by_key(|e| e.t_ms);
+        Ok(entries)
+    }
+
+    /// Call `each` with every entry of a JSONL timeline, in the order written, one line
+    /// in memory at a time (as [`Timeline::read_jsonl`] reads it).
+    pub fn each_jsonl(path: &Path, mut each: impl FnMut(Entry)) -> anyhow::Result<()> {
+        let file = File::open(path)
+            .map_err(|e| anyhow::anyhow!("{}: cannot read the timeline: {e}", path.display()))?;
+        let mut reader = BufReader::new(file);
+        let mut line = String::new();
+        let mut number = 0;
+        loop {
+            line.clear();
+            let read = reader.read_line(&mut line).map_err(|e| {
+                anyhow::anyhow!("{}: cannot read the timeline: {e}", path.display())
+            })?;
+            if read == 0 {
+                return Ok(());
+            }
+            number += 1;
             if line.trim().is_empty() {
                 continue;
             }
-            match serde_json::from_str::<Entry>(line) {
-                Ok(entry) => entries.push(entry),
-                // Only the last line can lack its newline (split leaves it last).
-                Err(_) if i + 1 == lines.len() => {}
+            match serde_json::from_str::<Entry>(&line) {
+                Ok(entry) => each(entry),
+                // Only the last line can lack its newline.
+                Err(_) if !line.ends_with('\n') => return Ok(()),
                 Err(e) => {
                     let message = e.to_string();
                     let suffix = format!(" at line {} column {}", e.line(), e.column());
                     anyhow::bail!(
                         "{}:{}:{}: {}",
                         path.display(),
-                        i + 1,
+                        number,
                         e.column().max(1),
                         message.strip_suffix(&suffix).unwrap_or(&message)
                     );
                 }
             }
         }
-        entries.sort_by_key(|e| e.t_ms);
-        Ok(entries)
     }
 }
 

@@ -34,12 +34,9 @@ pub fn toxics(fault: &Fault) -> Vec<Toxic> {
                 json!({"timeout": 0}),
             )]
         }
-        Fault::Reset => vec![Toxic::new(
-            "tether_reset_upstream",
-            "reset_peer",
-            UPSTREAM,
-            json!({"timeout": 0}),
-        )],
+        // Both ways: reset on the upstream stream only lets a push down an open
+        // connection through (the reset comes only with the ACK).
+        Fault::Reset => both("reset", "reset_peer", json!({"timeout": 0})),
         Fault::Latency { delay, jitter } => both(
             "latency",
             "latency",
@@ -119,7 +116,10 @@ mod tests {
         );
         assert_eq!(
             names(Fault::Reset),
-            ["tether_reset_upstream:reset_peer:upstream"]
+            [
+                "tether_reset_upstream:reset_peer:upstream",
+                "tether_reset_downstream:reset_peer:downstream"
+            ]
         );
         let latency = Fault::Latency {
             delay: Duration(std::time::Duration::from_millis(90)),

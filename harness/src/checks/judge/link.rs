@@ -72,7 +72,7 @@ pub(super) fn reconvergence(
                 Some(heal.start_ms)
             } else {
                 acks()
-                    .find(|x| x.0 >= heal.start_ms && at_least(x.3, &target))
+                    .find(|x| heal.contains(x.0) && at_least(x.3, &target))
                     .map(|x| x.0)
             };
             ready_at = match (ready_at, at) {
@@ -95,7 +95,7 @@ pub(super) fn reconvergence(
                 }
             }
             None => slow.push(format!(
-                "`{node}` never ACKed version {latest} after the heal"
+                "`{node}` never ACKed version {latest} during `{phase}`"
             )),
         }
     }

@@ -5,6 +5,7 @@
 
 mod config;
 mod link;
+pub(super) mod memory;
 mod restart;
 mod traffic;
 
@@ -13,8 +14,20 @@ use crate::plan::Check;
 use crate::timeline::{Entry, Event, LoadSecond};
 
 pub(super) fn judge(check: &Check, ctx: &Context, entries: &[Entry]) -> Verdict {
-    let name = check.name();
     let result = match check {
+        Check::MemoryDrift {
+            phase,
+            max_per_hour,
+            after,
+            parts,
+        } => memory_drift(
+            ctx,
+            entries,
+            phase.as_deref(),
+            max_per_hour.0,
+            *after,
+            parts,
+        ),
         Check::OutpostTrafficFlows {
             phase,
             min_success_ratio,
@@ -69,6 +82,11 @@ pub(super) fn judge(check: &Check, ctx: &Context, entries: &[Entry]) -> Verdict 
             max_added_p99.0.as_micros() as u64,
         ),
     };
+    named(check, result)
+}
+
+/// The verdict of `check` from what judging it gave (an error is an unknown verdict).
+pub(super) fn named(check: &Check, result: Judged) -> Verdict {
     let mut verdict = result.unwrap_or_else(|detail| Verdict {
         name: String::new(),
         outcome: Outcome::Unknown,
@@ -76,12 +94,37 @@ pub(super) fn judge(check: &Check, ctx: &Context, entries: &[Entry]) -> Verdict 
         measurements: Vec::new(),
         failed_at_ms: None,
     });
-    verdict.name = name.to_string();
+    verdict.name = check.name().to_string();
     verdict
 }
 
+/// `memory_drift` over a phase, or the whole run, after its warm-up.
+fn memory_drift(
+    ctx: &Context,
+    entries: &[Entry],
+    phase: Option<&String>,
+    max_per_hour: f64,
+    after: Option<crate::source::Duration>,
+    parts: &[marked_yaml::Spanned<String>],
+) -> Judged {
+    let window = match phase {
+        Some(p) => phase_window(entries, p)?,
+        None => Window {
+            start_ms: 0,
+            end_ms: u64::MAX,
+        },
+    };
+    let after_ms = after.map_or(ctx.warm_up_ms, |a| a.0.as_millis() as u64);
+    let parts = parts.iter().map(|p| p.to_string()).collect();
+    let mut drift = memory::Drift::new(window.start_ms + after_ms, window.end_ms, parts);
+    for e in entries {
+        drift.add(e);
+    }
+    drift.judge(max_per_hour)
+}
+
 /// A verdict under construction; `Err` is an unknown verdict's detail.
-type Judged = Result<Verdict, String>;
+pub(super) type Judged = Result<Verdict, String>;
 
 fn verdict(
     passed: bool,
@@ -157,6 +200,7 @@ fn samples<'a>(entries: &'a [Entry], node: &'a str) -> impl Iterator<Item = Samp
             listener_version,
             xds_keepalive_timeouts,
             ready,
+            ..
         } if n == node => Some(Sample {
             t: e.t_ms,
             connected: *connected,

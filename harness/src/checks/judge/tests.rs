@@ -19,6 +19,7 @@ fn ctx() -> Context {
     Context {
         outpost_nodes: vec!["client".into()],
         load_through: "client".into(),
+        warm_up_ms: 0,
     }
 }
 
@@ -126,6 +127,8 @@ impl Run {
                 listener_version: None,
                 xds_keepalive_timeouts: timeouts,
                 ready: Some(true),
+                memory_allocated: None,
+                memory_heap: None,
             },
         )
     }
@@ -268,6 +271,19 @@ fn reconvergence_fails_when_a_proxy_never_acks_or_acks_late() {
     let v = run.judge(reconverged());
     assert_eq!(v.outcome, Outcome::Failed, "{}", v.detail);
     assert_eq!(v.measurements[0].value, 7_000.0);
+
+    // An ACK after the heal phase is over (in a soak: in the next cycle) does not count.
+    let mut run = Run::healthy();
+    run.entries
+        .retain(|e| !matches!(&e.event, Event::Xds { version, .. } if version == "2"));
+    run.xds(31_000, "cds", XdsKind::Ack, "2")
+        .xds(31_000, "rds", XdsKind::Ack, "2");
+    let v = run.judge(Check::Reconvergence {
+        phase: s("heal"),
+        within: secs(20),
+    });
+    assert_eq!(v.outcome, Outcome::Failed, "{}", v.detail);
+    assert!(v.detail.contains("never ACKed"), "{}", v.detail);
 }
 
 #[test]
@@ -361,6 +377,8 @@ fn frozen_check_is_unknown_when_no_config_was_seen_during_the_phase() {
             listener_version: None,
             xds_keepalive_timeouts: None,
             ready: None,
+            memory_allocated: None,
+            memory_heap: None,
         },
     );
     assert_eq!(run.judge(frozen()).outcome, Outcome::Unknown);
@@ -634,6 +652,8 @@ fn restarted_sidecar(ready_at: Option<u64>) -> Run {
                 listener_version: None,
                 xds_keepalive_timeouts: None,
                 ready: (!(12_000..12_500).contains(&t)).then_some(ready),
+                memory_allocated: None,
+                memory_heap: None,
             },
         );
     }

@@ -63,9 +63,11 @@ fn with_changes(changes: Vec<(Duration, Change)>) -> Plan {
             control_plane_down: false,
             overhead: None,
             containers: Vec::new(),
+            draws: Default::default(),
         }],
         checks: Vec::new(),
         images: Images::default(),
+        soak: None,
     }
 }
 

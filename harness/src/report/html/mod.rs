@@ -7,10 +7,11 @@
 //! was set to make them ([`tables`]); the events; and the suite and mesh as run.
 
 mod charts;
+mod soak;
 mod tables;
 
 use super::RunInfo;
-use crate::checks::{Outcome, PhaseFigures, Verdict};
+use crate::checks::{Outcome, PhaseFigures, SoakSummary, Verdict};
 use crate::plan::Area;
 use crate::timeline::{Entry, Event, LoadKind, XdsKind};
 use std::fmt::Write;
@@ -49,10 +50,19 @@ pub fn render(
     verdicts: &[Verdict],
     phases: &[PhaseFigures],
     entries: &[Entry],
+    soak_summary: Option<&SoakSummary>,
 ) -> String {
     let mut html = header(info, verdicts);
     meta_table(&mut html, info);
     verdict_table(&mut html, verdicts);
+    if let Some(summary) = soak_summary {
+        // Hours of seconds are not drawn: the soak's own section summarises per minute
+        // and per cycle, and the timeline stays on disk.
+        soak::render(&mut html, summary, verdicts);
+        inputs(&mut html, info);
+        html.push_str("</body></html>\n");
+        return html;
+    }
     let end_ms = entries.iter().map(|e| e.t_ms).max().unwrap_or(1).max(1);
     let x = |t: u64| LEFT + (t as f64 / end_ms as f64) * (W - LEFT - RIGHT);
     charts::requests(&mut html, entries, verdicts, &x, end_ms);
@@ -74,6 +84,8 @@ fn header(info: &RunInfo, verdicts: &[Verdict]) -> String {
     let passed = info.passed(verdicts);
     let verdict_word = if info.incomplete || info.interrupted {
         "INCOMPLETE"
+    } else if info.stopped.is_some() {
+        "STOPPED"
     } else if passed {
         "PASSED"
     } else {
@@ -99,6 +111,13 @@ code{{overflow-wrap:anywhere}}
         suite = esc(&info.suite),
         cls = if passed { "pass" } else { "fail" },
     );
+    if let Some(reason) = &info.stopped {
+        let _ = write!(
+            html,
+            r#"<p class="incomplete">STOPPED EARLY by a stop condition: {}. Every fault was removed; the verdicts judge the cycles that finished.</p>"#,
+            esc(reason)
+        );
+    }
     if info.incomplete {
         html.push_str(r#"<p class="incomplete">INCOMPLETE: the timeline has no <code>run_ended</code> entry, so the run was killed or crashed before it finished. The verdicts below judge only what it recorded.</p>"#);
     } else if info.interrupted {
@@ -236,9 +255,15 @@ fn events(html: &mut String, info: &RunInfo, entries: &[Entry]) {
             esc(&text)
         );
     }
+    html.push_str("</table>");
+    inputs(html, info);
+}
+
+/// The suite and mesh as run.
+fn inputs(html: &mut String, info: &RunInfo) {
     let _ = write!(
         html,
-        "</table><h2>Suite as run</h2><pre>{}</pre>",
+        "<h2>Suite as run</h2><pre>{}</pre>",
         esc(&info.suite_text)
     );
     if !info.mesh_text.is_empty() {

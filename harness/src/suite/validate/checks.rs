@@ -49,7 +49,25 @@ fn check(
     {
         return err(n, format!("`{}` is not an outpost node", **n));
     }
-    let phase = c.phase();
+    if let Check::MemoryDrift {
+        phase,
+        max_per_hour,
+        parts,
+        ..
+    } = c
+    {
+        return memory_drift(
+            path,
+            suite,
+            phase.as_ref(),
+            max_per_hour,
+            parts,
+            phase_names,
+        );
+    }
+    let Some(phase) = c.phase() else {
+        return Ok(());
+    };
     if !phase_names.contains(phase.as_str()) {
         return err(
             phase,
@@ -80,6 +98,59 @@ fn check(
             format!(
                 "phase `{}` restarts no outpost sidecar (`containers: [{{ restart: sidecar/<node> }}]`): nothing to judge",
                 **phase
+            ),
+        );
+    }
+    Ok(())
+}
+
+/// `memory_drift`: a bound above zero, parts the run has, and in a soak no phase (it
+/// judges every cycle together).
+fn memory_drift(
+    path: &Path,
+    suite: &Suite,
+    phase: Option<&Spanned<String>>,
+    max_per_hour: &Spanned<crate::source::Bytes>,
+    parts: &[Spanned<String>],
+    phase_names: &BTreeSet<&str>,
+) -> Result<(), InputError> {
+    let err = |at: &Spanned<String>, msg: String| Err(InputError::spanned(path, at, msg));
+    if max_per_hour.0 <= 0.0 {
+        return Err(InputError::spanned(
+            path,
+            max_per_hour,
+            "expected a growth per hour above zero, such as `1MiB`",
+        ));
+    }
+    if let Some(phase) = phase {
+        if suite.soak.is_some() {
+            return err(
+                phase,
+                "in a soak memory_drift judges every cycle together: leave out `phase`".into(),
+            );
+        }
+        if !phase_names.contains(phase.as_str()) {
+            return err(
+                phase,
+                format!(
+                    "unknown phase `{}`; expected one of: {}",
+                    **phase,
+                    join(phase_names)
+                ),
+            );
+        }
+    }
+    let nodes = suite.topology.outpost.iter().chain(&suite.topology.region);
+    let mut known: BTreeSet<String> = nodes.map(|n| format!("envoy/{}", **n)).collect();
+    known.extend(["control-plane".to_string(), "tether".to_string()]);
+    if let Some(part) = parts.iter().find(|p| !known.contains(p.as_str())) {
+        let known: BTreeSet<&str> = known.iter().map(String::as_str).collect();
+        return err(
+            part,
+            format!(
+                "unknown part `{}`; expected one of: {}",
+                **part,
+                join(&known)
             ),
         );
     }

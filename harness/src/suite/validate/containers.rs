@@ -77,7 +77,7 @@ pub(super) fn validate_containers(
                     ),
                 ));
             }
-            (Some(at), false) if fault.at >= phase.duration.0 => {
+            (Some(at), false) if fault.at >= phase.duration.min => {
                 return Err(InputError::spanned(
                     path,
                     at,
@@ -85,7 +85,7 @@ pub(super) fn validate_containers(
                         "restart at {} is not within phase `{}` ({}s)",
                         **at,
                         *phase.name,
-                        phase.duration.0.as_secs_f64()
+                        phase.duration.min.as_secs_f64()
                     ),
                 ));
             }

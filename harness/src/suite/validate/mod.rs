@@ -196,3 +196,11 @@ pub(super) fn parse_at(
         )
     })
 }
+
+/// A time in a phase that may be drawn: `5s` or `2s..10s`.
+pub(super) fn parse_at_range(
+    path: &Path,
+    at: &Spanned<String>,
+) -> Result<crate::source::DurationRange, InputError> {
+    crate::source::DurationRange::parse(at).map_err(|e| InputError::spanned(path, at, e))
+}

@@ -2,7 +2,7 @@
 //! (container faults in [`super::containers`]).
 
 use super::containers::validate_containers;
-use super::parse_at;
+use super::parse_at_range;
 use crate::mesh::Mesh;
 use crate::mesh::model::join;
 use crate::plan::{Fault, Link, LinkKind};
@@ -35,7 +35,7 @@ pub(super) fn validate<'a>(
         if !phase_names.insert(p.name.as_str()) {
             return err(&p.name, format!("duplicate phase `{}`", *p.name));
         }
-        if p.duration.0.is_zero() {
+        if p.duration.min.is_zero() {
             return err(&p.name, format!("phase `{}` has no duration", *p.name));
         }
         if let Some(m) = &p.measure_overhead {
@@ -46,6 +46,18 @@ pub(super) fn validate<'a>(
             fault(path, f, kind)?;
         }
         changes(path, p, mesh, &mut trial)?;
+    }
+    if suite.soak.is_some() {
+        // Every cycle makes its changes again, on the mesh the cycle before left.
+        for p in &suite.phases {
+            changes(path, p, mesh, &mut trial).map_err(|e| InputError {
+                message: format!(
+                    "a soak repeats its changes every cycle, and the second cycle cannot make this one: {}",
+                    e.message
+                ),
+                ..e
+            })?;
+        }
     }
     Ok(phase_names)
 }
@@ -78,7 +90,7 @@ fn overhead(
             format!("expected 1 to 1000 connections, found {}", **c),
         ));
     }
-    if p.duration.0 < std::time::Duration::from_secs(2) {
+    if p.duration.min < std::time::Duration::from_secs(2) {
         return err(
             &m.node,
             "a phase that measures overhead needs at least 2s (half direct, half through the sidecar)",
@@ -87,15 +99,17 @@ fn overhead(
     Ok(())
 }
 
-/// A link fault names a link this kind of link has and a fault it can make.
+/// A link fault names a link this kind of link has and one fault (or a list to draw
+/// from) it can make.
 fn fault(path: &Path, f: &FaultSpec, kind: LinkKind) -> Result<(), InputError> {
     let err = |msg: String| Err(InputError::spanned(path, &f.link, msg));
-    if let Fault::Flapping {
-        every, down_for, ..
-    } = &f.fault
-        && (every.0.is_zero() || down_for.0.is_zero() || down_for.0 > every.0)
-    {
-        return err("expected flapping with `every` and `down_for` above zero and `down_for` at most `every`".into());
+    match (&f.fault, f.one_of.is_empty()) {
+        (Some(_), false) | (None, true) => {
+            return err(
+                "expected either `fault` or `one_of` (a list of faults to draw from)".into(),
+            );
+        }
+        _ => {}
     }
     let Some(link) = Link::parse(&f.link) else {
         let names: Vec<&str> = Link::EVERY.iter().map(|l| l.as_str()).collect();
@@ -111,17 +125,32 @@ fn fault(path: &Path, f: &FaultSpec, kind: LinkKind) -> Result<(), InputError> {
             *f.link
         ));
     }
-    if let Some(why) = kind.cannot(&f.fault) {
-        return err(why.to_string());
-    }
-    if let Fault::Loss { percent } = f.fault
-        && !(0.0..=100.0).contains(&percent)
-    {
-        return err(format!(
-            "expected a loss from 0 to 100 percent, found {percent}"
-        ));
+    for choice in f.choices() {
+        if let Some(why) = wrong(&choice, kind) {
+            return err(why);
+        }
     }
     Ok(())
+}
+
+/// What is wrong with one fault on this kind of link, if anything.
+fn wrong(fault: &Fault, kind: LinkKind) -> Option<String> {
+    if let Fault::Flapping {
+        every, down_for, ..
+    } = fault
+        && (every.0.is_zero() || down_for.0.is_zero() || down_for.0 > every.0)
+    {
+        return Some("expected flapping with `every` and `down_for` above zero and `down_for` at most `every`".into());
+    }
+    if let Some(why) = kind.cannot(fault) {
+        return Some(why.to_string());
+    }
+    match fault {
+        Fault::Loss { percent } if !(0.0..=100.0).contains(percent) => Some(format!(
+            "expected a loss from 0 to 100 percent, found {percent}"
+        )),
+        _ => None,
+    }
 }
 
 /// A phase's mesh changes: within the phase, with the control plane up, one change
@@ -139,15 +168,31 @@ fn changes(path: &Path, p: &Phase, mesh: &Mesh, trial: &mut Mesh) -> Result<(), 
                 ),
             );
         }
-        let at = parse_at(path, &c.at)?;
-        if at >= p.duration.0 {
+        let at = parse_at_range(path, &c.at)?;
+        let last = match &c.repeat {
+            Some(_) if at.is_drawn() => {
+                return err(
+                    &c.at,
+                    "a repeated change starts at a fixed time, not a range".into(),
+                );
+            }
+            Some(r) if *r.times == 0 || r.every.0.is_zero() => {
+                return err(
+                    &c.at,
+                    "expected `repeat` with `every` above zero and `times` at least 1".into(),
+                );
+            }
+            Some(r) => at.max + r.every.0 * (*r.times - 1),
+            None => at.max,
+        };
+        if last >= p.duration.min {
             return err(
                 &c.at,
                 format!(
                     "change at {} is not within phase `{}` ({}s)",
                     *c.at,
                     *p.name,
-                    p.duration.0.as_secs_f64()
+                    p.duration.min.as_secs_f64()
                 ),
             );
         }
@@ -173,8 +218,10 @@ fn changes(path: &Path, p: &Phase, mesh: &Mesh, trial: &mut Mesh) -> Result<(), 
                 ),
             );
         }
-        if let Err(e) = change.apply(trial) {
-            return err(subject, e);
+        for (_, made) in c.repeated() {
+            if let Err(e) = made.apply(trial) {
+                return err(subject, e);
+            }
         }
     }
     Ok(())
