@@ -32,6 +32,47 @@ fn validate_accepts_the_bundled_suites() {
 }
 
 #[test]
+fn a_soaks_length_comes_from_the_command_line_and_only_a_soak_takes_one() {
+    let out = tether(&[
+        "validate",
+        "suites/soak-quick.yaml",
+        "--schedule",
+        "--cycles",
+        "2",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("a soak of 2 cycles"), "{stdout}");
+    assert!(
+        stdout.contains("cycle 2 starts, drawn: partition: "),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("cycle 3 starts"), "{stdout}");
+    let out = tether(&["validate", "suites/soak.yaml", "--for", "1h"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("a soak of 1h"));
+    let out = tether(&["validate", "suites/outpost-partition.yaml", "--for", "1h"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("`--for` and `--cycles` apply to a soak"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = tether(&[
+        "validate",
+        "suites/soak.yaml",
+        "--for",
+        "1h",
+        "--cycles",
+        "2",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "one length, not two");
+}
+
+#[test]
 fn malformed_suites_give_one_line_with_file_line_column_and_exit_2() {
     let dir = tempfile::tempdir_in(common::repo("suites")).unwrap();
     let bad = dir.path().join("bad.yaml");

@@ -26,9 +26,27 @@ fn bundled_suites_are_valid() {
         "suites/negative/keepalive-detection-tcp-expected.yaml",
         "suites/container-faults.yaml",
         "suites/negative/restart-gives-up-waiting.yaml",
+        "suites/soak.yaml",
+        "suites/soak-quick.yaml",
+        "suites/negative/soak-data-cut.yaml",
+        "suites/negative/memory-grows.yaml",
     ] {
         let plan = load(&repo(suite)).unwrap_or_else(|e| panic!("{e}"));
         assert!(!plan.phases.is_empty());
+    }
+    // A repeated change is made `times` times, `every` apart, `{n}` its number.
+    let grows = load(&repo("suites/negative/memory-grows.yaml")).unwrap();
+    let changes = &grows.phase("growing").unwrap().changes;
+    assert_eq!(changes.len(), 160);
+    assert_eq!(changes[4].0, std::time::Duration::from_millis(1_250));
+    match &changes[4].1 {
+        crate::plan::Change::AddRoute { route, .. } => {
+            assert_eq!(
+                (route.name.as_str(), route.prefix.as_str()),
+                ("grow-5", "/grow/5/")
+            );
+        }
+        other => panic!("{other:?}"),
     }
     let plan = load(&repo("suites/outpost-partition.yaml")).unwrap();
     assert_eq!(plan.sites.len(), 3);
@@ -45,7 +63,12 @@ fn bundled_suites_are_valid() {
 /// The bundled suite with `from` replaced by `to`, written next to it so the mesh
 /// path still resolves; returns the error text.
 fn broken(from: &str, to: &str) -> String {
-    let text = std::fs::read_to_string(repo("suites/outpost-partition.yaml")).unwrap();
+    broken_suite("suites/outpost-partition.yaml", from, to)
+}
+
+/// `suite` with `from` replaced by `to`, as [`broken`].
+fn broken_suite(suite: &str, from: &str, to: &str) -> String {
+    let text = std::fs::read_to_string(repo(suite)).unwrap();
     assert!(text.contains(from), "the suite no longer contains {from:?}");
     let dir = tempfile::tempdir_in(repo("suites")).unwrap();
     let path = dir.path().join("broken.yaml");
@@ -56,6 +79,21 @@ fn broken(from: &str, to: &str) -> String {
     let err = load(&path).unwrap_err();
     err.to_string()
         .replace(&format!("{}/", dir.path().display()), "")
+}
+
+/// Each (from, to, error) case: `suite` with `from` replaced by `to` fails to load with
+/// a message starting with `error`.
+fn expect_errors(suite: &str, cases: &[(&str, &str, &str)]) {
+    let mut wrong = Vec::new();
+    for (from, to, expected) in cases {
+        let err = broken_suite(suite, from, to);
+        if !err.starts_with(expected) {
+            wrong.push(format!(
+                "{from:?} -> {to:?}\n  got: {err}\n want: {expected}"
+            ));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
 
 #[test]
@@ -112,16 +150,7 @@ fn bad_suites_name_file_line_column_and_what_was_expected() {
             "broken.yaml:39:7: invalid YAML",
         ),
     ];
-    let mut wrong = Vec::new();
-    for (from, to, expected) in cases {
-        let err = broken(from, to);
-        if !err.starts_with(expected) {
-            wrong.push(format!(
-                "{from:?} -> {to:?}\n  got: {err}\n want: {expected}"
-            ));
-        }
-    }
-    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    expect_errors("suites/outpost-partition.yaml", &cases);
 }
 
 #[test]
@@ -250,4 +279,41 @@ fn a_missing_file_is_an_input_error() {
             .starts_with("no/such/suite.yaml:1:1: cannot read suite"),
         "{err}"
     );
+}
+
+#[test]
+fn bad_soaks_name_file_line_column_and_what_was_expected() {
+    let cases = [
+        (
+            "duration: 3s..5s",
+            "duration: 5s..3s",
+            "broken.yaml:30:15: phases[0].duration: expected a range from the shorter to the longer, found `5s..3s`",
+        ),
+        (
+            "        one_of: [blackhole, reset, down]",
+            "        fault: down\n        one_of: [blackhole, reset]",
+            "broken.yaml:32:15: expected either `fault` or `one_of` (a list of faults to draw from)",
+        ),
+        (
+            "      - at: 500ms..2s",
+            "      - at: 500ms..2s\n        repeat: { every: 1s, times: 2 }",
+            "broken.yaml:35:13: a repeated change starts at a fixed time, not a range",
+        ),
+        (
+            "  - memory_drift: { max_per_hour: 64MiB,",
+            "  - memory_drift: { phase: heal, max_per_hour: 64MiB,",
+            "broken.yaml:58:28: in a soak memory_drift judges every cycle together: leave out `phase`",
+        ),
+        (
+            "parts: [envoy/client,",
+            "parts: [envoy/nobody,",
+            "broken.yaml:58:50: unknown part `envoy/nobody`; expected one of: control-plane, envoy/client, envoy/svc-v1, envoy/svc-v2, tether",
+        ),
+        (
+            "        set_route_weights: { router: svc-router, route: split, weights: { svc-v1: 0, svc-v2: 100 } }",
+            "        add_route: { router: svc-router, route: { name: beta, prefix: /beta, targets: { svc-v2: 100 } } }",
+            "broken.yaml:36:30: a soak repeats its changes every cycle, and the second cycle cannot make this one: router `svc-router` already has a route `beta`",
+        ),
+    ];
+    expect_errors("suites/soak-quick.yaml", &cases);
 }

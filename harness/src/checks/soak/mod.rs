@@ -249,15 +249,18 @@ impl SoakJudge {
     }
 
     fn keep(&mut self, check: &str, m: &Measurement) {
-        let figure = self
-            .figures
-            .entry(m.name.clone())
-            .or_insert_with(|| Figure {
-                check: check.to_string(),
-                unit: m.unit.clone(),
-                bound: m.bound,
-                values: Vec::new(),
-            });
+        // A check the suite uses in several phases (`reconvergence@heal`) measures the
+        // same names in each: keep them apart (`reconvergence_ms.client@heal`).
+        let name = match check.split_once('@') {
+            Some((_, phase)) => format!("{}@{phase}", m.name),
+            None => m.name.clone(),
+        };
+        let figure = self.figures.entry(name).or_insert_with(|| Figure {
+            check: check.to_string(),
+            unit: m.unit.clone(),
+            bound: m.bound,
+            values: Vec::new(),
+        });
         figure.values.push(m.value);
     }
 

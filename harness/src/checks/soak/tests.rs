@@ -128,3 +128,34 @@ fn no_finished_cycle_cannot_pass() {
     let judge = SoakJudge::new(&[flows()], &Context::default(), 3);
     assert_eq!(judge.verdicts()[0].outcome, Outcome::Unknown);
 }
+
+#[test]
+fn a_check_used_in_two_phases_keeps_its_figures_apart() {
+    let other = Check::OutpostTrafficFlows {
+        phase: Spanned::new(Span::new_blank(), "heal".into()),
+        min_success_ratio: Spanned::new(Span::new_blank(), 0.9),
+    };
+    let mut judge = SoakJudge::new(&[flows(), other], &Context::default(), 1);
+    let mut cut = Cycles::new(0);
+    for e in cycle(1, 0, 10) {
+        for c in cut.push(e) {
+            judge.cycle(&c);
+        }
+    }
+    for c in cut.finish() {
+        judge.cycle(&c);
+    }
+    let names: Vec<String> = judge
+        .summary()
+        .figures
+        .into_iter()
+        .map(|f| f.name)
+        .collect();
+    assert!(
+        names.contains(&"success_ratio@partition".to_string()),
+        "{names:?}"
+    );
+    assert!(!names.contains(&"success_ratio".to_string()), "{names:?}");
+    // The phase that never ran cannot be judged: unknown, not passed.
+    assert_eq!(judge.verdicts()[1].outcome, Outcome::Unknown);
+}
