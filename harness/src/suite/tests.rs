@@ -60,13 +60,8 @@ fn bundled_suites_are_valid() {
     );
 }
 
-/// The bundled suite with `from` replaced by `to`, written next to it so the mesh
-/// path still resolves; returns the error text.
-fn broken(from: &str, to: &str) -> String {
-    broken_suite("suites/outpost-partition.yaml", from, to)
-}
-
-/// `suite` with `from` replaced by `to`, as [`broken`].
+/// `suite` with `from` replaced by `to`, written next to it so the mesh path still
+/// resolves; returns the error text.
 fn broken_suite(suite: &str, from: &str, to: &str) -> String {
     let text = std::fs::read_to_string(repo(suite)).unwrap();
     assert!(text.contains(from), "the suite no longer contains {from:?}");
