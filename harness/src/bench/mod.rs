@@ -86,6 +86,14 @@ struct Guard(Child);
 impl Guard {
     fn spawn(command: &mut Command, what: &str) -> Result<Guard> {
         use std::os::unix::process::CommandExt;
+        // SAFETY: prctl is async-signal-safe; it makes the target die with the bench
+        // (killed by a signal, Drop does not run).
+        unsafe {
+            command.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
         let child = command
             .process_group(0)
             .stdout(Stdio::null())

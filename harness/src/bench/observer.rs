@@ -3,6 +3,10 @@
 //! loop, in rounds that alternate between no sampling and the observer a run uses
 //! ([`crate::observe::sample_envoys`]: stats, `/ready` and the config dump every
 //! 250 ms); the figure is throughput with sampling over throughput without, per round.
+//! Because that ratio is as noisy as any throughput (a few percent between rounds on a
+//! small machine), it also measures the cost directly: the CPU time Envoy's threads
+//! spend (`/proc/<pid>/task/*/schedstat`, in nanoseconds) while idle for the same time
+//! without and with the observer, as a share of the one core Envoy is pinned to.
 
 use super::{free_port, pinned, spread, start_envoy, start_nginx, wrk_rps};
 use crate::envoy::AdminClient;
@@ -48,6 +52,12 @@ pub struct ObserverCost {
     pub ratios: Vec<f64>,
     /// Samples the observer took in each sampled round.
     pub samples: Vec<usize>,
+    /// Envoy's CPU time per second while idle without sampling, in ms.
+    pub idle_cpu_ms_per_s: f64,
+    /// The same with the observer sampling, in ms.
+    pub sampled_cpu_ms_per_s: f64,
+    /// What sampling adds, as a share of Envoy's core.
+    pub sampling_core_share: f64,
 }
 
 /// Run the benchmark, print the figures, write them to `options.out`.
@@ -64,10 +74,12 @@ pub fn run(options: &Options) -> Result<ObserverCost> {
     let dir = std::env::temp_dir().join(format!("tether-bench-observer-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let (nginx_port, envoy_port) = (free_port()?, free_port()?);
-    let cost = (|| {
+    let cost = (|| -> Result<ObserverCost> {
         let _nginx = start_nginx(&nginx, &dir, nginx_port)?;
-        let (_envoy, admin) = start_envoy(&envoy.path, &dir, envoy_port, nginx_port)?;
-        measure(options, &wrk, envoy_port, admin)
+        let (envoy, admin) = start_envoy(&envoy.path, &dir, envoy_port, nginx_port)?;
+        let mut cost = measure(options, &wrk, envoy_port, admin)?;
+        idle_cost(options, envoy.0.id(), admin, &mut cost)?;
+        Ok(cost)
     })();
     let _ = std::fs::remove_dir_all(&dir);
     let cost = cost?;
@@ -78,6 +90,12 @@ pub fn run(options: &Options) -> Result<ObserverCost> {
         cost.ratios.len(),
         spread(&cost.with).0,
         spread(&cost.without).0,
+    );
+    println!(
+        "Envoy's CPU while idle: {:.2} ms/s without sampling, {:.2} ms/s with it: sampling takes {:.3}% of its core",
+        cost.idle_cpu_ms_per_s,
+        cost.sampled_cpu_ms_per_s,
+        cost.sampling_core_share * 100.0
     );
     if let Some(parent) = options.out.parent() {
         std::fs::create_dir_all(parent)?;
@@ -108,6 +126,9 @@ fn measure(
         with: Vec::new(),
         ratios: Vec::new(),
         samples: Vec::new(),
+        idle_cpu_ms_per_s: 0.0,
+        sampled_cpu_ms_per_s: 0.0,
+        sampling_core_share: 0.0,
     };
     for round in 1..=options.repeat {
         eprintln!("bench observer: round {round}/{}", options.repeat);
@@ -131,4 +152,53 @@ fn measure(
         cost.samples.push(timeline.entries().len());
     }
     Ok(cost)
+}
+
+/// Envoy's CPU time idle for `options.duration` without, then with, the observer.
+fn idle_cost(
+    options: &Options,
+    pid: u32,
+    admin: std::net::SocketAddr,
+    cost: &mut ObserverCost,
+) -> Result<()> {
+    let runtime = tokio::runtime::Runtime::new()?;
+    let secs = options.duration.as_secs_f64();
+    let before = cpu_ns(pid)?;
+    std::thread::sleep(options.duration);
+    let idle = cpu_ns(pid)? - before;
+    let (stop, envoys) = (
+        CancellationToken::new(),
+        [("bench".to_string(), AdminClient::new(admin))].into(),
+    );
+    let observer = runtime.spawn(crate::observe::sample_envoys(
+        envoys,
+        options.period,
+        Timeline::new(),
+        stop.clone(),
+    ));
+    let before = cpu_ns(pid)?;
+    std::thread::sleep(options.duration);
+    let sampled = cpu_ns(pid)? - before;
+    stop.cancel();
+    let _ = runtime.block_on(observer);
+    cost.idle_cpu_ms_per_s = idle as f64 / 1e6 / secs;
+    cost.sampled_cpu_ms_per_s = sampled as f64 / 1e6 / secs;
+    cost.sampling_core_share = (sampled as f64 - idle as f64).max(0.0) / 1e9 / secs;
+    Ok(())
+}
+
+/// Nanoseconds every thread of process `pid` has run on a CPU.
+fn cpu_ns(pid: u32) -> Result<u64> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .with_context(|| format!("cannot read the threads of Envoy (pid {pid})"))?;
+    let mut total = 0;
+    for task in tasks.flatten() {
+        let stat = std::fs::read_to_string(task.path().join("schedstat")).unwrap_or_default();
+        total += stat
+            .split_whitespace()
+            .next()
+            .and_then(|ns| ns.parse::<u64>().ok())
+            .unwrap_or(0);
+    }
+    Ok(total)
 }

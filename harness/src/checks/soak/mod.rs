@@ -217,9 +217,11 @@ impl SoakJudge {
                 });
             }
         }
+        // Each figure once a cycle (a phase's latency is also its traffic check's).
+        let mut kept = std::collections::BTreeSet::new();
         for v in &verdicts {
             for m in &v.measurements {
-                self.keep(&v.name, m);
+                self.keep(&v.name, m, &mut kept);
             }
         }
         for phase in phase_figures(&cycle.entries) {
@@ -231,7 +233,7 @@ impl SoakJudge {
                         unit: "ms".into(),
                         bound: None,
                     };
-                    self.keep("", &m);
+                    self.keep("", &m, &mut kept);
                 }
             }
         }
@@ -248,13 +250,22 @@ impl SoakJudge {
         &self.summary.cycles[last]
     }
 
-    fn keep(&mut self, check: &str, m: &Measurement) {
+    /// Keep a cycle's value of a figure, unless this cycle gave it already (`kept`).
+    fn keep(
+        &mut self,
+        check: &str,
+        m: &Measurement,
+        kept: &mut std::collections::BTreeSet<String>,
+    ) {
         // A check the suite uses in several phases (`reconvergence@heal`) measures the
         // same names in each: keep them apart (`reconvergence_ms.client@heal`).
         let name = match check.split_once('@') {
             Some((_, phase)) => format!("{}@{phase}", m.name),
             None => m.name.clone(),
         };
+        if !kept.insert(name.clone()) {
+            return;
+        }
         let figure = self.figures.entry(name).or_insert_with(|| Figure {
             check: check.to_string(),
             unit: m.unit.clone(),

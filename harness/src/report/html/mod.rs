@@ -53,7 +53,7 @@ pub fn render(
     soak_summary: Option<&SoakSummary>,
 ) -> String {
     let mut html = header(info, verdicts);
-    meta_table(&mut html, info);
+    meta_table(&mut html, info, soak_summary.map(|s| s.cycles_planned));
     verdict_table(&mut html, verdicts);
     if let Some(summary) = soak_summary {
         // Hours of seconds are not drawn: the soak's own section summarises per minute
@@ -127,12 +127,16 @@ code{{overflow-wrap:anywhere}}
 }
 
 /// What ran where, and the command that runs it again.
-fn meta_table(html: &mut String, info: &RunInfo) {
+/// (A soak's planned cycles: `--cycles N` with the same seed draws the same ones.)
+fn meta_table(html: &mut String, info: &RunInfo, cycles: Option<u32>) {
     let mut flags = if info.backend == "process" {
         String::new()
     } else {
         format!(" --backend {}", info.backend)
     };
+    if let Some(n) = cycles {
+        flags.push_str(&format!(" --cycles {n}"));
+    }
     // `(--xds)` marks a variant the command line chose.
     if let Some(variant) = info.xds.strip_suffix(" (--xds)") {
         flags.push_str(&format!(" --xds {variant}"));
