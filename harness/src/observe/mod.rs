@@ -30,13 +30,8 @@ async fn sample_one(
     timeline: Timeline,
     stop: CancellationToken,
 ) {
-    let mut tick = tokio::time::interval(period);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    loop {
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = tick.tick() => {}
-        }
+    let mut tick = ticker(period);
+    while next_tick(&mut tick, &stop).await {
         let t_ms = timeline.elapsed_ms();
         let s = tokio::select! {
             _ = stop.cancelled() => return,
@@ -72,13 +67,8 @@ pub async fn sample_memory(
         .build()
         .unwrap_or_default();
     let url = format!("http://{control_plane}/memory");
-    let mut tick = tokio::time::interval(period);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    loop {
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = tick.tick() => {}
-        }
+    let mut tick = ticker(period);
+    while next_tick(&mut tick, &stop).await {
         let t_ms = timeline.elapsed_ms();
         timeline.record_at(
             t_ms,
@@ -105,5 +95,20 @@ pub async fn sample_memory(
                 },
             );
         }
+    }
+}
+
+/// An interval of `period` that skips the ticks a slow sample missed.
+fn ticker(period: Duration) -> tokio::time::Interval {
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    tick
+}
+
+/// Waits for the next tick; false once `stop` is cancelled.
+async fn next_tick(tick: &mut tokio::time::Interval, stop: &CancellationToken) -> bool {
+    tokio::select! {
+        _ = stop.cancelled() => false,
+        _ = tick.tick() => true,
     }
 }

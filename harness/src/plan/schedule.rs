@@ -199,15 +199,26 @@ enum Placed {
 /// A run's phases, each run once, with what they draw drawn from `seed`; and how long
 /// they take together.
 fn once(plan: &Plan, seed: u64) -> (Vec<Placed>, Duration) {
-    let mut rng = Rng::new(seed, "soak");
-    let mut t = Duration::ZERO;
-    let mut placed = Vec::new();
+    let (phases, _, end) = draw_phases(plan, Duration::ZERO, &mut Rng::new(seed, "soak"));
+    let placed = phases.into_iter().map(|p| Placed::Phase(p, 0)).collect();
+    (placed, end)
+}
+
+/// The plan's phases drawn from `rng`, one after another from `start`: the phases, a line
+/// per draw, and where the last one ends.
+fn draw_phases(
+    plan: &Plan,
+    start: Duration,
+    rng: &mut Rng,
+) -> (Vec<PlannedPhase>, Vec<String>, Duration) {
+    let (mut phases, mut draws, mut end) = (Vec::new(), Vec::new(), start);
     for phase in &plan.phases {
-        let (drawn, _) = phase.drawn(t, &mut rng);
-        t += drawn.duration;
-        placed.push(Placed::Phase(drawn, 0));
+        let (drawn, said) = phase.drawn(end, rng);
+        end += drawn.duration;
+        draws.extend(said);
+        phases.push(drawn);
     }
-    (placed, t)
+    (phases, draws, end)
 }
 
 /// A soak's phases: the warm-up, then whole cycles, each drawn from `seed`; and how long
@@ -221,15 +232,7 @@ fn cycles(plan: &Plan, soak: &Soak, seed: u64) -> (Vec<Placed>, Duration) {
         t = soak.warm_up;
     }
     for cycle in 1.. {
-        let mut draws = Vec::new();
-        let mut phases = Vec::new();
-        let mut end = t;
-        for phase in &plan.phases {
-            let (drawn, said) = phase.drawn(end, &mut rng);
-            end += drawn.duration;
-            draws.extend(said);
-            phases.push(drawn);
-        }
+        let (phases, draws, end) = draw_phases(plan, t, &mut rng);
         let fits = match soak.length {
             SoakLength::Cycles(n) => cycle <= n,
             // Whole cycles only, and at least one.

@@ -189,9 +189,9 @@ pub async fn run(plan: &Plan, opts: &RunOptions) -> Result<Outcome, EnvironmentE
         Some(watch) => {
             let judgement = watch.finish().await;
             info.stopped = judgement.stopped.clone();
-            let summary = judgement.judge.summary();
-            write_reports(opts, &info, &judgement.verdicts, Judged::Soak(&summary)).map_err(env)?;
-            (judgement.verdicts, judgement.stopped)
+            let (summary, verdicts) = (judgement.judge.summary(), judgement.judge.verdicts());
+            write_reports(opts, &info, &verdicts, Judged::Soak(&summary)).map_err(env)?;
+            (verdicts, judgement.stopped)
         }
         None => {
             let entries = timeline.entries();

@@ -6,7 +6,7 @@
 
 use super::console::Console;
 use crate::checks::soak::stop::StopWatch;
-use crate::checks::{Context, SoakJudge, Verdict, names};
+use crate::checks::{Context, SoakJudge, names};
 use crate::plan::{Plan, Schedule};
 use crate::report::{self, Judged};
 use crate::result::RunInfo;
@@ -20,9 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 /// What a soak's judge ended with.
 pub struct Judgement {
-    /// One verdict per check, over every cycle.
-    pub verdicts: Vec<Verdict>,
-    /// What the cycles gave.
+    /// What the cycles gave (its verdicts: one per check, over every cycle).
     pub judge: SoakJudge,
     /// The stop condition that ended the run, if one did.
     pub stopped: Option<String>,
@@ -118,11 +116,7 @@ async fn judge_as_it_comes(
     for cycle in cycles.finish() {
         writer.judged(&mut judge, &cycle, &stopped);
     }
-    Judgement {
-        verdicts: judge.verdicts(),
-        judge,
-        stopped,
-    }
+    Judgement { judge, stopped }
 }
 
 impl Writer {

@@ -68,16 +68,7 @@ fn check(
     let Some(phase) = c.phase() else {
         return Ok(());
     };
-    if !phase_names.contains(phase.as_str()) {
-        return err(
-            phase,
-            format!(
-                "unknown phase `{}`; expected one of: {}",
-                **phase,
-                join(phase_names)
-            ),
-        );
-    }
+    known_phase(path, phase, phase_names)?;
     // An outpost sidecar: a region one reaches the control plane without the link.
     let outpost = |n: &str| suite.topology.outpost.iter().any(|o| o.as_str() == n);
     let restarts_sidecar = |p: &Phase| {
@@ -102,6 +93,26 @@ fn check(
         );
     }
     Ok(())
+}
+
+/// A phase the suite has.
+fn known_phase(
+    path: &Path,
+    phase: &Spanned<String>,
+    phase_names: &BTreeSet<&str>,
+) -> Result<(), InputError> {
+    if phase_names.contains(phase.as_str()) {
+        return Ok(());
+    }
+    Err(InputError::spanned(
+        path,
+        phase,
+        format!(
+            "unknown phase `{}`; expected one of: {}",
+            **phase,
+            join(phase_names)
+        ),
+    ))
 }
 
 /// `memory_drift`: a bound above zero, parts the run has, and in a soak no phase (it
@@ -129,16 +140,7 @@ fn memory_drift(
                 "in a soak memory_drift judges every cycle together: leave out `phase`".into(),
             );
         }
-        if !phase_names.contains(phase.as_str()) {
-            return err(
-                phase,
-                format!(
-                    "unknown phase `{}`; expected one of: {}",
-                    **phase,
-                    join(phase_names)
-                ),
-            );
-        }
+        known_phase(path, phase, phase_names)?;
     }
     let nodes = suite.topology.outpost.iter().chain(&suite.topology.region);
     let mut known: BTreeSet<String> = nodes.map(|n| format!("envoy/{}", **n)).collect();
