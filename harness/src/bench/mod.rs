@@ -176,35 +176,7 @@ fn start_nginx(nginx: &Path, dir: &Path, port: u16) -> Result<Guard> {
 /// gives its admin address too.
 fn start_envoy(envoy: &Path, dir: &Path, port: u16, upstream: u16) -> Result<(Guard, SocketAddr)> {
     let admin = free_port()?;
-    let config = serde_json::json!({
-        "admin": { "address": { "socket_address": { "address": "127.0.0.1", "port_value": admin } } },
-        "static_resources": {
-            "listeners": [{
-                "name": "bench",
-                "address": { "socket_address": { "address": "127.0.0.1", "port_value": port } },
-                "filter_chains": [{ "filters": [{
-                    "name": "envoy.filters.network.http_connection_manager",
-                    "typed_config": {
-                        "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
-                        "stat_prefix": "bench",
-                        "route_config": { "virtual_hosts": [{ "name": "all", "domains": ["*"],
-                            "routes": [{ "match": { "prefix": "/" }, "route": { "cluster": "nginx" } }] }] },
-                        "http_filters": [{ "name": "envoy.filters.http.router",
-                            "typed_config": { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" } }]
-                    }
-                }] }]
-            }],
-            "clusters": [{
-                "name": "nginx",
-                "type": "STATIC",
-                "connect_timeout": "1s",
-                "load_assignment": { "cluster_name": "nginx", "endpoints": [{ "lb_endpoints": [{ "endpoint": {
-                    "address": { "socket_address": { "address": "127.0.0.1", "port_value": upstream } } } }] }] }
-            }]
-        }
-    });
-    let file = dir.join("envoy-bench.json");
-    std::fs::write(&file, serde_json::to_vec_pretty(&config)?)?;
+    let file = envoy_config(dir, admin, port, upstream)?;
     let guard = Guard::spawn(
         Command::new("taskset")
             .args(["-c", "1"])
@@ -222,6 +194,75 @@ fn start_envoy(envoy: &Path, dir: &Path, port: u16, upstream: u16) -> Result<(Gu
     )?;
     wait_listening(SocketAddr::from(([127, 0, 0, 1], port)), "Envoy")?;
     Ok((guard, SocketAddr::from(([127, 0, 0, 1], admin))))
+}
+
+/// Write Envoy's bootstrap and its listener, route and cluster as xDS files, so that it
+/// serves versioned dynamic resources as a sidecar does (what the observer reads) with
+/// the same data path as static ones. Returns the bootstrap's path.
+fn envoy_config(dir: &Path, admin: u16, port: u16, upstream: u16) -> Result<PathBuf> {
+    let source = |name: &str| {
+        let path = dir.join(format!("envoy-{name}.json"));
+        let source = serde_json::json!({ "path_config_source": { "path": path }, "resource_api_version": "V3" });
+        (path, source)
+    };
+    let (lds, lds_source) = source("lds");
+    let (cds, cds_source) = source("cds");
+    let (rds, rds_source) = source("rds");
+    let typed = |kind: &str, resource: serde_json::Value| {
+        let mut resource = resource;
+        resource["@type"] = format!("type.googleapis.com/envoy.config.{kind}").into();
+        serde_json::json!({ "version_info": "1", "resources": [resource] })
+    };
+    let listener = typed(
+        "listener.v3.Listener",
+        serde_json::json!({
+            "name": "bench",
+            "address": { "socket_address": { "address": "127.0.0.1", "port_value": port } },
+            "filter_chains": [{ "filters": [{
+                "name": "envoy.filters.network.http_connection_manager",
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+                    "stat_prefix": "bench",
+                    "rds": { "route_config_name": "bench", "config_source": rds_source },
+                    "http_filters": [{ "name": "envoy.filters.http.router",
+                        "typed_config": { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" } }]
+                }
+            }] }]
+        }),
+    );
+    let route = typed(
+        "route.v3.RouteConfiguration",
+        serde_json::json!({
+            "name": "bench",
+            "virtual_hosts": [{ "name": "all", "domains": ["*"],
+                "routes": [{ "match": { "prefix": "/" }, "route": { "cluster": "nginx" } }] }]
+        }),
+    );
+    let cluster = typed(
+        "cluster.v3.Cluster",
+        serde_json::json!({
+            "name": "nginx",
+            "type": "STATIC",
+            "connect_timeout": "1s",
+            "load_assignment": { "cluster_name": "nginx", "endpoints": [{ "lb_endpoints": [{ "endpoint": {
+                "address": { "socket_address": { "address": "127.0.0.1", "port_value": upstream } } } }] }] }
+        }),
+    );
+    let bootstrap = serde_json::json!({
+        "node": { "id": "bench", "cluster": "bench" },
+        "admin": { "address": { "socket_address": { "address": "127.0.0.1", "port_value": admin } } },
+        "dynamic_resources": { "lds_config": lds_source, "cds_config": cds_source }
+    });
+    let file = dir.join("envoy-bench.json");
+    for (path, value) in [
+        (&lds, listener),
+        (&rds, route),
+        (&cds, cluster),
+        (&file, bootstrap),
+    ] {
+        std::fs::write(path, serde_json::to_vec_pretty(&value)?)?;
+    }
+    Ok(file)
 }
 
 /// Run `program args` pinned to core 0, and return its stdout and the CPU it used.

@@ -1,8 +1,9 @@
 //! `tether bench observer`: what a run's observer costs the Envoy it watches. wrk
 //! (pinned to core 0) drives Envoy proxying to nginx (both pinned to core 1) with a closed
 //! loop, in rounds that alternate between no sampling and the observer a run uses
-//! ([`crate::observe::sample_envoys`]: stats, `/ready` and the config dump every
-//! 250 ms); the figure is throughput with sampling over throughput without, per round.
+//! ([`crate::observe::sample_envoys`]: filtered stats with the config
+//! versions, and `/ready`, every 250 ms); the figure is throughput with sampling over
+//! throughput without, per round.
 //! Because that ratio is as noisy as any throughput (a few percent between rounds on a
 //! small machine), it also measures the cost directly: the CPU time Envoy's threads
 //! spend (`/proc/<pid>/task/*/schedstat`, in nanoseconds) while idle for the same time

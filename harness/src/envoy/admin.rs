@@ -55,34 +55,35 @@ impl AdminClient {
     }
 
     /// Connected state and served config versions; fields stay None where Envoy did not answer.
+    ///
+    /// Two requests: one `/stats` filtered to the figures below, and `/ready`. The config
+    /// versions come from the xDS subscriptions' `version_text` readouts (the version of
+    /// the last update each accepted), not from `/config_dump`: a full dump costs Envoy
+    /// about 8 ms of its CPU, the filtered stats about 0.5 ms, which keeps sampling every
+    /// 250 ms well under 1 % of its core (`tether bench observer`).
     pub async fn snapshot(&self) -> AdminSnapshot {
         let mut snap = AdminSnapshot::default();
-        let filter = r"^(control_plane\.connected_state|cluster\.xds_cluster\.http2\.keepalive_timeout|server\.memory_allocated|server\.memory_heap_size)$";
         if let Some(stats) = self
-            .get_json(&format!("/stats?format=json&filter={filter}"))
+            .get_json(&format!("/stats?format=json&filter={STATS}"))
             .await
         {
-            let stat = |name: &str| {
-                stats["stats"]
-                    .as_array()
-                    .and_then(|a| a.iter().find(|s| s["name"] == name))
-                    .and_then(|s| s["value"].as_u64())
-            };
-            snap.connected = stat("control_plane.connected_state").map(|v| v == 1);
-            snap.xds_keepalive_timeouts = stat("cluster.xds_cluster.http2.keepalive_timeout");
-            snap.memory_allocated = stat("server.memory_allocated");
-            snap.memory_heap = stat("server.memory_heap_size");
+            let stats = Stats(stats["stats"].as_array().cloned().unwrap_or_default());
+            snap.connected = stats
+                .number("control_plane.connected_state")
+                .map(|v| v == 1);
+            snap.xds_keepalive_timeouts =
+                stats.number("cluster.xds_cluster.http2.keepalive_timeout");
+            snap.memory_allocated = stats.number("server.memory_allocated");
+            snap.memory_heap = stats.number("server.memory_heap_size");
+            snap.route_version = stats.newest_version(|n| n.contains(".rds."));
+            snap.cluster_version = stats.newest_version(|n| n.starts_with("cluster_manager."));
+            snap.listener_version = stats.newest_version(|n| n.starts_with("listener_manager."));
         }
         snap.ready = match self.http.get(format!("{}/ready", self.base)).send().await {
             Ok(r) if r.status().is_success() => Some(true),
             Ok(r) if r.status() == reqwest::StatusCode::SERVICE_UNAVAILABLE => Some(false),
             _ => None,
         };
-        if let Some(dump) = self.get_json("/config_dump").await {
-            snap.route_version = dynamic_version(&dump, "dynamic_route_configs");
-            snap.cluster_version = dynamic_version(&dump, "dynamic_active_clusters");
-            snap.listener_version = dynamic_version(&dump, "dynamic_listeners");
-        }
         snap
     }
 
@@ -97,21 +98,41 @@ impl AdminClient {
     }
 }
 
-/// The highest `version_info` among the entries of `section` in a config dump.
-fn dynamic_version(dump: &Value, section: &str) -> Option<String> {
-    dump["configs"]
-        .as_array()?
-        .iter()
-        .filter_map(|c| c[section].as_array())
-        .flatten()
-        // Listeners keep their version under `active_state`.
-        .filter_map(|e| {
-            e["version_info"]
-                .as_str()
-                .or(e["active_state"]["version_info"].as_str())
-        })
-        .max_by_key(|v| (v.len(), v.to_string()))
-        .map(str::to_string)
+/// The stats a snapshot reads: the xDS connection's state, Envoy's memory, and the
+/// `version_text` of the CDS, LDS and every RDS subscription.
+const STATS: &str = concat!(
+    r"^(control_plane\.connected_state|cluster\.xds_cluster\.http2\.keepalive_timeout",
+    r"|server\.memory_allocated|server\.memory_heap_size",
+    r"|cluster_manager\.cds\.version_text|listener_manager\.lds\.version_text",
+    r"|http\..*\.rds\..*\.version_text)$"
+);
+
+/// The `stats` array of a `/stats?format=json` answer.
+struct Stats(Vec<Value>);
+
+impl Stats {
+    /// The counter or gauge called `name`.
+    fn number(&self, name: &str) -> Option<u64> {
+        self.0.iter().find(|s| s["name"] == name)?["value"].as_u64()
+    }
+
+    /// The newest non-empty `version_text` among the readouts whose name `pick` takes
+    /// (empty until the subscription's first update). Versions are decimal counters from
+    /// our control plane, opaque strings from another: the longer one is newer, then the
+    /// larger.
+    fn newest_version(&self, pick: impl Fn(&str) -> bool) -> Option<String> {
+        self.0
+            .iter()
+            .filter(|s| {
+                s["name"]
+                    .as_str()
+                    .is_some_and(|n| n.ends_with(".version_text") && pick(n))
+            })
+            .filter_map(|s| s["value"].as_str())
+            .filter(|v| !v.is_empty())
+            .max_by_key(|v| (v.len(), v.to_string()))
+            .map(str::to_string)
+    }
 }
 
 #[cfg(test)]
@@ -119,24 +140,28 @@ mod tests {
     use super::*;
 
     #[test]
-    fn reads_the_newest_dynamic_version() {
-        let dump = serde_json::json!({"configs": [
-            {"@type": "x.ClustersConfigDump", "dynamic_active_clusters": [{"version_info": "9"}, {"version_info": "10"}]},
-            {"@type": "x.RoutesConfigDump", "dynamic_route_configs": [{"version_info": "3"}]},
-            {"@type": "x.ListenersConfigDump", "dynamic_listeners": [{"active_state": {"version_info": "4"}}]}
-        ]});
+    fn reads_the_newest_version_of_each_subscription() {
+        let stats = Stats(
+            serde_json::json!([
+                {"name": "cluster_manager.cds.version_text", "value": "10"},
+                {"name": "http.egress.rds.egress.version_text", "value": "9"},
+                {"name": "http.ingress.rds.ingress.version_text", "value": "12"},
+                {"name": "listener_manager.lds.version_text", "value": ""},
+                {"name": "control_plane.connected_state", "value": 1}
+            ])
+            .as_array()
+            .cloned()
+            .unwrap(),
+        );
+        let version = |pick: fn(&str) -> bool| stats.newest_version(pick);
+        assert_eq!(version(|n| n.contains(".rds.")).as_deref(), Some("12"));
         assert_eq!(
-            dynamic_version(&dump, "dynamic_active_clusters").as_deref(),
+            version(|n| n.starts_with("cluster_manager.")).as_deref(),
             Some("10")
         );
-        assert_eq!(
-            dynamic_version(&dump, "dynamic_route_configs").as_deref(),
-            Some("3")
-        );
-        assert_eq!(
-            dynamic_version(&dump, "dynamic_listeners").as_deref(),
-            Some("4")
-        );
-        assert_eq!(dynamic_version(&dump, "dynamic_secrets"), None);
+        // Empty until the first update.
+        assert_eq!(version(|n| n.starts_with("listener_manager.")), None);
+        assert_eq!(stats.number("control_plane.connected_state"), Some(1));
+        assert_eq!(stats.number("server.memory_allocated"), None);
     }
 }

@@ -335,8 +335,8 @@ impl Drive<'_> {
         let observers = [
             tokio::spawn(crate::observe::sample_envoys(
                 topo.envoys.clone(),
-                // Each sample reads every Envoy's config dump: sample a large fleet less
-                // often.
+                // Each sample makes two admin requests of every Envoy: sample a large
+                // fleet less often.
                 Duration::from_millis((25 * topo.envoys.len() as u64).max(250)),
                 self.timeline.clone(),
                 observing.clone(),
