@@ -208,8 +208,7 @@ fn envoy_config(dir: &Path, admin: u16, port: u16, upstream: u16) -> Result<Path
     let (lds, lds_source) = source("lds");
     let (cds, cds_source) = source("cds");
     let (rds, rds_source) = source("rds");
-    let typed = |kind: &str, resource: serde_json::Value| {
-        let mut resource = resource;
+    let typed = |kind: &str, mut resource: serde_json::Value| {
         resource["@type"] = format!("type.googleapis.com/envoy.config.{kind}").into();
         serde_json::json!({ "version_info": "1", "resources": [resource] })
     };

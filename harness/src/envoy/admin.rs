@@ -48,9 +48,16 @@ impl AdminClient {
 
     /// `GET /ready` answered 200 (Envoy is LIVE: it has its initial config).
     pub async fn ready(&self) -> bool {
+        self.ready_state().await == Some(true)
+    }
+
+    /// `GET /ready`: Some(true) on 200, Some(false) on 503 (not LIVE yet), None when
+    /// Envoy did not answer or answered otherwise.
+    async fn ready_state(&self) -> Option<bool> {
         match self.http.get(format!("{}/ready", self.base)).send().await {
-            Ok(r) => r.status().is_success(),
-            Err(_) => false,
+            Ok(r) if r.status().is_success() => Some(true),
+            Ok(r) if r.status() == reqwest::StatusCode::SERVICE_UNAVAILABLE => Some(false),
+            _ => None,
         }
     }
 
@@ -63,11 +70,12 @@ impl AdminClient {
     /// 250 ms well under 1 % of its core (`tether bench observer`).
     pub async fn snapshot(&self) -> AdminSnapshot {
         let mut snap = AdminSnapshot::default();
-        if let Some(stats) = self
+        if let Some(Value::Array(stats)) = self
             .get_json(&format!("/stats?format=json&filter={STATS}"))
             .await
+            .map(|mut answer| answer["stats"].take())
         {
-            let stats = Stats(stats["stats"].as_array().cloned().unwrap_or_default());
+            let stats = Stats(stats);
             snap.connected = stats
                 .number("control_plane.connected_state")
                 .map(|v| v == 1);
@@ -79,11 +87,7 @@ impl AdminClient {
             snap.cluster_version = stats.newest_version(|n| n.starts_with("cluster_manager."));
             snap.listener_version = stats.newest_version(|n| n.starts_with("listener_manager."));
         }
-        snap.ready = match self.http.get(format!("{}/ready", self.base)).send().await {
-            Ok(r) if r.status().is_success() => Some(true),
-            Ok(r) if r.status() == reqwest::StatusCode::SERVICE_UNAVAILABLE => Some(false),
-            _ => None,
-        };
+        snap.ready = self.ready_state().await;
         snap
     }
 
