@@ -96,9 +96,9 @@ fn only_suite_run_and_cli_read_suites() {
     // Spelled apart so this file does not read as one of them.
     let needle = ["crate", "suite"].join("::");
     let mut readers = Vec::new();
+    // Their code, that is: a test of another module may load a suite to get a plan.
     for path in files(&src()) {
-        let text = std::fs::read_to_string(&path).unwrap();
-        if text.contains(&needle) {
+        if code(&path).iter().any(|line| line.contains(&needle)) {
             let file = path.strip_prefix(src()).unwrap().display().to_string();
             readers.push(file.split('/').next().unwrap().to_string());
         }

@@ -10,6 +10,8 @@
 //!   faults, mesh changes, xDS settings, load, checks, disruptions) and the
 //!   [`plan::Schedule`]: a plan and a seed as timed operations, computed up front.
 //! - [`suite`]: the YAML suite language, parsed and validated into a [`plan::Plan`].
+//! - [`target`]: a deployment tether did not start (a rack), as a target file names it:
+//!   sidecars by address, where load enters, the control plane, each link's actuator.
 //! - [`topology`]: which node runs on which site, at which addresses.
 //! - [`timeline`]: the one append-only record of a run, streamed to disk; every part
 //!   that observes or acts writes into it.
@@ -44,6 +46,8 @@ pub mod mesh;
 pub mod plan;
 
 pub mod suite;
+
+pub mod target;
 
 pub mod topology;
 

@@ -4,6 +4,9 @@
 //! Docker backend runs every part as a container on its site's Docker network
 //! ([`docker`]). A backend never runs phases.
 //!
+//! A third kind, [`target`], brings nothing up: it attaches to a deployment tether did
+//! not start, through the addresses and actuators a target file names.
+//!
 //! [`commands`] builds the command lines of the four parts for both; [`links`] makes
 //! link faults; [`load`] drives load from the harness.
 
@@ -14,6 +17,7 @@ pub mod links;
 pub mod load;
 pub mod process;
 pub mod running;
+pub mod target;
 
 pub use running::{Parts, RunningTopology};
 
@@ -64,6 +68,8 @@ pub struct BackendOptions {
     pub fault_proxy: crate::faults::FaultProxy,
     /// Processes or containers.
     pub backend: Backend,
+    /// A deployment tether did not start: attached to instead of brought up.
+    pub target: Option<std::sync::Arc<crate::target::Target>>,
 }
 
 impl RunningTopology {
@@ -74,6 +80,10 @@ impl RunningTopology {
         opts: &BackendOptions,
         timeline: &Timeline,
     ) -> Result<RunningTopology> {
+        if let Some(target) = &opts.target {
+            let run_dir = opts.work_dir.parent().unwrap_or(&opts.work_dir);
+            return target::attach(plan, target, run_dir, timeline).await;
+        }
         check(plan, opts.backend)?;
         match opts.backend {
             Backend::Process => process::up(plan, opts, timeline).await,

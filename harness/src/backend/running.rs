@@ -3,8 +3,8 @@
 //! are peers under it: each provides its [`Parts`] (what it started, how it kills and
 //! restarts the control plane, what container faults it can make).
 
+use super::actuators::LinkActuator;
 use super::actuators::{ContainerActuator, ControlPlaneActuator};
-use super::links::Links;
 use crate::control_plane::admin::ChangeClient;
 use crate::envoy::AdminClient;
 use crate::plan::{Action, Change, Part};
@@ -42,7 +42,9 @@ pub struct RunningTopology {
     /// namespaces are deleted.
     parts: Box<dyn Parts>,
     /// The links between the sites, and how faults are put on them.
-    pub links: Links,
+    pub links: Box<dyn LinkActuator>,
+    /// A control plane on another machine: its clock minus ours and the uncertainty, µs.
+    pub clock_offset: Option<(i64, u64)>,
 }
 
 impl std::fmt::Debug for RunningTopology {
@@ -59,7 +61,7 @@ impl RunningTopology {
         placement: Placement,
         control_plane_admin: SocketAddr,
         envoys: BTreeMap<String, AdminClient>,
-        links: Links,
+        links: Box<dyn LinkActuator>,
         parts: Box<dyn Parts>,
     ) -> RunningTopology {
         RunningTopology {
@@ -69,7 +71,15 @@ impl RunningTopology {
             envoys,
             parts,
             links,
+            clock_offset: None,
         }
+    }
+
+    /// Ask for mesh changes through `changes` instead (a control plane on another
+    /// machine, whose API wants credentials).
+    pub fn with_changes(mut self, changes: ChangeClient) -> RunningTopology {
+        self.changes = changes;
+        self
     }
 
     /// The egress listener of `node`'s sidecar (where local callers and the load send).

@@ -1,13 +1,15 @@
 //! The `tether` command line.
 //!
-//! User commands: `run`, `report`, `compare`, `validate` ([`suites`]), `load`, `bench`
-//! ([`tools`]), `images`, `doctor`, `clean` ([`machine`]). The same binary also plays the
+//! User commands: `run`, `report`, `compare`, `validate` ([`suites`]), `heal` and the
+//! `--target` of `run` and `validate` ([`targets`]), `load`, `bench` ([`tools`]),
+//! `images`, `doctor`, `clean` ([`machine`]). The same binary also plays the
 //! parts a run starts as child processes ([`roles`]): `control-plane`, `fault-proxy`,
 //! `service` and `journeys`.
 
 mod machine;
 mod roles;
 mod suites;
+mod targets;
 mod tools;
 
 use crate::run::exit;
@@ -76,6 +78,17 @@ enum Command {
         baseline: Option<PathBuf>,
         #[command(flatten)]
         length: SoakArgs,
+        /// Run against a deployment tether did not start, as this target file names it
+        /// (instead of bringing the mesh up on a backend).
+        #[arg(long, conflicts_with = "backend")]
+        target: Option<PathBuf>,
+    },
+    /// Remove every fault a run left on a target (after a run was killed), as its fault
+    /// ledger lists them; says what it removed.
+    Heal {
+        /// The target file.
+        #[arg(long)]
+        target: PathBuf,
     },
     /// Compare a candidate against a baseline: every check and measured figure side by
     /// side, changes flagged only beyond the run-to-run noise of repeated runs. Writes
@@ -108,6 +121,10 @@ enum Command {
         seed: u64,
         #[command(flatten)]
         length: SoakArgs,
+        /// Also check that this target has every part the suite needs, and that they
+        /// answer (exit 3 naming what does not).
+        #[arg(long)]
+        target: Option<PathBuf>,
     },
     /// Drive load at a URL on its own, as wrk does: throughput, errors by kind and latency
     /// percentiles (open loop: measured from each intended send time). Exits 4 when the
@@ -247,6 +264,7 @@ pub fn main() -> i32 {
                 repeat,
                 baseline,
                 length,
+                target,
             } => {
                 let options = suites::SuiteOptions {
                     backend,
@@ -257,9 +275,11 @@ pub fn main() -> i32 {
                     repeat,
                     baseline,
                     length: length.length(),
+                    target,
                 };
                 suites::run(suite, options).await
             }
+            Command::Heal { target } => targets::heal(&target).await,
             Command::Report { run_dir } => suites::report_folder(&run_dir),
             Command::Compare {
                 baseline,
@@ -271,7 +291,16 @@ pub fn main() -> i32 {
                 schedule,
                 seed,
                 length,
-            } => suites::validate(&suite, schedule.then_some(seed), length.length()),
+                target,
+            } => {
+                suites::validate(
+                    &suite,
+                    schedule.then_some(seed),
+                    length.length(),
+                    target.as_deref(),
+                )
+                .await
+            }
             Command::Doctor { envoy_bin } => machine::doctor(envoy_bin).await,
             Command::Images { envoy_bin } => machine::images(envoy_bin).await,
             Command::Clean { images } => machine::clean(images).await,

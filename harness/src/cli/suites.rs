@@ -7,11 +7,13 @@ use crate::report::console;
 use crate::run::{self, RunOptions, exit};
 use std::path::{Path, PathBuf};
 
-/// `tether validate SUITE`: parse and check it; with a seed, print its schedule.
-pub(super) fn validate(
+/// `tether validate SUITE`: parse and check it; with a seed, print its schedule; with a
+/// target, check that the target has every part the suite needs and that they answer.
+pub(super) async fn validate(
     suite: &Path,
     schedule_seed: Option<u64>,
     length: Option<SoakLength>,
+    target: Option<&Path>,
 ) -> i32 {
     match load(suite, length) {
         Ok(plan) => {
@@ -39,7 +41,10 @@ pub(super) fn validate(
             if let Some(seed) = schedule_seed {
                 print!("{}", Schedule::of(&plan, seed).render());
             }
-            exit::PASSED
+            match target {
+                Some(path) => super::targets::validate(&plan, path).await,
+                None => exit::PASSED,
+            }
         }
         Err(e) => {
             eprintln!("error: {e}");
@@ -72,6 +77,7 @@ pub(super) struct SuiteOptions {
     pub repeat: u32,
     pub baseline: Option<PathBuf>,
     pub length: Option<SoakLength>,
+    pub target: Option<PathBuf>,
 }
 
 pub(super) async fn run(suite: PathBuf, options: SuiteOptions) -> i32 {
@@ -82,9 +88,27 @@ pub(super) async fn run(suite: PathBuf, options: SuiteOptions) -> i32 {
             return exit::BAD_INPUT;
         }
     };
-    if let Err(e) = crate::backend::check(&plan, options.backend) {
-        eprintln!("error: {e}");
-        return exit::BAD_INPUT;
+    let target = match options
+        .target
+        .as_deref()
+        .map(super::targets::load)
+        .transpose()
+    {
+        Ok(target) => target.map(std::sync::Arc::new),
+        Err(code) => return code,
+    };
+    match &target {
+        Some(target) => {
+            if let Err(code) = super::targets::fit(&mut plan, target) {
+                return code;
+            }
+        }
+        None => {
+            if let Err(e) = crate::backend::check(&plan, options.backend) {
+                eprintln!("error: {e}");
+                return exit::BAD_INPUT;
+            }
+        }
     }
     if options.backend == crate::backend::Backend::Process
         && (plan.images.envoy.is_some() || plan.images.fault_proxy.is_some())
@@ -132,8 +156,10 @@ pub(super) async fn run(suite: PathBuf, options: SuiteOptions) -> i32 {
             progress: true,
             interrupt: interrupt.clone(),
             backend: options.backend,
+            target: target.clone(),
         };
-        match run::run(&plan, &opts).await {
+        let ran = run_healing(&plan, &opts).await;
+        match ran {
             Ok(outcome) => {
                 print!("{}", console::table(plan.name(), &outcome.verdicts));
                 println!("reports: {}", outcome.report_dir.display());
@@ -156,6 +182,25 @@ pub(super) async fn run(suite: PathBuf, options: SuiteOptions) -> i32 {
             Err(e) => e,
         },
         None => code,
+    }
+}
+
+/// One run; against a target, whatever its ledger still holds afterwards (a panic in
+/// the run, a fault its own teardown could not remove) is removed, and said.
+async fn run_healing(
+    plan: &Plan,
+    opts: &RunOptions,
+) -> Result<run::Outcome, run::EnvironmentError> {
+    use futures::FutureExt;
+    let ran = std::panic::AssertUnwindSafe(run::run(plan, opts))
+        .catch_unwind()
+        .await;
+    if let Some(target) = &opts.target {
+        super::targets::heal_after(target, &opts.report_dir).await;
+    }
+    match ran {
+        Ok(ran) => ran,
+        Err(panic) => std::panic::resume_unwind(panic),
     }
 }
 

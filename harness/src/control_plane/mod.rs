@@ -20,7 +20,7 @@ use crate::topology::Placement;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{broadcast, mpsc, watch};
 use translate::{Resources, translate};
 
 /// One line of the control plane's log: an xDS request, push, ACK or NACK.
@@ -43,11 +43,12 @@ pub struct XdsLogLine {
 
 impl XdsLogLine {
     /// Puts the line on `timeline` at the time it happened, if `line` is one (the
-    /// control plane's other output is ignored).
-    pub fn record(line: &[u8], timeline: &crate::timeline::Timeline) {
+    /// control plane's other output is ignored). `clock_offset_ms` is the control
+    /// plane's clock minus the harness's (0 on the same machine).
+    pub fn record(line: &[u8], timeline: &crate::timeline::Timeline, clock_offset_ms: i64) {
         if let Ok(l) = serde_json::from_slice::<XdsLogLine>(line) {
             timeline.record_at_unix(
-                l.unix_ms,
+                l.unix_ms.saturating_add_signed(-clock_offset_ms),
                 crate::timeline::Event::Xds {
                     node: l.node,
                     type_name: l.type_name,
@@ -60,12 +61,17 @@ impl XdsLogLine {
     }
 }
 
+/// How many log lines a `GET /log` follower may fall behind before it misses some.
+pub const LOG_FOLLOWER_BUFFER: usize = 65_536;
+
 /// The mesh the control plane serves, and its version.
 #[derive(Clone)]
 pub struct ControlPlane {
     state: Arc<Mutex<State>>,
     version_tx: Arc<watch::Sender<u64>>,
     log: mpsc::UnboundedSender<XdsLogLine>,
+    /// The same log lines for `GET /log` followers (a harness on another machine).
+    tap: broadcast::Sender<XdsLogLine>,
 }
 
 struct State {
@@ -108,6 +114,7 @@ impl ControlPlane {
             })),
             version_tx: Arc::new(version_tx),
             log,
+            tap: broadcast::channel(LOG_FOLLOWER_BUFFER).0,
         }
     }
 
@@ -214,14 +221,22 @@ impl ControlPlane {
         version: &str,
         error: Option<String>,
     ) {
-        let _ = self.log.send(XdsLogLine {
+        let line = XdsLogLine {
             unix_ms: now_unix_ms(),
             node: node.to_string(),
             type_name: type_name.to_string(),
             xds,
             version: version.to_string(),
             error,
-        });
+        };
+        let _ = self.tap.send(line.clone());
+        let _ = self.log.send(line);
+    }
+
+    /// Every log line from now on (`GET /log`); a follower that falls more than
+    /// [`LOG_FOLLOWER_BUFFER`] lines behind is told how many it missed.
+    pub fn follow_log(&self) -> broadcast::Receiver<XdsLogLine> {
+        self.tap.subscribe()
     }
 }
 

@@ -46,6 +46,15 @@ impl AdminClient {
         }
     }
 
+    /// A client for the admin endpoint at `base`, like `http://10.0.3.7:9901` (a sidecar
+    /// on a rack tether did not start).
+    pub fn at(base: &str) -> Self {
+        AdminClient {
+            base: base.trim_end_matches('/').to_string(),
+            ..AdminClient::new(SocketAddr::from(([127, 0, 0, 1], 0)))
+        }
+    }
+
     /// `GET /ready` answered 200 (Envoy is LIVE: it has its initial config).
     pub async fn ready(&self) -> bool {
         self.ready_state().await == Some(true)
@@ -89,6 +98,13 @@ impl AdminClient {
         }
         snap.ready = self.ready_state().await;
         snap
+    }
+
+    /// The version this Envoy reports (`GET /server_info`), e.g.
+    /// `9e55.../1.40.0/Clean/RELEASE/BoringSSL`.
+    pub async fn server_version(&self) -> Option<String> {
+        let info = self.get_json("/server_info").await?;
+        info["version"].as_str().map(str::to_string)
     }
 
     async fn get_json(&self, path: &str) -> Option<Value> {

@@ -286,6 +286,30 @@ fn request_policy(
 }
 
 impl Change {
+    /// Every change kind, as a suite (and the change API) names it.
+    pub const KINDS: [&'static str; 7] = [
+        "set_route_weights",
+        "add_route",
+        "remove_route",
+        "set_route_timeout",
+        "set_retry_policy",
+        "remove_endpoints",
+        "add_endpoints",
+    ];
+
+    /// This change's kind, as a suite names it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Change::SetRouteWeights { .. } => Self::KINDS[0],
+            Change::AddRoute { .. } => Self::KINDS[1],
+            Change::RemoveRoute { .. } => Self::KINDS[2],
+            Change::SetRouteTimeout { .. } => Self::KINDS[3],
+            Change::SetRetryPolicy { .. } => Self::KINDS[4],
+            Change::RemoveEndpoints { .. } => Self::KINDS[5],
+            Change::AddEndpoints { .. } => Self::KINDS[6],
+        }
+    }
+
     /// The virtual router the change is about, if it is about one.
     pub fn router(&self) -> Option<&str> {
         match self {

@@ -275,6 +275,40 @@ impl std::fmt::Display for Fault {
 }
 
 impl Fault {
+    /// Every fault kind, as a suite names it.
+    pub const KINDS: [&'static str; 12] = [
+        "blackhole",
+        "one_way",
+        "reset",
+        "down",
+        "latency",
+        "bandwidth",
+        "slow_close",
+        "limit_data",
+        "loss",
+        "duplicate",
+        "reorder",
+        "flapping",
+    ];
+
+    /// This fault's kind, as a suite names it.
+    pub fn kind(&self) -> &'static str {
+        Self::KINDS[match self {
+            Fault::Blackhole => 0,
+            Fault::OneWay { .. } => 1,
+            Fault::Reset => 2,
+            Fault::Down => 3,
+            Fault::Latency { .. } => 4,
+            Fault::Bandwidth { .. } => 5,
+            Fault::SlowClose { .. } => 6,
+            Fault::LimitData { .. } => 7,
+            Fault::Loss { .. } => 8,
+            Fault::Duplicate { .. } => 9,
+            Fault::Reorder { .. } => 10,
+            Fault::Flapping { .. } => 11,
+        }]
+    }
+
     /// The percentage a packet-level fault names, if it is one.
     pub fn percent(&self) -> Option<f64> {
         match self {

@@ -39,8 +39,12 @@ pub struct RunInfo {
     /// `envoy --version` (`unknown` until Envoy is found).
     #[serde(default = "unknown")]
     pub envoy_version: String,
-    /// Backend name.
+    /// Backend name (`target <name>` for a run against a target).
     pub backend: String,
+    /// The target run against, if any: its name and the digest of its file (the file
+    /// itself may hold credentials and is never copied).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<TargetInfo>,
     /// The xDS variant the sidecars spoke (`sotw`, `delta`, with the sidecars that
     /// differ, and `(--xds)` when the command line chose it).
     #[serde(default = "unknown")]
@@ -73,6 +77,23 @@ impl RunInfo {
             && self.stopped.is_none()
             && verdicts.iter().all(Verdict::passed)
     }
+}
+
+/// Which target a run ran against, and its clock.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TargetInfo {
+    /// The target's name.
+    pub name: String,
+    /// The target file, as given on the command line.
+    pub path: String,
+    /// SHA-256 of the target file.
+    pub digest: String,
+    /// The control plane's clock minus the harness's, µs, as first measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock_offset_us: Option<i64>,
+    /// Within this, µs (half the best round trip).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock_uncertainty_us: Option<u64>,
 }
 
 /// The machine a run ran on.

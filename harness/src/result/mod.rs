@@ -5,7 +5,7 @@
 
 mod info;
 
-pub use info::{GIT_REVISION, Machine, RunInfo, TETHER_VERSION};
+pub use info::{GIT_REVISION, Machine, RunInfo, TETHER_VERSION, TargetInfo};
 
 use crate::checks::{Measurement, Outcome, PhaseFigures, SoakSummary, Verdict, names};
 use schemars::JsonSchema;

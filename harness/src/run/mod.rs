@@ -65,6 +65,8 @@ pub struct RunOptions {
     pub interrupt: CancellationToken,
     /// Where the parts run.
     pub backend: Backend,
+    /// A deployment tether did not start, run against instead of a backend.
+    pub target: Option<Arc<crate::target::Target>>,
 }
 
 /// What a run ended with.
@@ -159,6 +161,16 @@ pub async fn run(plan: &Plan, opts: &RunOptions) -> Result<Outcome, EnvironmentE
                 "topology up in {:.1}s",
                 wall.elapsed().as_secs_f64()
             ));
+            if let (Some(target), Some((offset, within))) = (&mut info.target, topo.clock_offset) {
+                (target.clock_offset_us, target.clock_uncertainty_us) =
+                    (Some(offset), Some(within));
+                console.line(&format!(
+                    "control plane's clock: {:+.1} ms against ours, within ±{:.1} ms",
+                    offset as f64 / 1000.0,
+                    within as f64 / 1000.0
+                ));
+                *shared_info.lock().unwrap_or_else(|e| e.into_inner()) = info.clone();
+            }
             let run = Drive {
                 plan,
                 backend: &backend,
@@ -231,7 +243,16 @@ fn run_info(plan: &Plan, opts: &RunOptions) -> RunInfo {
         duration_s: 0.0,
         seed: opts.seed,
         envoy_version: "unknown".into(),
-        backend: opts.backend.name().into(),
+        backend: match &opts.target {
+            Some(target) => format!("target {}", target.name),
+            None => opts.backend.name().into(),
+        },
+        target: opts.target.as_ref().map(|t| crate::result::TargetInfo {
+            name: t.name.clone(),
+            path: t.path.display().to_string(),
+            digest: t.digest.clone(),
+            ..Default::default()
+        }),
         xds: plan.xds_description(),
         tether_version: crate::result::TETHER_VERSION.into(),
         git_revision: crate::result::GIT_REVISION.into(),
@@ -253,9 +274,11 @@ async fn backend_options(
     let envoy = tokio::task::spawn_blocking(move || provision::find_or_install(flag.as_deref()))
         .await
         .map_err(|e| anyhow!("Envoy provisioning crashed: {e}"))??;
-    info.envoy_version = match &plan.images.envoy {
-        // The Envoy under test is the suite's image, not the provisioned binary.
-        Some(image) if opts.backend == Backend::Docker => format!("image {}", **image),
+    info.envoy_version = match (&opts.target, &plan.images.envoy) {
+        // The Envoy under test is the target's, not the provisioned binary.
+        (Some(target), _) => target_envoy_version(plan, target).await,
+        // Or the suite's image.
+        (None, Some(image)) if opts.backend == Backend::Docker => format!("image {}", **image),
         _ => envoy.version().unwrap_or_else(|e| format!("unknown ({e})")),
     };
     folder::write_info(&opts.report_dir, info).context("cannot write run.json")?;
@@ -266,10 +289,11 @@ async fn backend_options(
         info.envoy_version
     ));
     let fault_proxy = crate::faults::FaultProxy::find();
-    console.line(&format!(
-        "links: {}",
-        describe_links(plan, opts, &fault_proxy)
-    ));
+    let links = match &opts.target {
+        Some(target) => target.describe_links(),
+        None => describe_links(plan, opts, &fault_proxy),
+    };
+    console.line(&format!("links: {links}"));
     Ok(BackendOptions {
         tether_bin: tether_bin(opts)?,
         envoy,
@@ -277,7 +301,23 @@ async fn backend_options(
         ready_timeout: Duration::from_secs(60),
         fault_proxy,
         backend: opts.backend,
+        target: opts.target.clone(),
     })
+}
+
+/// The Envoy version the target's load sidecar reports.
+async fn target_envoy_version(plan: &Plan, target: &crate::target::Target) -> String {
+    let node = &plan.load.through;
+    let Some(sidecar) = target.sidecars.get(node) else {
+        return "unknown".into();
+    };
+    match crate::envoy::AdminClient::at(sidecar.admin.as_str())
+        .server_version()
+        .await
+    {
+        Some(version) => format!("{version} (as the target's `{node}` reports it)"),
+        None => format!("unknown (the target's `{node}` did not say)"),
+    }
 }
 
 /// How the sites are joined, in words.
@@ -364,7 +404,7 @@ impl Drive<'_> {
             progress,
         )?;
         let actuators = Actuators {
-            links: &topo.links,
+            links: topo.links.as_ref(),
             containers: topo,
             control_plane: topo,
             load: &load,

@@ -109,6 +109,17 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         error: Option<String>,
     },
+    /// The clock of a part on another machine against the harness's, estimated from the
+    /// round trip of a clock request (the shortest of several): its events are placed on
+    /// the timeline `offset_us` earlier than its clock says.
+    ClockOffset {
+        /// Which part: `control-plane`.
+        part: String,
+        /// Its clock minus the harness's, µs.
+        offset_us: i64,
+        /// Half the round trip of the best reading: the true offset is within this, µs.
+        uncertainty_us: u64,
+    },
     /// What an Envoy's admin endpoint reported at one moment.
     EnvoySample {
         /// The virtual node the Envoy serves.

@@ -33,6 +33,14 @@ pub fn now_unix_ms() -> u64 {
         .unwrap_or(0)
 }
 
+/// Now, in µs since the UNIX epoch (for clock offsets between machines).
+pub fn now_unix_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
+}
+
 /// This process's resident memory in bytes (`/proc/self/statm`; 0 where there is none).
 pub fn resident_bytes() -> u64 {
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();

@@ -104,6 +104,7 @@ pub async fn run_plan_on(
         progress: true,
         interrupt: tokio_util::sync::CancellationToken::new(),
         backend,
+        target: None,
     };
     let outcome = tether::run::run(plan, &opts)
         .await
@@ -174,6 +175,7 @@ pub async fn bring_up_on(
         ready_timeout: std::time::Duration::from_secs(60),
         fault_proxy: tether::faults::FaultProxy::find(),
         backend: tether::backend::Backend::Process,
+        target: None,
     };
     let topo = tether::backend::RunningTopology::up(&plan, &opts, timeline)
         .await

@@ -363,7 +363,7 @@ impl DockerParts {
                 pending.extend_from_slice(bytes);
                 while let Some(end) = pending.iter().position(|b| *b == b'\n') {
                     let line: Vec<u8> = pending.drain(..=end).collect();
-                    XdsLogLine::record(&line, timeline);
+                    XdsLogLine::record(&line, timeline, 0);
                 }
             }
         }));

@@ -141,7 +141,7 @@ pub async fn up(
             placement,
             cp_admin,
             envoys,
-            links,
+            Box::new(links),
             Box::new(Containers(tokio::sync::Mutex::new(parts))),
         )),
         Err(e) => {

@@ -119,7 +119,7 @@ impl LinkActuator for Links {
 }
 
 /// One fault on one fault proxy: its toxics, or its `enabled` flag for `down`.
-async fn set_on_proxy(
+pub(crate) async fn set_on_proxy(
     api: &ToxiproxyClient,
     proxy: &str,
     fault: &Fault,

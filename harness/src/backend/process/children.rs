@@ -180,7 +180,7 @@ impl Children {
             state.log_readers.push(tokio::spawn(async move {
                 let mut lines = tokio::io::BufReader::new(stdout).lines();
                 while let Ok(Some(line)) = lines.next_line().await {
-                    XdsLogLine::record(line.as_bytes(), &timeline);
+                    XdsLogLine::record(line.as_bytes(), &timeline, 0);
                 }
             }));
         }

@@ -169,7 +169,7 @@ pub async fn up(
         placement,
         cp_admin,
         envoys,
-        links,
+        Box::new(links),
         Box::new(children),
     ))
 }

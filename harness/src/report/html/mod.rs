@@ -129,10 +129,10 @@ code{{overflow-wrap:anywhere}}
 /// What ran where, and the command that runs it again.
 /// (A soak's planned cycles: `--cycles N` with the same seed draws the same ones.)
 fn meta_table(html: &mut String, info: &RunInfo, cycles: Option<u32>) {
-    let mut flags = if info.backend == "process" {
-        String::new()
-    } else {
-        format!(" --backend {}", info.backend)
+    let mut flags = match &info.target {
+        Some(target) => format!(" --target {}", target.path),
+        None if info.backend == "process" => String::new(),
+        None => format!(" --backend {}", info.backend),
     };
     if let Some(n) = cycles {
         flags.push_str(&format!(" --cycles {n}"));
@@ -141,7 +141,7 @@ fn meta_table(html: &mut String, info: &RunInfo, cycles: Option<u32>) {
     if let Some(variant) = info.xds.strip_suffix(" (--xds)") {
         flags.push_str(&format!(" --xds {variant}"));
     }
-    let rows = [
+    let mut rows = vec![
         ("started", info.started_at.clone()),
         ("duration", format!("{:.1} s", info.duration_s)),
         ("seed", info.seed.to_string()),
@@ -154,6 +154,32 @@ fn meta_table(html: &mut String, info: &RunInfo, cycles: Option<u32>) {
         ),
         ("machine", info.machine.describe()),
     ];
+    if let Some(target) = &info.target {
+        rows.insert(
+            4,
+            (
+                "target",
+                format!(
+                    "{} (file {}, SHA-256 {})",
+                    target.name, target.path, target.digest
+                ),
+            ),
+        );
+        if let (Some(offset), Some(within)) = (target.clock_offset_us, target.clock_uncertainty_us)
+        {
+            rows.insert(
+                5,
+                (
+                    "clock",
+                    format!(
+                        "the control plane's clock is {:+.3} ms against the harness's (±{:.3} ms); its xDS log is placed on the timeline with that taken off",
+                        offset as f64 / 1000.0,
+                        within as f64 / 1000.0
+                    ),
+                ),
+            );
+        }
+    }
     html.push_str(r#"<table class="meta">"#);
     for (k, v) in rows {
         let _ = write!(html, "<tr><th>{k}</th><td>{}</td></tr>", esc(&v));

@@ -1,0 +1,407 @@
+//! Runs against a rack tether did not start: `ci/rack up` stands the compose rack of
+//! `fixtures/racks/compose` up (Compose, no tether backend code), and `tether` reaches it
+//! only through the addresses of its target files. One test drives the rack, so its
+//! faults and mesh changes never overlap; the others need no rack.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+const TARGET: &str = "fixtures/racks/compose/target.yaml";
+const COMMANDS: &str = "fixtures/racks/compose/target-commands.yaml";
+
+/// `tether ARGS` with its state (fault ledgers) in `state`; its output echoed.
+fn tether(state: &Path, args: &[&str]) -> Output {
+    let out = Command::new(common::tether_bin())
+        .args(args)
+        .current_dir(common::repo(""))
+        .env("TETHER_STATE_DIR", state)
+        .output()
+        .unwrap();
+    eprintln!(
+        "tether {args:?} -> {:?}\n{}{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// `ci/rack ACTION`, which must succeed.
+fn rack(action: &str) {
+    let out = Command::new(common::repo("ci/rack"))
+        .arg(action)
+        .env("TETHER_BIN", common::tether_bin())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "ci/rack {action}:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Takes the rack down when the test ends, however it ends.
+struct RackUp;
+
+impl Drop for RackUp {
+    fn drop(&mut self) {
+        rack("down");
+    }
+}
+
+/// The toxics on the rack's `xds` link proxy, read with a third-party Toxiproxy client.
+fn xds_toxics() -> Vec<String> {
+    let client = toxiproxy_rust::client::Client::new("127.0.0.1:23474");
+    let proxy = client.find_proxy("xds").unwrap();
+    proxy
+        .toxics()
+        .unwrap()
+        .into_iter()
+        .map(|t| t.name)
+        .collect()
+}
+
+fn json(path: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+fn verdict<'a>(result: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    result["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("no check {name} in {result}"))
+}
+
+/// Every file under `dir`.
+fn files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(files(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+#[test]
+fn suites_run_against_a_rack_tether_did_not_start() {
+    if !common::docker_engine() || common::envoy().is_none() {
+        return;
+    }
+    rack("up");
+    let _down = RackUp;
+    let state = tempfile::tempdir().unwrap();
+    let state = state.path();
+    let runs = tempfile::tempdir().unwrap();
+    let dir = |name: &str| runs.path().join(name);
+
+    // Every part the suite needs is there and answers.
+    let out = tether(
+        state,
+        &[
+            "validate",
+            "suites/outpost-partition.yaml",
+            "--target",
+            TARGET,
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0));
+
+    // The partition suite passes, judged from the reference control plane's log.
+    let pass = dir("pass");
+    let out = tether(
+        state,
+        &[
+            "run",
+            "suites/outpost-partition.yaml",
+            "--target",
+            TARGET,
+            "--report-dir",
+            pass.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let result = json(&pass.join("result.json"));
+    assert_eq!(verdict(&result, "reconvergence")["passed"], true);
+    let timeline = std::fs::read_to_string(pass.join("timeline.jsonl")).unwrap();
+    assert!(
+        timeline.contains(r#""kind":"clock_offset""#),
+        "no clock offset on the timeline"
+    );
+    assert!(
+        timeline.contains(r#""xds":"ack","version":"2""#),
+        "no ACK of the change from the control plane's log"
+    );
+    let info = json(&pass.join("run.json"));
+    assert_eq!(info["target"]["name"], "compose-rack");
+    assert_eq!(info["target"]["digest"].as_str().unwrap().len(), 64);
+    assert!(
+        info["target"]["clock_uncertainty_us"].as_u64().is_some(),
+        "{info}"
+    );
+    // The target's credential reaches no file of the run folder.
+    for file in files(&pass) {
+        let text = String::from_utf8_lossy(&std::fs::read(&file).unwrap()).into_owned();
+        assert!(
+            !text.contains("rack-token-5f1d2c"),
+            "{} holds the credential",
+            file.display()
+        );
+    }
+    assert!(xds_toxics().is_empty(), "the run left a toxic");
+
+    // Its negative control fails: a change behind a blackholed link cannot propagate.
+    let negative = dir("negative");
+    let out = tether(
+        state,
+        &[
+            "run",
+            "suites/negative/propagation-partitioned.yaml",
+            "--target",
+            TARGET,
+            "--report-dir",
+            negative.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        verdict(&json(&negative.join("result.json")), "propagation")["passed"],
+        false
+    );
+
+    // The data link cut by a command actuator (`docker network disconnect`), and healed.
+    let cut = dir("cut");
+    let out = tether(
+        state,
+        &[
+            "run",
+            "fixtures/racks/compose/suites/region-calls.yaml",
+            "--target",
+            COMMANDS,
+            "--report-dir",
+            cut.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "the cut phase must fail");
+    let result = json(&cut.join("result.json"));
+    assert_eq!(
+        verdict(&result, "outpost_traffic_flows@cut")["passed"],
+        false
+    );
+    assert_eq!(
+        verdict(&result, "outpost_traffic_flows@healed")["passed"],
+        true
+    );
+    let on_outpost = Command::new("docker")
+        .args([
+            "network",
+            "inspect",
+            "tether-rack-outpost",
+            "--format",
+            "{{range .Containers}}{{.Name}} {{end}}",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&on_outpost.stdout).contains("tether-rack-data-link"),
+        "the relay was not reconnected"
+    );
+
+    // A suite needing a fault the commands cannot make is refused before anything runs.
+    let suite = std::fs::read_to_string(common::repo(
+        "fixtures/racks/compose/suites/region-calls.yaml",
+    ))
+    .unwrap()
+    .replace(
+        "mesh: ../mesh.yaml",
+        &format!(
+            "mesh: {}",
+            common::repo("fixtures/racks/compose/mesh.yaml").display()
+        ),
+    )
+    .replace("fault: blackhole", "fault: { latency: { delay: 50ms } }");
+    let slow = dir("slow-data.yaml");
+    std::fs::write(&slow, suite).unwrap();
+    let out = tether(
+        state,
+        &["validate", slow.to_str().unwrap(), "--target", COMMANDS],
+    );
+    assert_eq!(out.status.code(), Some(3));
+    assert!(
+        stderr(&out).contains("its commands make only blackhole, down"),
+        "{}",
+        stderr(&out)
+    );
+
+    killed_runs_are_healed(state, &dir("killed"));
+}
+
+/// A run SIGKILLed during its partition leaves its toxic on the rack; the next run
+/// refuses to start; `tether heal` removes it.
+fn killed_runs_are_healed(state: &Path, killed: &Path) {
+    let mut child = Command::new(common::tether_bin())
+        .args([
+            "run",
+            "suites/outpost-partition.yaml",
+            "--target",
+            TARGET,
+            "--report-dir",
+            killed.to_str().unwrap(),
+        ])
+        .current_dir(common::repo(""))
+        .env("TETHER_STATE_DIR", state)
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while xds_toxics().is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the run never put its blackhole on"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(
+        xds_toxics().len(),
+        2,
+        "the killed run's blackhole is on the rack"
+    );
+    let ledger = std::fs::read_to_string(killed.join("ledger.jsonl")).unwrap();
+    assert!(ledger.contains(r#""ledger":"applying""#), "{ledger}");
+
+    let refused = killed.with_file_name("refused");
+    let out = tether(
+        state,
+        &[
+            "run",
+            "suites/outpost-partition.yaml",
+            "--target",
+            TARGET,
+            "--report-dir",
+            refused.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(3));
+    assert!(
+        stderr(&out).contains("tether heal --target"),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = tether(state, &["heal", "--target", TARGET]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("removed blackhole on the xds link"));
+    assert!(xds_toxics().is_empty(), "heal left the toxic");
+    let out = tether(state, &["heal", "--target", TARGET]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("no fault left"));
+}
+
+#[test]
+fn bad_targets_are_refused_with_where_and_why() {
+    let state = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    };
+    let good = std::fs::read_to_string(common::repo(TARGET)).unwrap();
+
+    // The file's fault: exit 2, file:line:col.
+    let unknown = write("unknown.yaml", &format!("{good}colour: blue\n"));
+    let out = tether(
+        state.path(),
+        &[
+            "validate",
+            "suites/outpost-partition.yaml",
+            "--target",
+            &unknown,
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("unknown.yaml:29:1") && stderr(&out).contains("colour"),
+        "{}",
+        stderr(&out)
+    );
+
+    // The suite needs a node the target lacks, or on another site: exit 3, its line.
+    let out = tether(
+        state.path(),
+        &[
+            "validate",
+            "suites/negative/data-path-partition.yaml",
+            "--target",
+            TARGET,
+        ],
+    );
+    assert_eq!(out.status.code(), Some(3));
+    assert!(
+        stderr(&out).contains("target.yaml:8:3") && stderr(&out).contains("`svc-v1` on the region"),
+        "{}",
+        stderr(&out)
+    );
+
+    // Nothing answers at its addresses: exit 3, naming each part.
+    let gone = write(
+        "gone.yaml",
+        &good.replace("23101", "1").replace("23300", "2"),
+    );
+    let out = tether(
+        state.path(),
+        &[
+            "validate",
+            "suites/outpost-partition.yaml",
+            "--target",
+            &gone,
+        ],
+    );
+    assert_eq!(out.status.code(), Some(3));
+    let said = stderr(&out);
+    assert!(
+        said.contains("sidecar `client`") && said.contains("control plane API"),
+        "{said}"
+    );
+    // A run against it is refused the same way, and applies nothing.
+    let run = dir.path().join("run");
+    let out = tether(
+        state.path(),
+        &[
+            "run",
+            "suites/outpost-partition.yaml",
+            "--target",
+            &gone,
+            "--report-dir",
+            run.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(3));
+    assert!(!run.join("ledger.jsonl").exists());
+
+    // A fault the target's actuator cannot make (a container restart): exit 3.
+    let out = tether(
+        state.path(),
+        &[
+            "validate",
+            "suites/container-faults.yaml",
+            "--target",
+            TARGET,
+        ],
+    );
+    assert_eq!(out.status.code(), Some(3));
+    assert!(stderr(&out).contains("container fault"), "{}", stderr(&out));
+}
