@@ -63,7 +63,7 @@ async fn added_routes_take_traffic_and_a_nacked_route_leaves_the_last_good_confi
             (r.status().as_u16(), by.unwrap_or_default())
         }
     };
-    let cp = topo.control_plane_admin;
+    let cp = topo.control_plane_admin.unwrap();
     let change = |body: serde_json::Value| {
         let http = http.clone();
         async move {

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 const TARGET: &str = "fixtures/racks/compose/target.yaml";
 const COMMANDS: &str = "fixtures/racks/compose/target-commands.yaml";
+const FOREIGN: &str = "fixtures/racks/compose/target-foreign.yaml";
 
 /// `tether ARGS` with its state (fault ledgers) in `state`; its output echoed.
 fn tether(state: &Path, args: &[&str]) -> Output {
@@ -120,6 +121,16 @@ fn suites_run_against_a_rack_tether_did_not_start() {
     );
     assert_eq!(out.status.code(), Some(0));
 
+    // A suite stating other xDS settings than the rack's sidecars run is refused: its
+    // bounds would not hold for them.
+    let out = tether(state, &["validate", "suites/soak.yaml", "--target", TARGET]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(
+        stderr(&out).contains("keepalive interval 1000 ms (the suite says 10000 ms)"),
+        "{}",
+        stderr(&out)
+    );
+
     // The partition suite passes, judged from the reference control plane's log.
     let pass = dir("pass");
     let out = tether(
@@ -172,6 +183,58 @@ fn suites_run_against_a_rack_tether_did_not_start() {
             "suites/negative/propagation-partitioned.yaml",
             "--target",
             TARGET,
+            "--report-dir",
+            negative.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        verdict(&json(&negative.join("result.json")), "propagation")["passed"],
+        false
+    );
+
+    // The same suite with the control plane declared foreign (changes made by a command,
+    // no xDS log followed) passes on what each Envoy reports; its negative control fails.
+    // A fresh rack first: the runs above left its mesh on svc-v2, where this one moves it.
+    rack("up");
+    let foreign = dir("foreign");
+    let out = tether(
+        state,
+        &[
+            "run",
+            "suites/outpost-partition.yaml",
+            "--target",
+            FOREIGN,
+            "--report-dir",
+            foreign.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let result = json(&foreign.join("result.json"));
+    assert!(
+        verdict(&result, "reconvergence")["detail"]
+            .as_str()
+            .unwrap()
+            .contains("no xDS log"),
+        "{result}"
+    );
+    let timeline = std::fs::read_to_string(foreign.join("timeline.jsonl")).unwrap();
+    assert!(
+        !timeline.contains(r#""kind":"xds""#),
+        "a foreign control plane's log was followed"
+    );
+    assert_eq!(
+        json(&foreign.join("run.json"))["target"]["control_plane"],
+        "foreign"
+    );
+    let negative = dir("foreign-negative");
+    let out = tether(
+        state,
+        &[
+            "run",
+            "suites/negative/propagation-partitioned.yaml",
+            "--target",
+            FOREIGN,
             "--report-dir",
             negative.to_str().unwrap(),
         ],
@@ -391,6 +454,29 @@ fn bad_targets_are_refused_with_where_and_why() {
     );
     assert_eq!(out.status.code(), Some(3));
     assert!(!run.join("ledger.jsonl").exists());
+
+    // A dry run prints every call and makes none: it succeeds against the target that
+    // does not answer, and writes no ledger.
+    let out = tether(
+        state.path(),
+        &[
+            "run",
+            "suites/outpost-partition.yaml",
+            "--target",
+            &gone,
+            "--dry-run",
+            "--report-dir",
+            run.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0));
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        printed.contains("POST http://127.0.0.1:23474/proxies/xds/toxics"),
+        "{printed}"
+    );
+    assert!(!printed.contains("rack-token-5f1d2c"), "{printed}");
+    assert!(files(state.path()).is_empty(), "a dry run wrote state");
 
     // A fault the target's actuator cannot make (a container restart): exit 3.
     let out = tether(

@@ -34,8 +34,9 @@ pub trait ControlPlaneActuator: Send + Sync {
     async fn kill(&self) -> Result<()>;
     /// Start it again; it resumes from the state it persisted.
     async fn restart(&self) -> Result<()>;
-    /// Ask for a mesh change; the config version it made.
-    async fn change(&self, change: &Change) -> Result<u64>;
+    /// Ask for a mesh change; the config version it made, as the control plane names it
+    /// (empty when it does not say: a foreign control plane's command may not).
+    async fn change(&self, change: &Change) -> Result<String>;
 }
 
 /// Starts the load and the measurements that run on their own; each runs until its

@@ -24,6 +24,11 @@ pub trait Parts: Send + Sync {
     async fn restart_control_plane(&self) -> Result<()>;
     /// Put a container fault on (`on`) or take it off; says what was done.
     async fn container_fault(&self, part: &Part, action: Action, on: bool) -> Result<Vec<String>>;
+    /// Make a mesh change some other way than the control plane's change API (a
+    /// target's command); the version it made, or empty.
+    async fn change(&self, change: &Change) -> Result<String> {
+        anyhow::bail!("no way to make a `{}` change", change.kind())
+    }
     /// Stop and remove everything it started.
     async fn shutdown(self: Box<Self>);
 }
@@ -33,11 +38,12 @@ pub struct RunningTopology {
     /// Where the harness reaches every node: its processes' addresses, or on Docker
     /// the ports its containers publish on the host's loopback.
     pub placement: Placement,
-    /// The control plane's admin API.
-    pub control_plane_admin: SocketAddr,
+    /// The control plane's admin API (none for a target's foreign control plane).
+    pub control_plane_admin: Option<SocketAddr>,
     /// Admin clients of the Envoys, by virtual node.
     pub envoys: BTreeMap<String, AdminClient>,
-    changes: ChangeClient,
+    /// Its change API; without one, changes go through the [`Parts`].
+    changes: Option<ChangeClient>,
     /// Declared before `links`, so on drop the parts stop before a packet link's
     /// namespaces are deleted.
     parts: Box<dyn Parts>,
@@ -59,14 +65,14 @@ impl RunningTopology {
     /// The topology a backend brought up.
     pub fn new(
         placement: Placement,
-        control_plane_admin: SocketAddr,
+        control_plane_admin: Option<SocketAddr>,
         envoys: BTreeMap<String, AdminClient>,
         links: Box<dyn LinkActuator>,
         parts: Box<dyn Parts>,
     ) -> RunningTopology {
         RunningTopology {
             placement,
-            changes: ChangeClient::new(control_plane_admin),
+            changes: control_plane_admin.map(ChangeClient::new),
             control_plane_admin,
             envoys,
             parts,
@@ -78,7 +84,7 @@ impl RunningTopology {
     /// Ask for mesh changes through `changes` instead (a control plane on another
     /// machine, whose API wants credentials).
     pub fn with_changes(mut self, changes: ChangeClient) -> RunningTopology {
-        self.changes = changes;
+        self.changes = Some(changes);
         self
     }
 
@@ -105,8 +111,11 @@ impl ControlPlaneActuator for RunningTopology {
         self.parts.restart_control_plane().await
     }
 
-    async fn change(&self, change: &Change) -> Result<u64> {
-        self.changes.change(change).await
+    async fn change(&self, change: &Change) -> Result<String> {
+        match &self.changes {
+            Some(api) => api.change(change).await.map(|v| v.to_string()),
+            None => self.parts.change(change).await,
+        }
     }
 }
 

@@ -85,6 +85,9 @@ pub struct Context {
     pub load_through: String,
     /// A soak's warm-up (ms): memory samples before it do not count.
     pub warm_up_ms: u64,
+    /// The control plane's xDS log is not on the timeline (a target's foreign control
+    /// plane): the checks that read it judge from what each Envoy reports instead.
+    pub judge_from_envoys: bool,
 }
 
 /// Judge `entries` with every check, in order. A check the suite uses more than once is

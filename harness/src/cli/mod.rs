@@ -82,6 +82,10 @@ enum Command {
         /// (instead of bringing the mesh up on a backend).
         #[arg(long, conflicts_with = "backend")]
         target: Option<PathBuf>,
+        /// With `--target`: print the schedule and every API call and command the run
+        /// would make against the target, and make none.
+        #[arg(long, requires = "target")]
+        dry_run: bool,
     },
     /// Remove every fault a run left on a target (after a run was killed), as its fault
     /// ledger lists them; says what it removed.
@@ -265,6 +269,7 @@ pub fn main() -> i32 {
                 baseline,
                 length,
                 target,
+                dry_run,
             } => {
                 let options = suites::SuiteOptions {
                     backend,
@@ -276,6 +281,7 @@ pub fn main() -> i32 {
                     baseline,
                     length: length.length(),
                     target,
+                    dry_run,
                 };
                 suites::run(suite, options).await
             }

@@ -78,6 +78,7 @@ pub(super) struct SuiteOptions {
     pub baseline: Option<PathBuf>,
     pub length: Option<SoakLength>,
     pub target: Option<PathBuf>,
+    pub dry_run: bool,
 }
 
 pub(super) async fn run(suite: PathBuf, options: SuiteOptions) -> i32 {
@@ -101,6 +102,14 @@ pub(super) async fn run(suite: PathBuf, options: SuiteOptions) -> i32 {
         Some(target) => {
             if let Err(code) = super::targets::fit(&mut plan, target) {
                 return code;
+            }
+            if options.dry_run {
+                let schedule = Schedule::of(&plan, options.seed);
+                print!(
+                    "{}",
+                    crate::backend::target::dry_run::render(&plan, target, &schedule)
+                );
+                return exit::PASSED;
             }
         }
         None => {

@@ -44,7 +44,10 @@ pub(super) async fn validate(plan: &Plan, path: &Path) -> i32 {
     if let Err(code) = fit(&mut plan, &target) {
         return code;
     }
-    let problems = crate::backend::target::reach(&target, &plan).await;
+    let mut problems = crate::backend::target::reach(&target, &plan).await;
+    if problems.is_empty() {
+        problems = crate::backend::target::settings::mismatches(&plan, &target).await;
+    }
     if !problems.is_empty() {
         for problem in &problems {
             eprintln!("error: {}: {problem}", path.display());

@@ -107,6 +107,21 @@ impl AdminClient {
         info["version"].as_str().map(str::to_string)
     }
 
+    /// The bootstrap this Envoy started from (from `GET /config_dump`; once per run, not
+    /// per sample: a full dump costs Envoy milliseconds of CPU).
+    pub async fn bootstrap(&self) -> Option<Value> {
+        let dump = self.get_json("/config_dump").await?;
+        dump["configs"]
+            .as_array()?
+            .iter()
+            .find(|c| {
+                c["@type"]
+                    .as_str()
+                    .is_some_and(|t| t.ends_with("BootstrapConfigDump"))
+            })
+            .map(|c| c["bootstrap"].clone())
+    }
+
     async fn get_json(&self, path: &str) -> Option<Value> {
         let response = self
             .http

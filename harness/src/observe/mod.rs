@@ -55,9 +55,9 @@ async fn sample_one(
 }
 
 /// Every `period`, record tether's own resident memory and the control plane's (from its
-/// admin API at `control_plane`, `GET /memory`), until `stop`.
+/// admin API at `control_plane`, `GET /memory`, when there is one), until `stop`.
 pub async fn sample_memory(
-    control_plane: std::net::SocketAddr,
+    control_plane: Option<std::net::SocketAddr>,
     period: Duration,
     timeline: Timeline,
     stop: CancellationToken,
@@ -66,7 +66,7 @@ pub async fn sample_memory(
         .timeout(Duration::from_secs(2))
         .build()
         .unwrap_or_default();
-    let url = format!("http://{control_plane}/memory");
+    let url = control_plane.map(|cp| format!("http://{cp}/memory"));
     let mut tick = ticker(period);
     while next_tick(&mut tick, &stop).await {
         let t_ms = timeline.elapsed_ms();
@@ -77,9 +77,11 @@ pub async fn sample_memory(
                 rss_bytes: crate::timeline::resident_bytes(),
             },
         );
+        // A foreign control plane has no memory API.
+        let Some(url) = &url else { continue };
         let answer = tokio::select! {
             _ = stop.cancelled() => return,
-            a = http.get(&url).send() => a,
+            a = http.get(url).send() => a,
         };
         // A control plane that is down (killed by the suite) has no memory to sample.
         let rss = match answer {

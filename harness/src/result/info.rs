@@ -88,6 +88,9 @@ pub struct TargetInfo {
     pub path: String,
     /// SHA-256 of the target file.
     pub digest: String,
+    /// `tether` (its xDS log followed) or `foreign` (checks judged from the Envoys).
+    #[serde(default)]
+    pub control_plane: String,
     /// The control plane's clock minus the harness's, µs, as first measured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub clock_offset_us: Option<i64>,

@@ -168,7 +168,8 @@ pub fn judge(dir: &Path) -> Result<(RunInfo, Vec<Verdict>, Judgement), FolderErr
     info.suite_text = plan.suite_text.clone();
     info.mesh_text = std::fs::read_to_string(&mesh_path).unwrap_or_default();
     if plan.soak.is_some() {
-        let (verdicts, summary, ended) = judge_soak(dir, &plan, &timeline_path)?;
+        let ctx = super::checks_context(&plan, xds_log(&info));
+        let (verdicts, summary, ended) = judge_soak(dir, &plan, &ctx, &timeline_path)?;
         mark_ended(&mut info, ended);
         return Ok((info, verdicts, Judgement::Soak(summary)));
     }
@@ -179,8 +180,16 @@ pub fn judge(dir: &Path) -> Result<(RunInfo, Vec<Verdict>, Judgement), FolderErr
     });
     let last_ms = entries.last().map_or(0, |e| e.t_ms);
     mark_ended(&mut info, (ended, last_ms));
-    let verdicts = checks::evaluate(&plan.checks, &super::checks_context(&plan), &entries);
+    let ctx = super::checks_context(&plan, xds_log(&info));
+    let verdicts = checks::evaluate(&plan.checks, &ctx, &entries);
     Ok((info, verdicts, Judgement::Run(entries)))
+}
+
+/// Did the run have the control plane's xDS log (not a target's foreign control plane)?
+fn xds_log(info: &RunInfo) -> bool {
+    info.target
+        .as_ref()
+        .is_none_or(|t| t.control_plane != "foreign")
 }
 
 /// How a run ended, as its timeline says: why (none: it was killed), and its last time.
@@ -200,6 +209,7 @@ fn mark_ended(info: &mut RunInfo, (ended, last_ms): Ended) {
 fn judge_soak(
     dir: &Path,
     plan: &Plan,
+    ctx: &checks::Context,
     timeline: &Path,
 ) -> Result<(Vec<Verdict>, SoakSummary, Ended), FolderError> {
     // The cycles the run planned (`--cycles` or `--for` may have changed the suite's).
@@ -211,7 +221,7 @@ fn judge_soak(
             Some(ops.iter().filter(|o| o["op"] == "cycle_start").count() as u32)
         })
         .unwrap_or(0);
-    let mut judge = SoakJudge::new(&plan.checks, &super::checks_context(plan), planned);
+    let mut judge = SoakJudge::new(&plan.checks, ctx, planned);
     let mut cycles = Cycles::new(plan.load.timeout.as_millis() as u64 + 3_000);
     let (mut ended, mut last_ms) = (None, 0);
     Timeline::each_jsonl(timeline, |entry| {

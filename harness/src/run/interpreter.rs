@@ -148,7 +148,7 @@ impl Interpreter<'_> {
                 affects,
                 target,
             } => {
-                let version = act.control_plane.change(change).await?.to_string();
+                let version = act.control_plane.change(change).await?;
                 self.console.line(&format!(
                     "mesh change: {} (version {version})",
                     change.describe()

@@ -142,7 +142,7 @@ pub async fn run(plan: &Plan, opts: &RunOptions) -> Result<Outcome, EnvironmentE
     let watch = plan.soak.is_some().then(|| {
         console = console.clone().per_cycle();
         let folder = (opts.report_dir.clone(), shared_info.clone());
-        let ctx = checks_context(plan);
+        let ctx = checks_context(plan, xds_log(opts));
         SoakWatch::start(plan, &schedule, &ctx, &timeline, folder, &console, &stop)
     });
     let up = tokio::select! {
@@ -207,7 +207,8 @@ pub async fn run(plan: &Plan, opts: &RunOptions) -> Result<Outcome, EnvironmentE
         }
         None => {
             let entries = timeline.entries();
-            let verdicts = checks::evaluate(&plan.checks, &checks_context(plan), &entries);
+            let verdicts =
+                checks::evaluate(&plan.checks, &checks_context(plan, xds_log(opts)), &entries);
             write_reports(opts, &info, &verdicts, Judged::Run(&entries)).map_err(env)?;
             (verdicts, None)
         }
@@ -250,6 +251,7 @@ fn run_info(plan: &Plan, opts: &RunOptions) -> RunInfo {
         target: opts.target.as_ref().map(|t| crate::result::TargetInfo {
             name: t.name.clone(),
             path: t.path.display().to_string(),
+            control_plane: if t.follows_log() { "tether" } else { "foreign" }.into(),
             digest: t.digest.clone(),
             ..Default::default()
         }),
@@ -345,9 +347,16 @@ fn describe_links(
     }
 }
 
+/// Is the control plane's xDS log on the timeline (every run but one against a target's
+/// foreign control plane)?
+fn xds_log(opts: &RunOptions) -> bool {
+    opts.target.as_ref().is_none_or(|t| t.follows_log())
+}
+
 /// What the checks need to know about a plan besides its timeline.
-fn checks_context(plan: &Plan) -> checks::Context {
+fn checks_context(plan: &Plan, xds_log: bool) -> checks::Context {
     checks::Context {
+        judge_from_envoys: !xds_log,
         outpost_nodes: plan.outpost_nodes(),
         load_through: plan.load.through.clone(),
         warm_up_ms: plan

@@ -139,7 +139,7 @@ pub async fn up(
     match run.bring_up(&mut parts).await {
         Ok((placement, cp_admin, envoys, links)) => Ok(RunningTopology::new(
             placement,
-            cp_admin,
+            Some(cp_admin),
             envoys,
             Box::new(links),
             Box::new(Containers(tokio::sync::Mutex::new(parts))),

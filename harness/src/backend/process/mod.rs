@@ -167,7 +167,7 @@ pub async fn up(
     let envoys = nodes(plan, opts, &children, &placement, &addresses, deadline).await?;
     Ok(RunningTopology::new(
         placement,
-        cp_admin,
+        Some(cp_admin),
         envoys,
         Box::new(links),
         Box::new(children),

@@ -8,12 +8,10 @@ use crate::backend::links::{set_on_proxy, toxics};
 use crate::faults::client::ToxiproxyClient;
 use crate::plan::{Fault, Link};
 use crate::target::{Command, LinkActuator as Spec, Redactor, Target};
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Result, bail};
 use async_trait::async_trait;
 use std::collections::BTreeMap;
-use std::process::Stdio;
 use std::sync::Arc;
-use tokio::io::AsyncWriteExt;
 
 /// The links of a target, and its ledger.
 pub struct TargetLinks {
@@ -119,40 +117,11 @@ impl TargetLinks {
         let input = serde_json::json!({
             "action": action, "link": link, "fault": fault_json, "target": self.target,
         });
-        let mut child = tokio::process::Command::new(&command.argv[0]);
-        child
-            .args(&command.argv[1..])
-            .envs(&command.env)
-            .envs(fault_env(action, link, fault, &fault_json))
-            .env("TETHER_TARGET", &self.target)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        let shown = self.redactor.redact(&command.argv.join(" "));
-        let mut child = child.spawn().with_context(|| {
-            format!("cannot start the {link} link's {action} command `{shown}`")
-        })?;
-        if let Some(mut stdin) = child.stdin.take() {
-            let _ = stdin.write_all(format!("{input}\n").as_bytes()).await;
-        }
-        let output = tokio::time::timeout(command.timeout, child.wait_with_output())
-            .await
-            .map_err(|_| {
-                anyhow!(
-                    "the {link} link's {action} command `{shown}` took longer than {:?}",
-                    command.timeout
-                )
-            })??;
-        let text = |bytes: &[u8]| self.redactor.redact(String::from_utf8_lossy(bytes).trim());
-        if !output.status.success() {
-            bail!(
-                "the {link} link's {action} command `{shown}` failed ({}): {}",
-                output.status,
-                text(&output.stderr)
-            );
-        }
-        Ok(text(&output.stdout)
+        let mut env = fault_env(action, link, fault, &fault_json);
+        env.push(("TETHER_TARGET".into(), self.target.clone()));
+        let what = format!("the {link} link's {action} command");
+        let printed = super::command::run(command, env, &input, &what, &self.redactor).await?;
+        Ok(printed
             .lines()
             .map(|l| format!("{link} {action}: {l}"))
             .collect())

@@ -6,14 +6,17 @@
 //! ([`follow`]). Nothing of the target is started or stopped; at the end, whatever the
 //! ledger still holds is removed.
 
+pub mod command;
+pub mod dry_run;
 pub mod follow;
 pub mod ledger;
 pub mod links;
+pub mod settings;
 
 use super::running::{Parts, RunningTopology};
 use crate::control_plane::admin::ChangeClient;
 use crate::envoy::AdminClient;
-use crate::plan::{Action, Plan};
+use crate::plan::{Action, Change, Plan};
 use crate::target::{ControlPlane, Target};
 use crate::timeline::Timeline;
 use crate::topology::{NodePlacement, Placement};
@@ -58,6 +61,14 @@ pub async fn attach(
             problems.join("\n  ")
         );
     }
+    let differ = settings::mismatches(plan, target).await;
+    if !differ.is_empty() {
+        bail!(
+            "target `{}`: the sidecars do not run the suite's xDS settings, so its bounds would not hold for them:\n  {}\nset the suite's `xds:` to the rack's",
+            target.name,
+            differ.join("\n  ")
+        );
+    }
     let ledger = Arc::new(Ledger::open(target, Some(run_dir))?);
     let links = TargetLinks::new(target, ledger.clone())?;
     let placement = placement(plan, target).await?;
@@ -71,31 +82,32 @@ pub async fn attach(
             )
         })
         .collect::<BTreeMap<_, _>>();
-    let ControlPlane::Tether { api, headers } = &target.control_plane else {
-        bail!(
-            "target `{}`: a foreign control plane cannot be run against yet; only `control_plane: {{tether: ...}}`",
-            target.name
-        );
-    };
-    let changes = ChangeClient::at(api, headers)?;
     let stop = CancellationToken::new();
-    let (offset, follower) = follow::start(changes.clone(), timeline.clone(), stop.clone()).await?;
-    let parts = TargetParts {
+    let mut parts = TargetParts {
         links: TargetLinks::new(target, ledger.clone())?,
         ledger,
-        stop,
-        followers: vec![follower],
+        stop: stop.clone(),
+        followers: Vec::new(),
+        commands: BTreeMap::new(),
+        redactor: crate::target::Redactor::of(target),
     };
-    let cp_admin = resolve(api).await?;
-    let mut topo = RunningTopology::new(
-        placement,
-        cp_admin,
-        envoys,
-        Box::new(links),
-        Box::new(parts),
-    )
-    .with_changes(changes);
-    topo.clock_offset = Some((offset.offset_us, offset.uncertainty_us));
+    let topo = match &target.control_plane {
+        ControlPlane::Tether { api, headers } => {
+            let changes = ChangeClient::at(api, headers)?;
+            let (offset, follower) = follow::start(changes.clone(), timeline.clone(), stop).await?;
+            parts.followers.push(follower);
+            let admin = Some(resolve(api).await?);
+            let mut topo =
+                RunningTopology::new(placement, admin, envoys, Box::new(links), Box::new(parts))
+                    .with_changes(changes);
+            topo.clock_offset = Some((offset.offset_us, offset.uncertainty_us));
+            topo
+        }
+        ControlPlane::Foreign { changes } => {
+            parts.commands = changes.clone();
+            RunningTopology::new(placement, None, envoys, Box::new(links), Box::new(parts))
+        }
+    };
     Ok(topo)
 }
 
@@ -239,12 +251,15 @@ pub async fn heal(target: &Target, run_dir: Option<&Path>) -> Result<Vec<String>
     Ok(removed)
 }
 
-/// What a target run holds: its ledger, and the control plane's log follower.
+/// What a target run holds: its ledger, the control plane's log follower, and the
+/// commands that make a foreign control plane's changes.
 struct TargetParts {
     links: TargetLinks,
     ledger: Arc<Ledger>,
     stop: CancellationToken,
     followers: Vec<JoinHandle<()>>,
+    commands: BTreeMap<String, crate::target::Command>,
+    redactor: crate::target::Redactor,
 }
 
 #[async_trait]
@@ -264,6 +279,13 @@ impl Parts for TargetParts {
         _: bool,
     ) -> Result<Vec<String>> {
         bail!("a target names no containers (asked for {part})")
+    }
+
+    async fn change(&self, change: &Change) -> Result<String> {
+        let command = self.commands.get(change.kind()).with_context(|| {
+            format!("the target has no command for `{}` changes", change.kind())
+        })?;
+        command::change(command, change, &self.redactor).await
     }
 
     async fn shutdown(self: Box<Self>) {

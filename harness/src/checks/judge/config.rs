@@ -1,6 +1,7 @@
 //! Config checks: the outpost's config stays frozen while the link is down, a change
 //! made then is applied after the heal (and not before), and changes propagate.
 
+use super::envoy_side::{has_change, route_before};
 use super::{
     Judged, Sample, at_least, last_change_before, load_seconds, measure, noticed_at, phase_window,
     quantile, samples, secs, verdict,
@@ -80,13 +81,14 @@ pub(super) fn change_applied(
         }
     };
 
+    // A change whose version a foreign control plane's command did not say is known by
+    // the routes version changing.
+    let applied =
+        |node: &str, s: &Sample| has_change(s, version, route_before(entries, node, changed_at));
     // Not applied while partitioned.
     let early_config = ctx.outpost_nodes.iter().find_map(|node| {
         samples(entries, node)
-            .find(|s| {
-                (changed_at..heal.start_ms).contains(&s.t)
-                    && s.route.is_some_and(|r| at_least(r, version))
-            })
+            .find(|s| (changed_at..heal.start_ms).contains(&s.t) && applied(node, s))
             .map(|s| (node, s.t))
     });
     if let Some((node, t)) = early_config {
@@ -111,7 +113,7 @@ pub(super) fn change_applied(
     // Applied after the heal: in the config of the sidecar the traffic enters, then in traffic.
     let node = &ctx.load_through;
     let Some(config_t) = samples(entries, node)
-        .find(|s| s.t >= heal.start_ms && s.route.is_some_and(|r| at_least(r, version)))
+        .find(|s| s.t >= heal.start_ms && applied(node, s))
         .map(|s| s.t)
     else {
         let detail = format!("`{node}` never served version {version} after the heal");

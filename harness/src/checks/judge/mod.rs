@@ -4,6 +4,7 @@
 //! [`restart`]; here the dispatch and what they share.
 
 mod config;
+mod envoy_side;
 mod link;
 pub(super) mod memory;
 mod restart;
@@ -58,11 +59,17 @@ pub(super) fn judge(check: &Check, ctx: &Context, entries: &[Entry]) -> Verdict 
         Check::PartitionUnnoticed { phase, nodes } => {
             link::partition_noticed(&chosen(ctx, nodes), entries, phase, None)
         }
-        Check::Propagation { phase, within } => {
+        Check::Propagation { phase, within } if !ctx.judge_from_envoys => {
             config::propagation(entries, phase, within.0.as_millis() as u64)
         }
-        Check::Reconvergence { phase, within } => {
+        Check::Propagation { phase, within } => {
+            envoy_side::propagation(entries, phase, within.0.as_millis() as u64)
+        }
+        Check::Reconvergence { phase, within } if !ctx.judge_from_envoys => {
             link::reconvergence(ctx, entries, phase, within.0.as_millis() as u64)
+        }
+        Check::Reconvergence { phase, within } => {
+            envoy_side::reconvergence(ctx, entries, phase, within.0.as_millis() as u64)
         }
         Check::JourneysSucceed {
             phase,

@@ -20,6 +20,7 @@ fn ctx() -> Context {
         outpost_nodes: vec!["client".into()],
         load_through: "client".into(),
         warm_up_ms: 0,
+        judge_from_envoys: false,
     }
 }
 
@@ -155,6 +156,21 @@ impl Run {
 
     fn judge(&self, check: Check) -> super::super::Verdict {
         evaluate(&[check], &ctx(), &self.entries).remove(0)
+    }
+
+    /// Judged as for a foreign control plane: without its xDS log.
+    fn judge_without_log(&self, check: Check) -> super::super::Verdict {
+        let ctx = Context {
+            judge_from_envoys: true,
+            ..ctx()
+        };
+        let entries: Vec<Entry> = self
+            .entries
+            .iter()
+            .filter(|e| !matches!(e.event, Event::Xds { .. }))
+            .cloned()
+            .collect();
+        evaluate(&[check], &ctx, &entries).remove(0)
     }
 }
 
@@ -706,4 +722,65 @@ fn a_restarted_sidecar_must_wait_for_the_heal_then_get_ready() {
         !(matches!(e.event, Event::EnvoySample { .. }) && (12_300..20_000).contains(&e.t_ms))
     });
     assert_eq!(blind.judge(restart_waits()).outcome, Outcome::Unknown);
+}
+
+#[test]
+fn without_an_xds_log_reconvergence_and_propagation_judge_from_the_envoys() {
+    // The healthy story: connected again at 21 s, serving version 2 from 22 s.
+    let run = Run::healthy();
+    for check in [applied(), reconverged()] {
+        let v = run.judge_without_log(check);
+        assert_eq!(v.outcome, Outcome::Passed, "{}: {}", v.name, v.detail);
+        assert!(
+            v.name != "reconvergence" || v.detail.contains("no xDS log"),
+            "{}",
+            v.detail
+        );
+    }
+    assert_eq!(
+        run.judge_without_log(reconverged()).measurements[0].value,
+        2_000.0
+    );
+
+    // Negative control: the sidecar reconnects but never serves the change.
+    let mut stale = Run::new();
+    for sec in 0..30 {
+        stale.sample(sec * 1000, !(12_000..21_000).contains(&(sec * 1000)), "1");
+    }
+    let v = stale.judge_without_log(reconverged());
+    assert_eq!(v.outcome, Outcome::Failed, "{}", v.detail);
+    assert!(v.detail.contains("never served the change"), "{}", v.detail);
+
+    // Propagation: the route version moves 250 ms after the change, or never.
+    let propagation = || Check::Propagation {
+        phase: s("partition"),
+        within: secs(1),
+    };
+    let mut quick = Run::new();
+    quick.sample(14_750, true, "1").sample(15_250, true, "2");
+    let v = quick.judge_without_log(propagation());
+    assert_eq!(v.outcome, Outcome::Passed, "{}", v.detail);
+    assert_eq!(v.measurements[2].value, 250.0);
+    let mut never = Run::new();
+    never.sample(14_750, true, "1").sample(16_000, true, "1");
+    assert_eq!(
+        never.judge_without_log(propagation()).outcome,
+        Outcome::Failed
+    );
+}
+
+#[test]
+fn a_change_of_unknown_version_is_known_by_the_routes_version_moving() {
+    // A foreign control plane's command that printed no version.
+    let mut run = Run::healthy();
+    for e in &mut run.entries {
+        if let Event::MeshChange { version, .. } = &mut e.event {
+            version.clear();
+        }
+    }
+    let v = run.judge_without_log(applied());
+    assert_eq!(v.outcome, Outcome::Passed, "{}", v.detail);
+    // Its negative control: the version moving during the partition is caught.
+    run.sample(16_000, false, "7");
+    assert_eq!(run.judge_without_log(applied()).outcome, Outcome::Failed);
 }

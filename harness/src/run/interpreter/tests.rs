@@ -89,7 +89,7 @@ impl ControlPlaneActuator for Fake {
         self.call("restart control plane".into());
         Ok(())
     }
-    async fn change(&self, change: &Change) -> anyhow::Result<u64> {
+    async fn change(&self, change: &Change) -> anyhow::Result<String> {
         self.call(format!("change: {}", change.describe()));
         if self.refuse_changes {
             anyhow::bail!("refused");
@@ -111,7 +111,7 @@ impl ControlPlaneActuator for Fake {
             });
         }
         tokio::time::sleep(self.change_takes.saturating_sub(self.ack_after)).await;
-        Ok(version)
+        Ok(version.to_string())
     }
 }
 

@@ -1,0 +1,169 @@
+//! The checks that read the control plane's xDS log, judged instead from what each Envoy
+//! reports, for a control plane that gives no log (a target's foreign xDS server). Their
+//! times are only as fine as the sampling (every 250 ms for a small mesh), and the detail
+//! says so.
+
+use super::{
+    Judged, Sample, at_least, last_change_before, measure, per_node, phase_window, quantile,
+    samples, secs, verdict,
+};
+use crate::checks::{Context, names};
+use crate::timeline::{Entry, Event};
+
+/// Has `s` the change of `version` (a counter, or any version text), given the routes
+/// version it served before the change (`before`)? With no version known, a routes
+/// version other than `before` is the change.
+pub(super) fn has_change(s: &Sample, version: &str, before: Option<&str>) -> bool {
+    match s.route {
+        Some(route) if !version.is_empty() => at_least(route, version),
+        Some(route) => Some(route) != before,
+        None => false,
+    }
+}
+
+/// The routes version `node` served last before `t`.
+pub(super) fn route_before<'a>(entries: &'a [Entry], node: &'a str, t: u64) -> Option<&'a str> {
+    samples(entries, node)
+        .filter(|s| s.t < t)
+        .filter_map(|s| s.route)
+        .last()
+}
+
+/// Every outpost sidecar is connected to its control plane again, serving the config it
+/// ends the phase with, within the bound after the heal; and a change made before the
+/// heal is in that config.
+pub(super) fn reconvergence(
+    ctx: &Context,
+    entries: &[Entry],
+    phase: &str,
+    within_ms: u64,
+) -> Judged {
+    let heal = phase_window(entries, phase)?;
+    let change = last_change_before(entries, heal.start_ms);
+    let mut measurements = Vec::new();
+    let mut slow = Vec::new();
+    for node in &ctx.outpost_nodes {
+        let during: Vec<Sample> = samples(entries, node)
+            .filter(|s| heal.contains(s.t))
+            .collect();
+        let last = during
+            .iter()
+            .rfind(|s| s.has_config())
+            .ok_or_else(|| format!("`{node}` reported no config during `{phase}`"))?;
+        if let Some((at, version, _)) = change {
+            let before = route_before(entries, node, at);
+            if !has_change(last, version, before) {
+                slow.push(format!(
+                    "`{node}` never served the change made at {}",
+                    secs(at)
+                ));
+                continue;
+            }
+        }
+        let back = during
+            .iter()
+            .find(|s| s.connected == Some(true) && s.config() == last.config());
+        match back {
+            Some(s) => {
+                let ms = s.t - heal.start_ms;
+                measurements.push(measure(
+                    names::RECONVERGENCE_MS.of(node),
+                    ms as f64,
+                    "ms",
+                    Some(within_ms as f64),
+                ));
+                if ms > within_ms {
+                    slow.push(format!("`{node}` took {}", secs(ms)));
+                }
+            }
+            None => slow.push(format!(
+                "`{node}` never reported itself connected during `{phase}`"
+            )),
+        }
+    }
+    let passed = slow.is_empty();
+    let detail = if passed {
+        let per_node = per_node(&measurements, names::RECONVERGENCE_MS);
+        format!(
+            "all {} outpost sidecars were connected and serving their final config within the bound {} of the heal, as each Envoy reported it (sampled, no xDS log): {}",
+            ctx.outpost_nodes.len(),
+            secs(within_ms),
+            per_node.join(", ")
+        )
+    } else {
+        format!(
+            "not reconverged within {} of the heal (as each Envoy reported it; no xDS log): {}",
+            secs(within_ms),
+            slow.join("; ")
+        )
+    };
+    Ok(verdict(
+        passed,
+        detail,
+        measurements,
+        (!passed).then_some(heal.end_ms),
+    ))
+}
+
+/// Every change made in the phase is served by every sidecar it affects within the
+/// bound, as the sidecars report their routes version.
+pub(super) fn propagation(entries: &[Entry], phase: &str, within_ms: u64) -> Judged {
+    let w = phase_window(entries, phase)?;
+    let changes: Vec<(u64, &str, &[String])> = entries
+        .iter()
+        .filter(|e| w.contains(e.t_ms))
+        .filter_map(|e| match &e.event {
+            Event::MeshChange {
+                version, affects, ..
+            } => Some((e.t_ms, version.as_str(), affects.as_slice())),
+            _ => None,
+        })
+        .collect();
+    if changes.is_empty() {
+        return Err(format!("no mesh change was made during `{phase}`"));
+    }
+    let mut delays = Vec::new();
+    let mut missing = Vec::new();
+    for (t, version, affects) in &changes {
+        for node in affects.iter() {
+            let before = route_before(entries, node, *t);
+            match samples(entries, node).find(|s| s.t >= *t && has_change(s, version, before)) {
+                Some(s) => delays.push(s.t - t),
+                None => missing.push(format!(
+                    "`{node}` never served the change made at {}",
+                    secs(*t)
+                )),
+            }
+        }
+    }
+    delays.sort_unstable();
+    let (p50, p99, max) = match delays.as_slice() {
+        [] => (0, 0, 0),
+        d => (quantile(d, 0.5), quantile(d, 0.99), *d.last().unwrap_or(&0)),
+    };
+    let measurements = vec![
+        measure(names::PROPAGATION_MS.of("p50"), p50 as f64, "ms", None),
+        measure(names::PROPAGATION_MS.of("p99"), p99 as f64, "ms", None),
+        measure(
+            names::PROPAGATION_MS.of("max"),
+            max as f64,
+            "ms",
+            Some(within_ms as f64),
+        ),
+    ];
+    let passed = missing.is_empty() && max <= within_ms;
+    let mut detail = format!(
+        "{} changes were served by {} sidecars, as each Envoy reported its routes (sampled, no xDS log): p50 {p50} ms, p99 {p99} ms, max {max} ms (bound {within_ms} ms)",
+        changes.len(),
+        delays.len()
+    );
+    if !missing.is_empty() {
+        detail.push_str(&format!("; {}", missing.join("; ")));
+    }
+    Ok(verdict(
+        passed,
+        detail,
+        measurements,
+        (!passed).then_some(w.end_ms),
+    ))
+}
