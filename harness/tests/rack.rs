@@ -30,6 +30,21 @@ fn tether(state: &Path, args: &[&str]) -> Output {
     out
 }
 
+/// `tether run SUITE --target TARGET --report-dir DIR`.
+fn run(state: &Path, suite: &str, target: &str, dir: &Path) -> Output {
+    tether(
+        state,
+        &[
+            "run",
+            suite,
+            "--target",
+            target,
+            "--report-dir",
+            dir.to_str().unwrap(),
+        ],
+    )
+}
+
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
@@ -133,17 +148,7 @@ fn suites_run_against_a_rack_tether_did_not_start() {
 
     // The partition suite passes, judged from the reference control plane's log.
     let pass = dir("pass");
-    let out = tether(
-        state,
-        &[
-            "run",
-            "suites/outpost-partition.yaml",
-            "--target",
-            TARGET,
-            "--report-dir",
-            pass.to_str().unwrap(),
-        ],
-    );
+    let out = run(state, "suites/outpost-partition.yaml", TARGET, &pass);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let result = json(&pass.join("result.json"));
     assert_eq!(verdict(&result, "reconvergence")["passed"], true);
@@ -176,16 +181,11 @@ fn suites_run_against_a_rack_tether_did_not_start() {
 
     // Its negative control fails: a change behind a blackholed link cannot propagate.
     let negative = dir("negative");
-    let out = tether(
+    let out = run(
         state,
-        &[
-            "run",
-            "suites/negative/propagation-partitioned.yaml",
-            "--target",
-            TARGET,
-            "--report-dir",
-            negative.to_str().unwrap(),
-        ],
+        "suites/negative/propagation-partitioned.yaml",
+        TARGET,
+        &negative,
     );
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
@@ -198,17 +198,7 @@ fn suites_run_against_a_rack_tether_did_not_start() {
     // A fresh rack first: the runs above left its mesh on svc-v2, where this one moves it.
     rack("up");
     let foreign = dir("foreign");
-    let out = tether(
-        state,
-        &[
-            "run",
-            "suites/outpost-partition.yaml",
-            "--target",
-            FOREIGN,
-            "--report-dir",
-            foreign.to_str().unwrap(),
-        ],
-    );
+    let out = run(state, "suites/outpost-partition.yaml", FOREIGN, &foreign);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let result = json(&foreign.join("result.json"));
     assert!(
@@ -228,16 +218,11 @@ fn suites_run_against_a_rack_tether_did_not_start() {
         "foreign"
     );
     let negative = dir("foreign-negative");
-    let out = tether(
+    let out = run(
         state,
-        &[
-            "run",
-            "suites/negative/propagation-partitioned.yaml",
-            "--target",
-            FOREIGN,
-            "--report-dir",
-            negative.to_str().unwrap(),
-        ],
+        "suites/negative/propagation-partitioned.yaml",
+        FOREIGN,
+        &negative,
     );
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
@@ -247,16 +232,11 @@ fn suites_run_against_a_rack_tether_did_not_start() {
 
     // The data link cut by a command actuator (`docker network disconnect`), and healed.
     let cut = dir("cut");
-    let out = tether(
+    let out = run(
         state,
-        &[
-            "run",
-            "fixtures/racks/compose/suites/region-calls.yaml",
-            "--target",
-            COMMANDS,
-            "--report-dir",
-            cut.to_str().unwrap(),
-        ],
+        "fixtures/racks/compose/suites/region-calls.yaml",
+        COMMANDS,
+        &cut,
     );
     assert_eq!(out.status.code(), Some(1), "the cut phase must fail");
     let result = json(&cut.join("result.json"));
@@ -347,17 +327,7 @@ fn killed_runs_are_healed(state: &Path, killed: &Path) {
     assert!(ledger.contains(r#""ledger":"applying""#), "{ledger}");
 
     let refused = killed.with_file_name("refused");
-    let out = tether(
-        state,
-        &[
-            "run",
-            "suites/outpost-partition.yaml",
-            "--target",
-            TARGET,
-            "--report-dir",
-            refused.to_str().unwrap(),
-        ],
-    );
+    let out = run(state, "suites/outpost-partition.yaml", TARGET, &refused);
     assert_eq!(out.status.code(), Some(3));
     assert!(
         stderr(&out).contains("tether heal --target"),
@@ -440,20 +410,15 @@ fn bad_targets_are_refused_with_where_and_why() {
         "{said}"
     );
     // A run against it is refused the same way, and applies nothing.
-    let run = dir.path().join("run");
-    let out = tether(
+    let folder = dir.path().join("run");
+    let out = run(
         state.path(),
-        &[
-            "run",
-            "suites/outpost-partition.yaml",
-            "--target",
-            &gone,
-            "--report-dir",
-            run.to_str().unwrap(),
-        ],
+        "suites/outpost-partition.yaml",
+        &gone,
+        &folder,
     );
     assert_eq!(out.status.code(), Some(3));
-    assert!(!run.join("ledger.jsonl").exists());
+    assert!(!folder.join("ledger.jsonl").exists());
 
     // A dry run prints every call and makes none: it succeeds against the target that
     // does not answer, and writes no ledger.
@@ -466,7 +431,7 @@ fn bad_targets_are_refused_with_where_and_why() {
             &gone,
             "--dry-run",
             "--report-dir",
-            run.to_str().unwrap(),
+            folder.to_str().unwrap(),
         ],
     );
     assert_eq!(out.status.code(), Some(0));

@@ -13,7 +13,12 @@ use serde_json::Value;
 use std::net::SocketAddr;
 
 /// Where each setting sits in a bootstrap (tether's and App Mesh's alike).
-const SETTINGS: [(&str, &str); 4] = [
+const SETTINGS: [(&str, &str); 6] = [
+    ("xDS variant", "/dynamic_resources/ads_config/api_type"),
+    (
+        "TCP keepalive",
+        "/static_resources/clusters/0/upstream_connection_options/tcp_keepalive",
+    ),
     (
         "keepalive interval",
         "/static_resources/clusters/0/typed_extension_protocol_options/envoy.extensions.upstreams.http.v3.HttpProtocolOptions/explicit_http_config/http2_protocol_options/connection_keepalive/interval",
@@ -32,10 +37,19 @@ const SETTINGS: [(&str, &str); 4] = [
     ),
 ];
 
-/// A duration as Envoy writes it (`"1s"`, `"0.500s"`) in ms, for comparing.
-fn ms(value: &Value) -> Option<u64> {
-    let text = value.as_str()?.strip_suffix('s')?;
-    Some((text.parse::<f64>().ok()? * 1000.0).round() as u64)
+/// A setting as it compares and shows: a duration as Envoy writes it (`"1s"`,
+/// `"0.500s"`) in ms, anything else as its JSON.
+fn shown(value: Option<&Value>) -> String {
+    let ms = value
+        .and_then(Value::as_str)
+        .and_then(|t| t.strip_suffix('s'))
+        .and_then(|t| t.parse::<f64>().ok());
+    match (value, ms) {
+        (None, _) => "not set".into(),
+        (_, Some(secs)) => format!("{} ms", (secs * 1000.0).round() as u64),
+        (Some(Value::String(text)), None) => text.clone(),
+        (Some(other), None) => other.to_string(),
+    }
 }
 
 /// Each setting of `actual` that differs from `expected`, in words.
@@ -43,12 +57,9 @@ fn differences(actual: &Value, expected: &Value) -> Vec<String> {
     SETTINGS
         .iter()
         .filter_map(|(name, pointer)| {
-            let want = expected.pointer(pointer).and_then(ms);
-            let have = actual.pointer(pointer).and_then(ms);
-            (want != have).then(|| {
-                let show = |v: Option<u64>| v.map_or("not set".into(), |ms| format!("{ms} ms"));
-                format!("{name} {} (the suite says {})", show(have), show(want))
-            })
+            let want = shown(expected.pointer(pointer));
+            let have = shown(actual.pointer(pointer));
+            (want != have).then(|| format!("{name} {have} (the suite says {want})"))
         })
         .collect()
 }

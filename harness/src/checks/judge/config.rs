@@ -3,8 +3,8 @@
 
 use super::envoy_side::{has_change, route_before};
 use super::{
-    Judged, Sample, at_least, last_change_before, load_seconds, measure, noticed_at, phase_window,
-    quantile, samples, secs, verdict,
+    Judged, Sample, at_least, changes_in, last_change_before, load_seconds, measure, noticed_at,
+    p50_p99_max, phase_window, samples, secs, verdict,
 };
 use crate::checks::{Context, names};
 use crate::timeline::{Entry, Event, LoadSecond, XdsKind};
@@ -163,16 +163,7 @@ pub(super) fn change_applied(
 /// Every change made in the phase reaches every sidecar it affects within the bound.
 pub(super) fn propagation(entries: &[Entry], phase: &str, within_ms: u64) -> Judged {
     let w = phase_window(entries, phase)?;
-    let changes: Vec<(u64, &str, &[String])> = entries
-        .iter()
-        .filter(|e| w.contains(e.t_ms))
-        .filter_map(|e| match &e.event {
-            Event::MeshChange {
-                version, affects, ..
-            } => Some((e.t_ms, version.as_str(), affects.as_slice())),
-            _ => None,
-        })
-        .collect();
+    let changes = changes_in(entries, w);
     if changes.is_empty() {
         return Err(format!("no mesh change was made during `{phase}`"));
     }
@@ -215,10 +206,7 @@ pub(super) fn propagation(entries: &[Entry], phase: &str, within_ms: u64) -> Jud
         ));
     }
     delays.sort_unstable();
-    let (p50, p99, max) = match delays.as_slice() {
-        [] => (0, 0, 0),
-        d => (quantile(d, 0.5), quantile(d, 0.99), *d.last().unwrap_or(&0)),
-    };
+    let (p50, p99, max) = p50_p99_max(&delays);
     measurements.splice(
         0..0,
         [

@@ -4,11 +4,11 @@
 //! says so.
 
 use super::{
-    Judged, Sample, at_least, last_change_before, measure, per_node, phase_window, quantile,
-    samples, secs, verdict,
+    Judged, Reconverged, Reconvergence, Sample, at_least, changes_in, last_change_before, measure,
+    p50_p99_max, phase_window, samples, secs, verdict,
 };
 use crate::checks::{Context, names};
-use crate::timeline::{Entry, Event};
+use crate::timeline::Entry;
 
 /// Has `s` the change of `version` (a counter, or any version text), given the routes
 /// version it served before the change (`before`)? With no version known, a routes
@@ -40,8 +40,7 @@ pub(super) fn reconvergence(
 ) -> Judged {
     let heal = phase_window(entries, phase)?;
     let change = last_change_before(entries, heal.start_ms);
-    let mut measurements = Vec::new();
-    let mut slow = Vec::new();
+    let mut found = Reconvergence::new(within_ms);
     for node in &ctx.outpost_nodes {
         let during: Vec<Sample> = samples(entries, node)
             .filter(|s| heal.contains(s.t))
@@ -53,37 +52,28 @@ pub(super) fn reconvergence(
         if let Some((at, version, _)) = change {
             let before = route_before(entries, node, at);
             if !has_change(last, version, before) {
-                slow.push(format!(
-                    "`{node}` never served the change made at {}",
-                    secs(at)
-                ));
+                let why = format!("`{node}` never served the change made at {}", secs(at));
+                found.record(node, Err(why));
                 continue;
             }
         }
         let back = during
             .iter()
             .find(|s| s.connected == Some(true) && s.config() == last.config());
-        match back {
-            Some(s) => {
-                let ms = s.t - heal.start_ms;
-                measurements.push(measure(
-                    names::RECONVERGENCE_MS.of(node),
-                    ms as f64,
-                    "ms",
-                    Some(within_ms as f64),
-                ));
-                if ms > within_ms {
-                    slow.push(format!("`{node}` took {}", secs(ms)));
-                }
-            }
-            None => slow.push(format!(
-                "`{node}` never reported itself connected during `{phase}`"
-            )),
-        }
+        found.record(
+            node,
+            back.map(|s| s.t - heal.start_ms).ok_or_else(|| {
+                format!("`{node}` never reported itself connected during `{phase}`")
+            }),
+        );
     }
-    let passed = slow.is_empty();
+    let Reconverged {
+        passed,
+        per_node,
+        measurements,
+        slow,
+    } = found.finish();
     let detail = if passed {
-        let per_node = per_node(&measurements, names::RECONVERGENCE_MS);
         format!(
             "all {} outpost sidecars were connected and serving their final config within the bound {} of the heal, as each Envoy reported it (sampled, no xDS log): {}",
             ctx.outpost_nodes.len(),
@@ -109,16 +99,7 @@ pub(super) fn reconvergence(
 /// bound, as the sidecars report their routes version.
 pub(super) fn propagation(entries: &[Entry], phase: &str, within_ms: u64) -> Judged {
     let w = phase_window(entries, phase)?;
-    let changes: Vec<(u64, &str, &[String])> = entries
-        .iter()
-        .filter(|e| w.contains(e.t_ms))
-        .filter_map(|e| match &e.event {
-            Event::MeshChange {
-                version, affects, ..
-            } => Some((e.t_ms, version.as_str(), affects.as_slice())),
-            _ => None,
-        })
-        .collect();
+    let changes = changes_in(entries, w);
     if changes.is_empty() {
         return Err(format!("no mesh change was made during `{phase}`"));
     }
@@ -137,10 +118,7 @@ pub(super) fn propagation(entries: &[Entry], phase: &str, within_ms: u64) -> Jud
         }
     }
     delays.sort_unstable();
-    let (p50, p99, max) = match delays.as_slice() {
-        [] => (0, 0, 0),
-        d => (quantile(d, 0.5), quantile(d, 0.99), *d.last().unwrap_or(&0)),
-    };
+    let (p50, p99, max) = p50_p99_max(&delays);
     let measurements = vec![
         measure(names::PROPAGATION_MS.of("p50"), p50 as f64, "ms", None),
         measure(names::PROPAGATION_MS.of("p99"), p99 as f64, "ms", None),

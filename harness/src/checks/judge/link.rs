@@ -2,8 +2,9 @@
 //! in time (or, as predicted, never), and keeps its xDS connection over a degraded one.
 
 use super::{
-    Judged, Sample, at_least, last_change_before, lost_control_plane_between, measure, noticed_at,
-    per_node, phase_window, quantile, samples, secs, verdict,
+    Judged, Reconverged, Reconvergence, Sample, at_least, last_change_before,
+    lost_control_plane_between, measure, noticed_at, per_node, phase_window, samples, secs,
+    verdict,
 };
 use crate::checks::{Context, names};
 use crate::timeline::{Entry, Event, XdsKind};
@@ -21,8 +22,7 @@ pub(super) fn reconvergence(
     let latest = last_change_before(entries, heal.start_ms)
         .map(|(_, v, _)| v.to_string())
         .unwrap_or_else(|| "1".into());
-    let mut measurements = Vec::new();
-    let mut slow = Vec::new();
+    let mut found = Reconvergence::new(within_ms);
     let mut worst = 0;
     for node in &ctx.outpost_nodes {
         let suffix = format!("/virtualNode/{node}");
@@ -80,52 +80,19 @@ pub(super) fn reconvergence(
                 _ => None,
             };
         }
-        match ready_at {
-            Some(t) => {
-                let ms = t - heal.start_ms;
-                worst = worst.max(ms);
-                measurements.push(measure(
-                    names::RECONVERGENCE_MS.of(node),
-                    ms as f64,
-                    "ms",
-                    Some(within_ms as f64),
-                ));
-                if ms > within_ms {
-                    slow.push(format!("`{node}` took {}", secs(ms)));
-                }
-            }
-            None => slow.push(format!(
-                "`{node}` never ACKed version {latest} during `{phase}`"
-            )),
-        }
+        let ms = ready_at.map(|t| t - heal.start_ms);
+        worst = worst.max(ms.unwrap_or(0));
+        found.record(
+            node,
+            ms.ok_or_else(|| format!("`{node}` never ACKed version {latest} during `{phase}`")),
+        );
     }
-    let passed = slow.is_empty();
-    let per_node = per_node(&measurements, names::RECONVERGENCE_MS);
-    // The distribution across proxies, for the report's reconvergence table.
-    let mut times: Vec<u64> = measurements.iter().map(|m| m.value as u64).collect();
-    times.sort_unstable();
-    if let (Some(min), Some(max)) = (times.first(), times.last()) {
-        measurements.extend([
-            measure(
-                names::RECONVERGENCE_SPREAD_MS.of("min"),
-                *min as f64,
-                "ms",
-                None,
-            ),
-            measure(
-                names::RECONVERGENCE_SPREAD_MS.of("p50"),
-                quantile(&times, 0.5) as f64,
-                "ms",
-                None,
-            ),
-            measure(
-                names::RECONVERGENCE_SPREAD_MS.of("max"),
-                *max as f64,
-                "ms",
-                None,
-            ),
-        ]);
-    }
+    let Reconverged {
+        passed,
+        per_node,
+        measurements,
+        slow,
+    } = found.finish();
     let detail = if passed {
         format!(
             "all {} outpost sidecars ACKed version {latest} within {} of the heal (bound {}): {}",

@@ -295,6 +295,95 @@ fn chosen(ctx: &Context, nodes: &[marked_yaml::Spanned<String>]) -> Vec<String> 
 }
 
 /// The value at quantile `q` of sorted `values` (nearest rank).
+/// The mesh changes made in `w`: when, the version they made, the nodes they affect.
+fn changes_in(entries: &[Entry], w: Window) -> Vec<(u64, &str, &[String])> {
+    entries
+        .iter()
+        .filter(|e| w.contains(e.t_ms))
+        .filter_map(|e| match &e.event {
+            Event::MeshChange {
+                version, affects, ..
+            } => Some((e.t_ms, version.as_str(), affects.as_slice())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// p50, p99 and the maximum of sorted `delays` (zeros when there are none).
+fn p50_p99_max(delays: &[u64]) -> (u64, u64, u64) {
+    match delays {
+        [] => (0, 0, 0),
+        d => (quantile(d, 0.5), quantile(d, 0.99), *d.last().unwrap_or(&0)),
+    }
+}
+
+/// Per-sidecar reconvergence times as they are found, judged against one bound.
+struct Reconvergence {
+    within_ms: u64,
+    measurements: Vec<Measurement>,
+    slow: Vec<String>,
+}
+
+/// What a [`Reconvergence`] found: all in time?, `node time` per sidecar, every
+/// measurement (the spread across proxies included), the slow or missing ones.
+struct Reconverged {
+    passed: bool,
+    per_node: Vec<String>,
+    measurements: Vec<Measurement>,
+    slow: Vec<String>,
+}
+
+impl Reconvergence {
+    fn new(within_ms: u64) -> Self {
+        Reconvergence {
+            within_ms,
+            measurements: Vec::new(),
+            slow: Vec::new(),
+        }
+    }
+
+    /// `node` reconverged `ms` after the heal, or never (the error says how).
+    fn record(&mut self, node: &str, ms: Result<u64, String>) {
+        match ms {
+            Ok(ms) => {
+                let bound = Some(self.within_ms as f64);
+                let m = measure(names::RECONVERGENCE_MS.of(node), ms as f64, "ms", bound);
+                self.measurements.push(m);
+                if ms > self.within_ms {
+                    self.slow.push(format!("`{node}` took {}", secs(ms)));
+                }
+            }
+            Err(why) => self.slow.push(why),
+        }
+    }
+
+    fn finish(mut self) -> Reconverged {
+        let per_node = per_node(&self.measurements, names::RECONVERGENCE_MS);
+        // The spread across proxies (min, p50, max), for the report's reconvergence table.
+        let mut times: Vec<u64> = self.measurements.iter().map(|m| m.value as u64).collect();
+        times.sort_unstable();
+        if let (Some(min), Some(max)) = (times.first().copied(), times.last().copied()) {
+            let of = |which: &str, v: u64| {
+                measure(
+                    names::RECONVERGENCE_SPREAD_MS.of(which),
+                    v as f64,
+                    "ms",
+                    None,
+                )
+            };
+            let p50 = quantile(&times, 0.5);
+            self.measurements
+                .extend([of("min", min), of("p50", p50), of("max", max)]);
+        }
+        Reconverged {
+            passed: self.slow.is_empty(),
+            per_node,
+            measurements: self.measurements,
+            slow: self.slow,
+        }
+    }
+}
+
 fn quantile(sorted: &[u64], q: f64) -> u64 {
     let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
     sorted[rank - 1]
