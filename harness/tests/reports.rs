@@ -123,6 +123,7 @@ fn hand_made_timeline(ended: bool) -> Vec<Entry> {
                     ready: Some(true),
                     memory_allocated: Some(8_000_000),
                     memory_heap: Some(12_000_000),
+                    updates_rejected: None,
                 },
             ));
         }

@@ -25,6 +25,9 @@ pub struct AdminSnapshot {
     pub memory_allocated: Option<u64>,
     /// `server.memory_heap_size`: bytes its allocator holds from the system.
     pub memory_heap: Option<u64>,
+    /// Config updates it rejected (NACKed) so far: the `update_rejected` counters of its
+    /// CDS, LDS and RDS subscriptions, summed.
+    pub updates_rejected: Option<u64>,
 }
 
 /// Client for one Envoy's admin endpoint.
@@ -92,6 +95,7 @@ impl AdminClient {
                 stats.number("cluster.xds_cluster.http2.keepalive_timeout");
             snap.memory_allocated = stats.number("server.memory_allocated");
             snap.memory_heap = stats.number("server.memory_heap_size");
+            snap.updates_rejected = stats.sum(|n| n.ends_with(".update_rejected"));
             snap.route_version = stats.newest_version(|n| n.contains(".rds."));
             snap.cluster_version = stats.newest_version(|n| n.starts_with("cluster_manager."));
             snap.listener_version = stats.newest_version(|n| n.starts_with("listener_manager."));
@@ -134,12 +138,14 @@ impl AdminClient {
 }
 
 /// The stats a snapshot reads: the xDS connection's state, Envoy's memory, and the
-/// `version_text` of the CDS, LDS and every RDS subscription.
+/// `version_text` and `update_rejected` of the CDS, LDS and every RDS subscription.
 const STATS: &str = concat!(
     r"^(control_plane\.connected_state|cluster\.xds_cluster\.http2\.keepalive_timeout",
     r"|server\.memory_allocated|server\.memory_heap_size",
     r"|cluster_manager\.cds\.version_text|listener_manager\.lds\.version_text",
-    r"|http\..*\.rds\..*\.version_text)$"
+    r"|http\..*\.rds\..*\.version_text",
+    r"|cluster_manager\.cds\.update_rejected|listener_manager\.lds\.update_rejected",
+    r"|http\..*\.rds\..*\.update_rejected)$"
 );
 
 /// The `stats` array of a `/stats?format=json` answer.
@@ -149,6 +155,16 @@ impl Stats {
     /// The counter or gauge called `name`.
     fn number(&self, name: &str) -> Option<u64> {
         self.0.iter().find(|s| s["name"] == name)?["value"].as_u64()
+    }
+
+    /// The sum of the counters whose name `pick` takes (None when there is none).
+    fn sum(&self, pick: impl Fn(&str) -> bool) -> Option<u64> {
+        let picked = self
+            .0
+            .iter()
+            .filter(|s| s["name"].as_str().is_some_and(&pick))
+            .filter_map(|s| s["value"].as_u64());
+        picked.fold(None, |total, v| Some(total.unwrap_or(0) + v))
     }
 
     /// The newest non-empty `version_text` among the readouts whose name `pick` takes
@@ -198,5 +214,17 @@ mod tests {
         assert_eq!(version(|n| n.starts_with("listener_manager.")), None);
         assert_eq!(stats.number("control_plane.connected_state"), Some(1));
         assert_eq!(stats.number("server.memory_allocated"), None);
+        assert_eq!(stats.sum(|n| n.ends_with(".update_rejected")), None);
+        let rejected = Stats(
+            serde_json::json!([
+                {"name": "cluster_manager.cds.update_rejected", "value": 1},
+                {"name": "http.egress.rds.egress.update_rejected", "value": 2},
+                {"name": "cluster_manager.cds.update_success", "value": 7}
+            ])
+            .as_array()
+            .cloned()
+            .unwrap(),
+        );
+        assert_eq!(rejected.sum(|n| n.ends_with(".update_rejected")), Some(3));
     }
 }

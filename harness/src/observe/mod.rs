@@ -49,6 +49,7 @@ async fn sample_one(
                 ready: s.ready,
                 memory_allocated: s.memory_allocated,
                 memory_heap: s.memory_heap,
+                updates_rejected: s.updates_rejected,
             },
         );
     }

@@ -146,6 +146,9 @@ pub enum Event {
         /// `server.memory_heap_size`: bytes its allocator holds from the system.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         memory_heap: Option<u64>,
+        /// Config updates it rejected (NACKed) so far, over its CDS, LDS and RDS.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        updates_rejected: Option<u64>,
     },
     /// One second of load results.
     LoadSecond(LoadSecond),

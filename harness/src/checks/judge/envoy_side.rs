@@ -21,6 +21,25 @@ pub(super) fn has_change(s: &Sample, version: &str, before: Option<&str>) -> boo
     }
 }
 
+/// Why `node` did not serve the change made at `t`, in words: it rejected an update
+/// since (its `update_rejected` grew), or it never got it.
+fn not_served(entries: &[Entry], node: &str, t: u64) -> String {
+    let rejected = |s: Sample| s.rejected;
+    let before = samples(entries, node)
+        .filter(|s| s.t < t)
+        .filter_map(rejected)
+        .last();
+    let after = samples(entries, node).filter_map(rejected).last();
+    match (before, after) {
+        (Some(b), Some(a)) if a > b => format!(
+            "`{node}` never served the change made at {}: it rejected {} update(s) since (update_rejected {b} -> {a})",
+            secs(t),
+            a - b
+        ),
+        _ => format!("`{node}` never served the change made at {}", secs(t)),
+    }
+}
+
 /// The routes version `node` served last before `t`.
 pub(super) fn route_before<'a>(entries: &'a [Entry], node: &'a str, t: u64) -> Option<&'a str> {
     samples(entries, node)
@@ -52,8 +71,7 @@ pub(super) fn reconvergence(
         if let Some((at, version, _)) = change {
             let before = route_before(entries, node, at);
             if !has_change(last, version, before) {
-                let why = format!("`{node}` never served the change made at {}", secs(at));
-                found.record(node, Err(why));
+                found.record(node, Err(not_served(entries, node, at)));
                 continue;
             }
         }
@@ -110,10 +128,7 @@ pub(super) fn propagation(entries: &[Entry], phase: &str, within_ms: u64) -> Jud
             let before = route_before(entries, node, *t);
             match samples(entries, node).find(|s| s.t >= *t && has_change(s, version, before)) {
                 Some(s) => delays.push(s.t - t),
-                None => missing.push(format!(
-                    "`{node}` never served the change made at {}",
-                    secs(*t)
-                )),
+                None => missing.push(not_served(entries, node, *t)),
             }
         }
     }

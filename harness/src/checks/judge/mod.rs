@@ -183,6 +183,8 @@ struct Sample<'a> {
     listener: Option<&'a str>,
     keepalive_timeouts: Option<u64>,
     ready: Option<bool>,
+    /// Config updates it rejected so far.
+    rejected: Option<u64>,
 }
 
 impl<'a> Sample<'a> {
@@ -207,6 +209,7 @@ fn samples<'a>(entries: &'a [Entry], node: &'a str) -> impl Iterator<Item = Samp
             listener_version,
             xds_keepalive_timeouts,
             ready,
+            updates_rejected,
             ..
         } if n == node => Some(Sample {
             t: e.t_ms,
@@ -216,6 +219,7 @@ fn samples<'a>(entries: &'a [Entry], node: &'a str) -> impl Iterator<Item = Samp
             listener: listener_version.as_deref(),
             keepalive_timeouts: *xds_keepalive_timeouts,
             ready: *ready,
+            rejected: *updates_rejected,
         }),
         _ => None,
     })

@@ -130,6 +130,7 @@ impl Run {
                 ready: Some(true),
                 memory_allocated: None,
                 memory_heap: None,
+                updates_rejected: None,
             },
         )
     }
@@ -395,6 +396,7 @@ fn frozen_check_is_unknown_when_no_config_was_seen_during_the_phase() {
             ready: None,
             memory_allocated: None,
             memory_heap: None,
+            updates_rejected: None,
         },
     );
     assert_eq!(run.judge(frozen()).outcome, Outcome::Unknown);
@@ -670,6 +672,7 @@ fn restarted_sidecar(ready_at: Option<u64>) -> Run {
                 ready: (!(12_000..12_500).contains(&t)).then_some(ready),
                 memory_allocated: None,
                 memory_heap: None,
+                updates_rejected: None,
             },
         );
     }
@@ -783,4 +786,34 @@ fn a_change_of_unknown_version_is_known_by_the_routes_version_moving() {
     // Its negative control: the version moving during the partition is caught.
     run.sample(16_000, false, "7");
     assert_eq!(run.judge_without_log(applied()).outcome, Outcome::Failed);
+}
+
+#[test]
+fn without_an_xds_log_a_rejected_change_is_named() {
+    let propagation = Check::Propagation {
+        phase: s("partition"),
+        within: secs(1),
+    };
+    let sample = |rejected: u64| Event::EnvoySample {
+        node: "client".into(),
+        connected: Some(true),
+        route_version: Some("1".into()),
+        cluster_version: Some("1".into()),
+        listener_version: None,
+        xds_keepalive_timeouts: None,
+        ready: Some(true),
+        memory_allocated: None,
+        memory_heap: None,
+        updates_rejected: Some(rejected),
+    };
+    let mut run = Run::new();
+    run.at(14_750, sample(0)).at(15_500, sample(1));
+    let v = run.judge_without_log(propagation.clone());
+    assert_eq!(v.outcome, Outcome::Failed, "{}", v.detail);
+    assert!(v.detail.contains("it rejected 1 update(s)"), "{}", v.detail);
+    // Its negative control: not rejected, just never served.
+    let mut run = Run::new();
+    run.at(14_750, sample(0)).at(15_500, sample(0));
+    let v = run.judge_without_log(propagation);
+    assert!(!v.detail.contains("rejected"), "{}", v.detail);
 }
