@@ -88,6 +88,12 @@ impl RunningTopology {
         self
     }
 
+    /// The control plane's admin API, with the credentials it needs (none for a
+    /// target's foreign control plane).
+    pub fn control_plane_api(&self) -> Option<ChangeClient> {
+        self.changes.clone()
+    }
+
     /// The egress listener of `node`'s sidecar (where local callers and the load send).
     pub fn egress_of(&self, node: &str) -> Option<SocketAddr> {
         self.placement.nodes.get(node).map(|n| n.egress)

@@ -197,6 +197,20 @@ impl ChangeClient {
         Ok((before, theirs, after))
     }
 
+    /// `GET /memory`: its resident memory in bytes (None when it does not answer: a
+    /// control plane the suite killed has none).
+    pub async fn memory(&self) -> Option<u64> {
+        let answer = self
+            .http
+            .get(format!("{}/memory", self.base))
+            .timeout(std::time::Duration::from_secs(2))
+            .send()
+            .await
+            .ok()?;
+        let body: serde_json::Value = answer.json().await.ok()?;
+        body["rss_bytes"].as_u64()
+    }
+
     /// `GET /log`: the open stream of its log lines.
     pub async fn log(&self) -> anyhow::Result<reqwest::Response> {
         let response = self.http.get(format!("{}/log", self.base)).send().await?;

@@ -56,18 +56,13 @@ async fn sample_one(
 }
 
 /// Every `period`, record tether's own resident memory and the control plane's (from its
-/// admin API at `control_plane`, `GET /memory`, when there is one), until `stop`.
+/// admin API, `GET /memory`, when there is one), until `stop`.
 pub async fn sample_memory(
-    control_plane: Option<std::net::SocketAddr>,
+    control_plane: Option<crate::control_plane::admin::ChangeClient>,
     period: Duration,
     timeline: Timeline,
     stop: CancellationToken,
 ) {
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(2))
-        .build()
-        .unwrap_or_default();
-    let url = control_plane.map(|cp| format!("http://{cp}/memory"));
     let mut tick = ticker(period);
     while next_tick(&mut tick, &stop).await {
         let t_ms = timeline.elapsed_ms();
@@ -79,17 +74,12 @@ pub async fn sample_memory(
             },
         );
         // A foreign control plane has no memory API.
-        let Some(url) = &url else { continue };
-        let answer = tokio::select! {
+        let Some(api) = &control_plane else { continue };
+        let rss = tokio::select! {
             _ = stop.cancelled() => return,
-            a = http.get(url).send() => a,
+            rss = api.memory() => rss,
         };
-        // A control plane that is down (killed by the suite) has no memory to sample.
-        let rss = match answer {
-            Ok(r) => r.json::<serde_json::Value>().await.ok(),
-            Err(_) => None,
-        };
-        if let Some(bytes) = rss.and_then(|v| v["rss_bytes"].as_u64()) {
+        if let Some(bytes) = rss {
             timeline.record_at(
                 t_ms,
                 Event::ProcessMemory {

@@ -391,7 +391,7 @@ impl Drive<'_> {
                 observing.clone(),
             )),
             tokio::spawn(crate::observe::sample_memory(
-                topo.control_plane_admin,
+                topo.control_plane_api(),
                 Duration::from_secs(1),
                 self.timeline.clone(),
                 observing.clone(),
