@@ -462,20 +462,13 @@ impl Target {
 
     /// Why this target cannot make `fault` on `link`, if it cannot.
     fn cannot(&self, link: Link, fault: &Fault) -> Option<String> {
-        let actuators: Vec<&LinkActuator> = match (link, self.links.get(&link)) {
-            (_, Some(a)) => vec![a],
-            (Link::All, None) => [Link::Xds, Link::Data]
-                .iter()
-                .filter_map(|l| self.links.get(l))
-                .collect(),
-            _ => Vec::new(),
-        };
+        let actuators = carrying(&self.links, link);
         if actuators.is_empty() {
             return Some(format!(
                 "the target names no actuator for it under `links: {{{link}: ...}}`"
             ));
         }
-        actuators.iter().find_map(|a| match a {
+        actuators.iter().find_map(|(_, a)| match a {
             LinkActuator::Toxiproxy { .. } => LinkKind::Proxy
                 .cannot(fault)
                 .map(|why| format!("its actuator is a Toxiproxy API, and {why}")),
@@ -493,6 +486,16 @@ impl Target {
             }
             LinkActuator::Command { faults: None, .. } => None,
         })
+    }
+}
+
+/// The actuators of `actuators` (by link) that carry `link`: its own, or for `all`
+/// without one of its own, every link's.
+pub fn carrying<A>(actuators: &BTreeMap<Link, A>, link: Link) -> Vec<(Link, &A)> {
+    match actuators.get(&link) {
+        Some(a) => vec![(link, a)],
+        None if link == Link::All => actuators.iter().map(|(l, a)| (*l, a)).collect(),
+        None => Vec::new(),
     }
 }
 

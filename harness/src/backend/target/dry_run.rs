@@ -2,6 +2,7 @@
 //! call and command a run against the target would make, credentials redacted. It makes
 //! none of them (it opens no connection and runs no command).
 
+use super::slash;
 use crate::plan::{Fault, Link, Operation, Plan, Schedule};
 use crate::target::{Command, ControlPlane, LinkActuator, Redactor, Target};
 use std::fmt::Write;
@@ -150,13 +151,8 @@ fn calls(plan: &Plan, target: &Target, op: &Operation) -> Vec<String> {
 
 /// The calls that put `fault` on `link` (or take it off).
 fn link_calls(target: &Target, link: Link, fault: &Fault, on: bool) -> Vec<String> {
-    let actuators: Vec<(Link, &LinkActuator)> = match target.links.get(&link) {
-        Some(a) => vec![(link, a)],
-        None if link == Link::All => target.links.iter().map(|(l, a)| (*l, a)).collect(),
-        None => Vec::new(),
-    };
     let mut lines = Vec::new();
-    for (which, actuator) in actuators {
+    for (which, actuator) in crate::target::carrying(&target.links, link) {
         match actuator {
             LinkActuator::Toxiproxy { api, proxies } => {
                 for proxy in proxies {
@@ -207,10 +203,6 @@ fn command_line(command: &Command, env: &[String], input: &serde_json::Value) ->
             .collect::<Vec<_>>()
             .join(" ")
     )
-}
-
-fn slash(url: &reqwest::Url) -> String {
-    format!("{}/", url.as_str().trim_end_matches('/'))
 }
 
 #[cfg(test)]

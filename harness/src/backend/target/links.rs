@@ -58,20 +58,11 @@ impl TargetLinks {
         })
     }
 
-    /// The actuators that carry `link` (`all`: its own, else every link's).
-    fn carrying(&self, link: Link) -> Vec<(Link, &Actuator)> {
-        match self.links.get(&link) {
-            Some(a) => vec![(link, a)],
-            None if link == Link::All => self.links.iter().map(|(l, a)| (*l, a)).collect(),
-            None => Vec::new(),
-        }
-    }
-
     /// Put `fault` on `link` (`on`) or take it off, without the ledger; says what was
     /// set. Taking off a fault that is not there (a toxic already gone) is not an error,
     /// so a heal can be repeated.
     pub async fn set(&self, link: Link, fault: &Fault, on: bool) -> Result<Vec<String>> {
-        let actuators = self.carrying(link);
+        let actuators = crate::target::carrying(&self.links, link);
         if actuators.is_empty() {
             bail!("the target names no actuator for the {link} link");
         }

@@ -213,7 +213,7 @@ pub async fn reach(target: &Target, plan: &Plan) -> Vec<String> {
 }
 
 /// `url` with one trailing slash.
-fn slash(url: &reqwest::Url) -> String {
+pub(crate) fn slash(url: &reqwest::Url) -> String {
     format!("{}/", url.as_str().trim_end_matches('/'))
 }
 
