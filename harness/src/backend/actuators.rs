@@ -18,6 +18,18 @@ pub trait LinkActuator: Send + Sync {
     async fn remove(&self, link: Link, fault: &Fault) -> Result<()>;
 }
 
+/// A link actuator shared (the topology's, and its parts' for the final heal).
+#[async_trait]
+impl<T: LinkActuator + ?Sized> LinkActuator for std::sync::Arc<T> {
+    async fn apply(&self, link: Link, fault: &Fault) -> Result<Vec<String>> {
+        (**self).apply(link, fault).await
+    }
+
+    async fn remove(&self, link: Link, fault: &Fault) -> Result<()> {
+        (**self).remove(link, fault).await
+    }
+}
+
 /// Disconnects, pauses and restarts the parts' containers.
 #[async_trait]
 pub trait ContainerActuator: Send + Sync {

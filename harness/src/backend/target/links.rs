@@ -2,13 +2,13 @@
 //! API the target names (toxics on its proxies) or by its `apply`/`remove` commands, and
 //! every fault written to the [`Ledger`] before it is applied.
 
-use super::ledger::Ledger;
+use super::ledger::{Entry, Ledger};
 use crate::backend::actuators::LinkActuator;
 use crate::backend::links::{set_on_proxy, toxics};
 use crate::faults::client::ToxiproxyClient;
 use crate::plan::{Fault, Link};
 use crate::target::{Command, LinkActuator as Spec, Redactor, Target};
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use async_trait::async_trait;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -58,10 +58,28 @@ impl TargetLinks {
         })
     }
 
+    /// The faults the ledger says are on the target now, oldest first.
+    pub fn left(&self) -> Vec<Entry> {
+        self.ledger.faults()
+    }
+
+    /// Take the fault of a ledger `entry` off and cross it out; says what was removed.
+    pub async fn take_off(&self, entry: &Entry) -> Result<String> {
+        let (link, fault) = (entry.link, &entry.fault);
+        self.set(link, fault, false)
+            .await
+            .with_context(|| format!("cannot remove {fault} from the {link} link"))?;
+        self.ledger.removed(link, fault)?;
+        Ok(format!(
+            "{fault} on the {link} link (applied {} by {})",
+            entry.at, entry.run
+        ))
+    }
+
     /// Put `fault` on `link` (`on`) or take it off, without the ledger; says what was
     /// set. Taking off a fault that is not there (a toxic already gone) is not an error,
     /// so a heal can be repeated.
-    pub async fn set(&self, link: Link, fault: &Fault, on: bool) -> Result<Vec<String>> {
+    async fn set(&self, link: Link, fault: &Fault, on: bool) -> Result<Vec<String>> {
         let actuators = crate::target::carrying(&self.links, link);
         if actuators.is_empty() {
             bail!("the target names no actuator for the {link} link");

@@ -70,7 +70,7 @@ pub async fn attach(
         );
     }
     let ledger = Arc::new(Ledger::open(target, Some(run_dir))?);
-    let links = TargetLinks::new(target, ledger.clone())?;
+    let links = Arc::new(TargetLinks::new(target, ledger)?);
     let placement = placement(plan, target).await?;
     let envoys = plan
         .sites
@@ -84,8 +84,7 @@ pub async fn attach(
         .collect::<BTreeMap<_, _>>();
     let stop = CancellationToken::new();
     let mut parts = TargetParts {
-        links: TargetLinks::new(target, ledger.clone())?,
-        ledger,
+        links: links.clone(),
         stop: stop.clone(),
         followers: Vec::new(),
         commands: BTreeMap::new(),
@@ -231,31 +230,19 @@ async fn answers(url: &str, timeout: Duration) -> Result<()> {
 /// Remove every fault `target`'s ledger holds (only those the run into `run_dir` put on,
 /// when given); says what it removed, a line each.
 pub async fn heal(target: &Target, run_dir: Option<&Path>) -> Result<Vec<String>> {
-    let ledger = Arc::new(Ledger::open(target, None)?);
-    let links = TargetLinks::new(target, ledger.clone())?;
-    let mut removed = Vec::new();
+    let links = TargetLinks::new(target, Arc::new(Ledger::open(target, None)?))?;
     let of_run = |run: &str| run_dir.is_none_or(|d| d.display().to_string() == run);
-    for entry in ledger.faults().into_iter().rev().filter(|e| of_run(&e.run)) {
-        links
-            .set(entry.link, &entry.fault, false)
-            .await
-            .with_context(|| {
-                format!("cannot remove {} from the {} link", entry.fault, entry.link)
-            })?;
-        ledger.removed(entry.link, &entry.fault)?;
-        removed.push(format!(
-            "{} on the {} link (applied {} by {})",
-            entry.fault, entry.link, entry.at, entry.run
-        ));
+    let mut removed = Vec::new();
+    for entry in links.left().into_iter().rev().filter(|e| of_run(&e.run)) {
+        removed.push(links.take_off(&entry).await?);
     }
     Ok(removed)
 }
 
-/// What a target run holds: its ledger, the control plane's log follower, and the
-/// commands that make a foreign control plane's changes.
+/// What a target run holds: its links (with their ledger), the control plane's log
+/// follower, and the commands that make a foreign control plane's changes.
 struct TargetParts {
-    links: TargetLinks,
-    ledger: Arc<Ledger>,
+    links: Arc<TargetLinks>,
     stop: CancellationToken,
     followers: Vec<JoinHandle<()>>,
     commands: BTreeMap<String, crate::target::Command>,
@@ -291,15 +278,8 @@ impl Parts for TargetParts {
     async fn shutdown(self: Box<Self>) {
         // Whatever is still on the target (a run cut short by an error, a panic in the
         // interpreter) comes off now.
-        for entry in self.ledger.faults().into_iter().rev() {
-            if self
-                .links
-                .set(entry.link, &entry.fault, false)
-                .await
-                .is_ok()
-            {
-                let _ = self.ledger.removed(entry.link, &entry.fault);
-            }
+        for entry in self.links.left().into_iter().rev() {
+            let _ = self.links.take_off(&entry).await;
         }
         self.stop.cancel();
         for follower in self.followers {
