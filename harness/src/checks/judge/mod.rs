@@ -298,10 +298,17 @@ fn chosen(ctx: &Context, nodes: &[marked_yaml::Spanned<String>]) -> Vec<String> 
     }
 }
 
-/// The value at quantile `q` of sorted `values` (nearest rank).
-/// The mesh changes made in `w`: when, the version they made, the nodes they affect.
-fn changes_in(entries: &[Entry], w: Window) -> Vec<(u64, &str, &[String])> {
-    entries
+/// A mesh change on the timeline: when, the version it made, the nodes it affects.
+type MadeChange<'a> = (u64, &'a str, &'a [String]);
+
+/// The mesh changes made in phase `phase` (window `w`), in time order; an error (the
+/// check cannot judge) when none was made.
+fn changes_in<'a>(
+    entries: &'a [Entry],
+    w: Window,
+    phase: &str,
+) -> Result<Vec<MadeChange<'a>>, String> {
+    let changes: Vec<_> = entries
         .iter()
         .filter(|e| w.contains(e.t_ms))
         .filter_map(|e| match &e.event {
@@ -310,7 +317,11 @@ fn changes_in(entries: &[Entry], w: Window) -> Vec<(u64, &str, &[String])> {
             } => Some((e.t_ms, version.as_str(), affects.as_slice())),
             _ => None,
         })
-        .collect()
+        .collect();
+    if changes.is_empty() {
+        return Err(format!("no mesh change was made during `{phase}`"));
+    }
+    Ok(changes)
 }
 
 /// p50, p99 and the maximum of sorted `delays` (zeros when there are none).
@@ -388,6 +399,7 @@ impl Reconvergence {
     }
 }
 
+/// The value at quantile `q` of sorted `values` (nearest rank).
 fn quantile(sorted: &[u64], q: f64) -> u64 {
     let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
     sorted[rank - 1]
