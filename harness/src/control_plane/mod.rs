@@ -229,7 +229,11 @@ impl ControlPlane {
             version: version.to_string(),
             error,
         };
-        let _ = self.tap.send(line.clone());
+        // Copied for `GET /log` followers only when there are some (a run on this
+        // machine reads the log from stdout and has none).
+        if self.tap.receiver_count() > 0 {
+            let _ = self.tap.send(line.clone());
+        }
         let _ = self.log.send(line);
     }
 
