@@ -168,7 +168,7 @@ pub fn judge(dir: &Path) -> Result<(RunInfo, Vec<Verdict>, Judgement), FolderErr
     info.suite_text = plan.suite_text.clone();
     info.mesh_text = std::fs::read_to_string(&mesh_path).unwrap_or_default();
     if plan.soak.is_some() {
-        let ctx = super::checks_context(&plan, xds_log(&info));
+        let ctx = super::checks_context(&plan, &info);
         let (verdicts, summary, ended) = judge_soak(dir, &plan, &ctx, &timeline_path)?;
         mark_ended(&mut info, ended);
         return Ok((info, verdicts, Judgement::Soak(summary)));
@@ -180,16 +180,9 @@ pub fn judge(dir: &Path) -> Result<(RunInfo, Vec<Verdict>, Judgement), FolderErr
     });
     let last_ms = entries.last().map_or(0, |e| e.t_ms);
     mark_ended(&mut info, (ended, last_ms));
-    let ctx = super::checks_context(&plan, xds_log(&info));
+    let ctx = super::checks_context(&plan, &info);
     let verdicts = checks::evaluate(&plan.checks, &ctx, &entries);
     Ok((info, verdicts, Judgement::Run(entries)))
-}
-
-/// Did the run have the control plane's xDS log (not a target's foreign control plane)?
-fn xds_log(info: &RunInfo) -> bool {
-    info.target
-        .as_ref()
-        .is_none_or(|t| t.control_plane != "foreign")
 }
 
 /// How a run ended, as its timeline says: why (none: it was killed), and its last time.

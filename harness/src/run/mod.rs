@@ -142,7 +142,7 @@ pub async fn run(plan: &Plan, opts: &RunOptions) -> Result<Outcome, EnvironmentE
     let watch = plan.soak.is_some().then(|| {
         console = console.clone().per_cycle();
         let folder = (opts.report_dir.clone(), shared_info.clone());
-        let ctx = checks_context(plan, xds_log(opts));
+        let ctx = checks_context(plan, &info);
         SoakWatch::start(plan, &schedule, &ctx, &timeline, folder, &console, &stop)
     });
     let up = tokio::select! {
@@ -207,8 +207,7 @@ pub async fn run(plan: &Plan, opts: &RunOptions) -> Result<Outcome, EnvironmentE
         }
         None => {
             let entries = timeline.entries();
-            let verdicts =
-                checks::evaluate(&plan.checks, &checks_context(plan, xds_log(opts)), &entries);
+            let verdicts = checks::evaluate(&plan.checks, &checks_context(plan, &info), &entries);
             write_reports(opts, &info, &verdicts, Judged::Run(&entries)).map_err(env)?;
             (verdicts, None)
         }
@@ -233,6 +232,9 @@ fn write_reports(
     report::write_all(&opts.report_dir, info, verdicts, judged).context("cannot write the reports")
 }
 
+/// `run.json`'s `target.control_plane` for a target's foreign control plane.
+const FOREIGN: &str = "foreign";
+
 /// What is known of the run before it starts.
 fn run_info(plan: &Plan, opts: &RunOptions) -> RunInfo {
     RunInfo {
@@ -251,7 +253,7 @@ fn run_info(plan: &Plan, opts: &RunOptions) -> RunInfo {
         target: opts.target.as_ref().map(|t| crate::result::TargetInfo {
             name: t.name.clone(),
             path: t.path.display().to_string(),
-            control_plane: if t.follows_log() { "tether" } else { "foreign" }.into(),
+            control_plane: if t.follows_log() { "tether" } else { FOREIGN }.into(),
             digest: t.digest.clone(),
             ..Default::default()
         }),
@@ -347,16 +349,15 @@ fn describe_links(
     }
 }
 
-/// Is the control plane's xDS log on the timeline (every run but one against a target's
-/// foreign control plane)?
-fn xds_log(opts: &RunOptions) -> bool {
-    opts.target.as_ref().is_none_or(|t| t.follows_log())
-}
-
-/// What the checks need to know about a plan besides its timeline.
-fn checks_context(plan: &Plan, xds_log: bool) -> checks::Context {
+/// What the checks need to know about a run besides its timeline: from its plan, and
+/// from `info` whether its control plane's xDS log is on the timeline (not for a target's
+/// foreign control plane).
+fn checks_context(plan: &Plan, info: &RunInfo) -> checks::Context {
     checks::Context {
-        judge_from_envoys: !xds_log,
+        judge_from_envoys: info
+            .target
+            .as_ref()
+            .is_some_and(|t| t.control_plane == FOREIGN),
         outpost_nodes: plan.outpost_nodes(),
         load_through: plan.load.through.clone(),
         warm_up_ms: plan
