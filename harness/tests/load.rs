@@ -47,6 +47,7 @@ async fn both_loops_in_every_protocol_through_real_envoy() {
         pace,
         stop,
         timeout: Duration::from_secs(2),
+        spin: 0.0,
     };
     let cases = [
         (
@@ -158,14 +159,15 @@ async fn the_open_loop_records_a_one_second_stall_that_the_closed_loop_hides() {
             pace,
             stop: Stop::Duration(Duration::from_secs(3)),
             timeout: Duration::from_secs(5),
+            spin: 0.05,
         })
         .await
     };
     let open = run(Pace::Open { rate: 200.0 }).await;
     let closed = run(Pace::Closed).await;
     let (o, c) = (
-        Percentiles::of(&open.all.latency),
-        Percentiles::of(&closed.all.latency),
+        Percentiles::of(&open.all.response),
+        Percentiles::of(&closed.all.response),
     );
     eprintln!("open loop: {o:?}\nclosed loop: {c:?}");
     // Open: the ~200 requests due during the stall wait out the rest of it, so their
@@ -229,6 +231,100 @@ fn asking_for_more_than_the_generator_can_do_marks_the_figures_invalid() {
     assert_eq!(code, Some(0), "{report:#}");
     assert_eq!(report["valid"], true, "{report:#}");
     assert_eq!(report["requests"], 400);
+}
+
+/// `tether load --json` at `rate` against `addr`; a thread freezes it (SIGSTOP) for
+/// `frozen` of every 10 ms while it runs, as a generator starved of CPU would be.
+fn starved_load(
+    addr: SocketAddr,
+    rate: &str,
+    frozen: Duration,
+) -> (Option<i32>, serde_json::Value) {
+    let mut child = std::process::Command::new(common::tether_bin())
+        .args([
+            "load",
+            &format!("http://{addr}/"),
+            "-c",
+            "4",
+            "-d",
+            "3s",
+            "-R",
+            rate,
+            "--json",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id() as i32;
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let starver = (!frozen.is_zero()).then(|| {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            // Let it start (and its pacer learn the machine) before starving it.
+            std::thread::sleep(Duration::from_millis(300));
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                // SAFETY: signalling our own child, which we reap only after this stops.
+                unsafe { libc::kill(pid, libc::SIGSTOP) };
+                std::thread::sleep(frozen);
+                unsafe { libc::kill(pid, libc::SIGCONT) };
+                std::thread::sleep(Duration::from_millis(10).saturating_sub(frozen));
+            }
+        })
+    });
+    // Bounded: the run is 3 s; a frozen child is thawed whatever happens.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    if let Some(starver) = starver {
+        starver.join().unwrap();
+    }
+    unsafe { libc::kill(pid, libc::SIGCONT) };
+    let out = child.wait_with_output().unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    (out.status.code(), report)
+}
+
+#[test]
+fn a_generator_starved_of_cpu_is_marked_invalid_by_its_lag() {
+    let _serial = ONE_RUN_AT_A_TIME.blocking_lock();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    runtime.spawn(tether::service::serve(
+        "target".into(),
+        None,
+        listener,
+        CancellationToken::new(),
+    ));
+    // Frozen 7 ms of every 10: most requests leave milliseconds late, though hardly any
+    // by more than the 10 ms the p99 bound allows; the median lag is most of the
+    // response time.
+    let (code, report) = starved_load(addr, "200", Duration::from_millis(7));
+    eprintln!("starved: {report:#}");
+    assert_eq!(code, Some(4), "{report:#}");
+    assert_eq!(report["valid"], false, "{report:#}");
+    let why = report["invalid_because"].to_string();
+    assert!(why.contains("of the median response time"), "{why}");
+    let (lag, response, service) = (
+        report["lag"]["p50_us"].as_u64().unwrap(),
+        report["response"]["p50_us"].as_u64().unwrap(),
+        report["service"]["p50_us"].as_u64().unwrap(),
+    );
+    assert!(lag * 4 > response, "lag {lag} µs, response {response} µs");
+    assert!(
+        service < response,
+        "service {service} µs, response {response} µs"
+    );
+    // Negative control: the same run, not starved, is valid.
+    let (code, report) = starved_load(addr, "200", Duration::ZERO);
+    assert_eq!(code, Some(0), "{report:#}");
+    assert_eq!(report["valid"], true, "{report:#}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

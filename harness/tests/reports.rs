@@ -107,7 +107,7 @@ fn hand_made_timeline(ended: bool) -> Vec<Entry> {
                 p50_us: 1_200,
                 p99_us: 9_000,
                 max_us: 1_000_000,
-                latency_hdr: None,
+                ..LoadSecond::default()
             }),
         ));
         for node in ["client", "svc-v1", "svc-v2"] {

@@ -16,7 +16,7 @@
 //! traffic stays on loopback, and the child is killed when the benchmark ends,
 //! also on error. A benchmark, not a test: `cargo test` never runs it.
 
-use super::{Guard, free_port, spread};
+use super::targets::{Guard, free_port, spread};
 use crate::faults::client::{DOWNSTREAM, Toxic, ToxiproxyClient, UPSTREAM};
 use anyhow::{Context, Result, bail};
 use serde::Serialize;

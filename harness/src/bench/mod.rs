@@ -1,21 +1,26 @@
-//! `tether bench`: tether's closed-loop generator against wrk, in one run, on the same
-//! footing: each tool pinned to core 0, the target (nginx, or Envoy proxying to nginx)
-//! pinned to core 1, the same connections and duration, repeated. It reports requests
-//! per second and CPU milliseconds per 1,000 requests of each tool, and the ratio
-//! tether / wrk with its spread. A benchmark, not a test: `cargo test` never runs it.
+//! `tether bench`: tether's generator against wrk, in one run, on the same footing: each
+//! tool pinned to core 0, the target (nginx, or Envoy proxying to nginx) pinned to core
+//! 1, the same connections and duration, repeated. Closed loop at each connection count:
+//! requests per second and CPU milliseconds per 1,000 requests of each tool, and the
+//! ratio tether / wrk with its spread. Open loop at each rate ([`open`]): tether's
+//! response time, service time and lag beside the target's true answer time. A
+//! benchmark, not a test: `cargo test` never runs it.
 //! `tether bench fault-proxy` measures the fault proxy instead ([`fault_proxy`]), and
 //! `tether bench observer` what a run's sampling costs the Envoy it samples ([`observer`]).
 
 pub mod fault_proxy;
 pub mod observer;
+pub mod open;
+mod targets;
 
 use crate::envoy::provision::{self, on_path};
 use anyhow::{Context, Result, bail};
+use open::OpenRow;
 use serde::Serialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
+use targets::{Cpu, free_port, pinned, spread, start_envoy, start_nginx, wrk_rps};
 
 /// What to measure.
 #[derive(Debug, Clone)]
@@ -24,8 +29,12 @@ pub struct Options {
     pub duration: Duration,
     /// Measurements per (tool, target, connections).
     pub repeat: usize,
-    /// Connection counts.
+    /// Connection counts (closed loop).
     pub connections: Vec<usize>,
+    /// Requests per second (open loop).
+    pub rates: Vec<f64>,
+    /// tether's connections in the open loop.
+    pub open_connections: usize,
     /// Where the figures go (JSON).
     pub out: PathBuf,
     /// Envoy binary (default: found or installed as `tether run` does).
@@ -57,13 +66,6 @@ impl Sample {
     }
 }
 
-/// CPU time, split.
-#[derive(Debug, Clone, Copy, Default)]
-struct Cpu {
-    user: Duration,
-    sys: Duration,
-}
-
 /// The figures for one (target, connections).
 #[derive(Debug, Clone, Serialize)]
 pub struct Row {
@@ -79,232 +81,17 @@ pub struct Row {
     pub ratios: Vec<f64>,
 }
 
-/// A target started in a process group of its own, the whole group killed when dropped
-/// (nginx's workers outlive a killed master otherwise).
-struct Guard(Child);
-
-impl Guard {
-    fn spawn(command: &mut Command, what: &str) -> Result<Guard> {
-        use std::os::unix::process::CommandExt;
-        // SAFETY: prctl is async-signal-safe; it makes the target die with the bench
-        // (killed by a signal, Drop does not run).
-        unsafe {
-            command.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
-        let child = command
-            .process_group(0)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .with_context(|| format!("cannot start {what}"))?;
-        Ok(Guard(child))
-    }
-}
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        // SAFETY: signalling the process group this guard's child leads.
-        unsafe {
-            libc::kill(-(self.0.id() as i32), libc::SIGKILL);
-        }
-        let _ = self.0.wait();
-    }
-}
-
-/// CPU time of the waited-for children of this process so far.
-fn children_cpu() -> Cpu {
-    // SAFETY: getrusage fills the struct we pass.
-    let u = unsafe {
-        let mut u: libc::rusage = std::mem::zeroed();
-        libc::getrusage(libc::RUSAGE_CHILDREN, &mut u);
-        u
-    };
-    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    Cpu {
-        user: tv(u.ru_utime),
-        sys: tv(u.ru_stime),
-    }
-}
-
-fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
-/// Wait until something listens on `addr`.
-fn wait_listening(addr: SocketAddr, what: &str) -> Result<()> {
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(addr).is_err() {
-        if std::time::Instant::now() > deadline {
-            bail!("{what} did not listen on {addr} within 20 s");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Ok(())
-}
-
-/// Start nginx (one worker, pinned to core 1) answering `ok` on `port`.
-fn start_nginx(nginx: &Path, dir: &Path, port: u16) -> Result<Guard> {
-    let conf = dir.join("nginx.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "worker_processes 1;\ndaemon off;\npid {d}/nginx.pid;\nerror_log {d}/nginx-error.log;\n\
-             events {{ worker_connections 4096; }}\n\
-             http {{\n  access_log off;\n  client_body_temp_path {d};\n  proxy_temp_path {d};\n  fastcgi_temp_path {d};\n  uwsgi_temp_path {d};\n  scgi_temp_path {d};\n\
-               server {{ listen 127.0.0.1:{port}; keepalive_requests 1000000; location / {{ return 200 \"ok\"; }} }}\n}}\n",
-            d = dir.display()
-        ),
-    )?;
-    let guard = Guard::spawn(
-        Command::new("taskset")
-            .args(["-c", "1"])
-            .arg(nginx)
-            .args(["-p", &dir.display().to_string(), "-c"])
-            .arg(&conf),
-        "nginx",
-    )?;
-    wait_listening(SocketAddr::from(([127, 0, 0, 1], port)), "nginx")?;
-    Ok(guard)
-}
-
-/// Start Envoy (one worker, pinned to core 1) proxying `port` to nginx on `upstream`;
-/// gives its admin address too.
-fn start_envoy(envoy: &Path, dir: &Path, port: u16, upstream: u16) -> Result<(Guard, SocketAddr)> {
-    let admin = free_port()?;
-    let file = envoy_config(dir, admin, port, upstream)?;
-    let guard = Guard::spawn(
-        Command::new("taskset")
-            .args(["-c", "1"])
-            .arg(envoy)
-            .arg("-c")
-            .arg(&file)
-            .args([
-                "--concurrency",
-                "1",
-                "--disable-hot-restart",
-                "--log-level",
-                "error",
-            ]),
-        "Envoy",
-    )?;
-    wait_listening(SocketAddr::from(([127, 0, 0, 1], port)), "Envoy")?;
-    Ok((guard, SocketAddr::from(([127, 0, 0, 1], admin))))
-}
-
-/// Write Envoy's bootstrap and its listener, route and cluster as xDS files, so that it
-/// serves versioned dynamic resources as a sidecar does (what the observer reads) with
-/// the same data path as static ones. Returns the bootstrap's path.
-fn envoy_config(dir: &Path, admin: u16, port: u16, upstream: u16) -> Result<PathBuf> {
-    let source = |name: &str| {
-        let path = dir.join(format!("envoy-{name}.json"));
-        let source = serde_json::json!({ "path_config_source": { "path": path }, "resource_api_version": "V3" });
-        (path, source)
-    };
-    let (lds, lds_source) = source("lds");
-    let (cds, cds_source) = source("cds");
-    let (rds, rds_source) = source("rds");
-    let typed = |kind: &str, mut resource: serde_json::Value| {
-        resource["@type"] = format!("type.googleapis.com/envoy.config.{kind}").into();
-        serde_json::json!({ "version_info": "1", "resources": [resource] })
-    };
-    let listener = typed(
-        "listener.v3.Listener",
-        serde_json::json!({
-            "name": "bench",
-            "address": { "socket_address": { "address": "127.0.0.1", "port_value": port } },
-            "filter_chains": [{ "filters": [{
-                "name": "envoy.filters.network.http_connection_manager",
-                "typed_config": {
-                    "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
-                    "stat_prefix": "bench",
-                    "rds": { "route_config_name": "bench", "config_source": rds_source },
-                    "http_filters": [{ "name": "envoy.filters.http.router",
-                        "typed_config": { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" } }]
-                }
-            }] }]
-        }),
-    );
-    let route = typed(
-        "route.v3.RouteConfiguration",
-        serde_json::json!({
-            "name": "bench",
-            "virtual_hosts": [{ "name": "all", "domains": ["*"],
-                "routes": [{ "match": { "prefix": "/" }, "route": { "cluster": "nginx" } }] }]
-        }),
-    );
-    let cluster = typed(
-        "cluster.v3.Cluster",
-        serde_json::json!({
-            "name": "nginx",
-            "type": "STATIC",
-            "connect_timeout": "1s",
-            "load_assignment": { "cluster_name": "nginx", "endpoints": [{ "lb_endpoints": [{ "endpoint": {
-                "address": { "socket_address": { "address": "127.0.0.1", "port_value": upstream } } } }] }] }
-        }),
-    );
-    let bootstrap = serde_json::json!({
-        "node": { "id": "bench", "cluster": "bench" },
-        "admin": { "address": { "socket_address": { "address": "127.0.0.1", "port_value": admin } } },
-        "dynamic_resources": { "lds_config": lds_source, "cds_config": cds_source }
-    });
-    let file = dir.join("envoy-bench.json");
-    for (path, value) in [
-        (&lds, listener),
-        (&rds, route),
-        (&cds, cluster),
-        (&file, bootstrap),
-    ] {
-        std::fs::write(path, serde_json::to_vec_pretty(&value)?)?;
-    }
-    Ok(file)
-}
-
-/// Run `program args` pinned to core 0, and return its stdout and the CPU it used.
-fn pinned(program: &Path, args: &[String]) -> Result<(String, Cpu)> {
-    let before = children_cpu();
-    let out = Command::new("taskset")
-        .args(["-c", "0"])
-        .arg(program)
-        .args(args)
-        .stderr(Stdio::null())
-        .output()
-        .with_context(|| format!("cannot run {}", program.display()))?;
-    let after = children_cpu();
-    Ok((
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        Cpu {
-            user: after.user.saturating_sub(before.user),
-            sys: after.sys.saturating_sub(before.sys),
-        },
-    ))
-}
-
-/// wrk's `Requests/sec:` figure.
-fn wrk_rps(output: &str) -> Result<f64> {
-    output
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("Requests/sec:"))
-        .and_then(|v| v.trim().parse().ok())
-        .with_context(|| format!("no Requests/sec in wrk's output:\n{output}"))
-}
-
-/// Median and spread of `values`.
-fn spread(values: &[f64]) -> (f64, f64, f64) {
-    let mut v = values.to_vec();
-    v.sort_by(f64::total_cmp);
-    if v.is_empty() {
-        return (0.0, 0.0, 0.0);
-    }
-    (v[v.len() / 2], v[0], v[v.len() - 1])
+/// What `tether bench` measured (`bench/results.json`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Results {
+    /// Closed loop, tether against wrk.
+    pub closed: Vec<Row>,
+    /// Open loop, tether's latencies beside the target's.
+    pub open: Vec<OpenRow>,
 }
 
 /// Run the benchmark, print the table, write the figures to `options.out`.
-pub fn run(options: &Options) -> Result<Vec<Row>> {
+pub fn run(options: &Options) -> Result<Results> {
     let need = |name: &str| {
         on_path(name).with_context(|| {
             format!("`{name}` is not on PATH; install it (Debian: apt-get install wrk nginx-light util-linux)")
@@ -328,7 +115,8 @@ pub fn run(options: &Options) -> Result<Vec<Row>> {
     let result = measure(options, &wrk, &nginx, &envoy.path, &tether, &dir);
     let _ = std::fs::remove_dir_all(&dir);
     let rows = result?;
-    println!("{}", table(&rows));
+    println!("{}", table(&rows.closed));
+    println!("{}", open::table(&rows.open));
     if let Some(parent) = options.out.parent() {
         std::fs::create_dir_all(parent)?;
     }
@@ -346,13 +134,58 @@ fn measure(
     envoy: &Path,
     tether: &Path,
     dir: &Path,
-) -> Result<Vec<Row>> {
+) -> Result<Results> {
     let (nginx_port, envoy_port) = (free_port()?, free_port()?);
     let _nginx = start_nginx(nginx, dir, nginx_port)?;
     let (_envoy, _) = start_envoy(envoy, dir, envoy_port, nginx_port)?;
+    let mut results = Results {
+        closed: Vec::new(),
+        open: Vec::new(),
+    };
+    for (target, port) in [("nginx", nginx_port), ("envoy->nginx", envoy_port)] {
+        results
+            .closed
+            .extend(closed(options, wrk, tether, target, port)?);
+        for &rate in &options.rates {
+            let mut row = OpenRow {
+                target: target.into(),
+                rate,
+                connections: options.open_connections,
+                rounds: Vec::new(),
+            };
+            for round in 0..options.repeat {
+                eprintln!(
+                    "bench: {target}, open loop at {rate} requests/s, round {}/{}",
+                    round + 1,
+                    options.repeat
+                );
+                let addr = SocketAddr::from(([127, 0, 0, 1], port));
+                row.rounds.push(open::round(
+                    wrk,
+                    tether,
+                    addr,
+                    rate,
+                    options.open_connections,
+                    options.duration,
+                )?);
+            }
+            results.open.push(row);
+        }
+    }
+    Ok(results)
+}
+
+/// The closed-loop rows of one target: wrk and tether in turn, at each connection count.
+fn closed(
+    options: &Options,
+    wrk: &Path,
+    tether: &Path,
+    target: &str,
+    port: u16,
+) -> Result<Vec<Row>> {
     let secs = options.duration.as_secs().max(1);
     let mut rows = Vec::new();
-    for (target, port) in [("nginx", nginx_port), ("envoy->nginx", envoy_port)] {
+    {
         let url = format!("http://127.0.0.1:{port}/");
         for &connections in &options.connections {
             let mut row = Row {

@@ -9,7 +9,7 @@
 //! spend (`/proc/<pid>/task/*/schedstat`, in nanoseconds) while idle for the same time
 //! without and with the observer, as a share of the one core Envoy is pinned to.
 
-use super::{free_port, pinned, spread, start_envoy, start_nginx, wrk_rps};
+use super::targets::{free_port, pinned, spread, start_envoy, start_nginx, wrk_rps};
 use crate::envoy::AdminClient;
 use crate::envoy::provision::{self, on_path};
 use crate::timeline::Timeline;

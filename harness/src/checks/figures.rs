@@ -5,7 +5,7 @@
 //! across runs. Like checks, they are read off the timeline alone.
 
 use super::Window;
-use crate::timeline::{Entry, Event, merge_latency};
+use crate::timeline::{Entry, Event, Latency, merge_histograms};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -26,9 +26,17 @@ pub struct PhaseFigures {
     pub ok: u64,
     /// Successful answers per second of the phase's seconds with load.
     pub ok_per_second: f64,
-    /// Latency of every request in the phase, in ms, measured from its intended send
-    /// time (every second's HDR histogram merged); null when nothing was answered.
+    /// Response time of every request in the phase, in ms, measured from its intended
+    /// send time (every second's HDR histogram merged); null when nothing was answered.
     pub latency_ms: Option<LatencyFigures>,
+    /// Service time of every request in the phase, in ms, measured from when it was
+    /// actually sent; null when nothing was answered or the run predates it.
+    #[serde(default)]
+    pub service_ms: Option<LatencyFigures>,
+    /// How late the generator sent the phase's requests, in ms: when this is a large
+    /// share of the response time, the response time is the generator's, not the mesh's.
+    #[serde(default)]
+    pub generator_lag_ms: Option<LatencyFigures>,
     /// Successful answers by the service version that served them.
     pub served_by: BTreeMap<String, u64>,
 }
@@ -45,6 +53,19 @@ pub struct LatencyFigures {
     pub p999: f64,
     /// Largest.
     pub max: f64,
+}
+
+impl LatencyFigures {
+    /// The figures of `h` (in µs), or `None` when it is empty.
+    pub fn of(h: &hdrhistogram::Histogram<u64>) -> Option<LatencyFigures> {
+        let ms = |us: u64| us as f64 / 1000.0;
+        (!h.is_empty()).then(|| LatencyFigures {
+            p50: ms(h.value_at_quantile(0.5)),
+            p99: ms(h.value_at_quantile(0.99)),
+            p999: ms(h.value_at_quantile(0.999)),
+            max: ms(h.max()),
+        })
+    }
 }
 
 impl PhaseFigures {
@@ -90,8 +111,7 @@ fn figures_of(entries: &[Entry], phase: &str, window: Window) -> PhaseFigures {
             *served_by.entry(version.clone()).or_default() += count;
         }
     }
-    let latency = merge_latency(seconds.iter().copied());
-    let ms = |q: f64| latency.value_at_quantile(q) as f64 / 1000.0;
+    let figures = |which| LatencyFigures::of(&merge_histograms(seconds.iter().copied(), which));
     PhaseFigures {
         phase: phase.to_string(),
         start_ms: window.start_ms,
@@ -103,12 +123,9 @@ fn figures_of(entries: &[Entry], phase: &str, window: Window) -> PhaseFigures {
         } else {
             ok as f64 / seconds.len() as f64
         },
-        latency_ms: (!latency.is_empty()).then(|| LatencyFigures {
-            p50: ms(0.5),
-            p99: ms(0.99),
-            p999: ms(0.999),
-            max: latency.max() as f64 / 1000.0,
-        }),
+        latency_ms: figures(Latency::Response),
+        service_ms: figures(Latency::Service),
+        generator_lag_ms: figures(Latency::Lag),
         served_by,
     }
 }
@@ -133,6 +150,16 @@ mod tests {
             p99_us: latency_us,
             max_us: latency_us,
             latency_hdr: crate::timeline::encode_histogram(&histogram),
+            // Service time half the response time: the generator was late by the rest.
+            service_hdr: crate::timeline::encode_histogram(&{
+                let mut h = histogram.clone();
+                h.reset();
+                for _ in 0..ok {
+                    h.record(latency_us / 2).expect("in range");
+                }
+                h
+            }),
+            ..LoadSecond::default()
         })
     }
 
@@ -176,6 +203,12 @@ mod tests {
         assert_eq!((storm.requests, storm.ok), (10, 4));
         assert!((storm.success_ratio() - 0.4).abs() < 1e-9);
         assert!(storm.latency_ms.expect("answered").p50 > 89.0);
+        let service = calm.service_ms.expect("service times recorded");
+        assert!(
+            (service.p50 - latency.p50 / 2.0).abs() < 0.01,
+            "{service:?} {latency:?}"
+        );
+        assert_eq!(calm.generator_lag_ms, None, "no lag was recorded");
         assert_eq!(storm.served_by["v1"], 4);
     }
 

@@ -167,13 +167,22 @@ enum Command {
         /// are invalid.
         #[arg(long, default_value = "10ms", value_parser = humantime::parse_duration)]
         max_lag: std::time::Duration,
+        /// Open loop: the share of the median response time the generator's median lag
+        /// may take before the figures are invalid.
+        #[arg(long, default_value_t = 0.25)]
+        max_lag_share: f64,
+        /// Open loop: the share of a core the generator may spend spinning to send each
+        /// request within microseconds of its time (0: the kernel's timer alone).
+        #[arg(long, default_value_t = 0.25)]
+        spin: f64,
         /// Print the figures as JSON.
         #[arg(long)]
         json: bool,
     },
-    /// Benchmark tether's closed-loop generator against wrk: each pinned to core 0, nginx
-    /// (and Envoy proxying to it) pinned to core 1; prints requests/s, CPU per 1,000
-    /// requests and the ratio with its spread, and writes them as JSON.
+    /// Benchmark tether's generator against wrk: each pinned to core 0, nginx (and Envoy
+    /// proxying to it) pinned to core 1. Closed loop: requests/s, CPU per 1,000 requests
+    /// and the ratio with its spread; open loop: tether's response time, service time and
+    /// lag beside `wrk -c1`'s median and a probe's at the same rate. Writes them as JSON.
     /// `tether bench fault-proxy` benchmarks the fault proxy instead.
     #[command(args_conflicts_with_subcommands = true)]
     Bench {
@@ -186,9 +195,15 @@ enum Command {
         /// Measurements per tool, target and connection count.
         #[arg(long, default_value_t = 3)]
         repeat: usize,
-        /// Connection counts.
-        #[arg(long, value_delimiter = ',', default_value = "16,64")]
+        /// Connection counts (closed loop).
+        #[arg(long, value_delimiter = ',', default_value = "1,16,64")]
         connections: Vec<usize>,
+        /// Requests per second (open loop).
+        #[arg(long, value_delimiter = ',', default_value = "100,1000,10000")]
+        rates: Vec<f64>,
+        /// tether's connections in the open loop.
+        #[arg(long, default_value_t = 4)]
+        open_connections: usize,
         /// Where the figures go.
         #[arg(long, default_value = "bench/results.json")]
         out: PathBuf,
@@ -323,6 +338,8 @@ pub fn main() -> i32 {
                 duration,
                 repeat,
                 connections,
+                rates,
+                open_connections,
                 out,
                 envoy_bin,
             } => {
@@ -330,6 +347,8 @@ pub fn main() -> i32 {
                     duration,
                     repeat,
                     connections,
+                    rates,
+                    open_connections,
                     out,
                     envoy_bin,
                 };
@@ -347,6 +366,8 @@ pub fn main() -> i32 {
                 timeout,
                 threads,
                 max_lag,
+                max_lag_share,
+                spin,
                 json,
             } => {
                 let options = crate::load::standalone::Options {
@@ -361,6 +382,8 @@ pub fn main() -> i32 {
                     timeout,
                     threads,
                     max_lag,
+                    max_lag_share,
+                    spin,
                 };
                 // The generator runs on a runtime of its own, with the threads it is given.
                 tokio::task::spawn_blocking(move || tools::load(&options, json))

@@ -328,14 +328,19 @@ fn figures_of(run: &RunResult) -> BTreeMap<String, (String, f64)> {
                 ("ratio".into(), phase.success_ratio()),
             );
         }
-        if let Some(latency) = phase.latency_ms {
+        // Response time keeps its old name (`latency_ms`), so older baselines compare.
+        for (figure, latency) in [
+            ("latency_ms", phase.latency_ms),
+            ("service_ms", phase.service_ms),
+        ] {
+            let Some(latency) = latency else { continue };
             for (q, value) in [
                 ("p50", latency.p50),
                 ("p99", latency.p99),
                 ("p99.9", latency.p999),
                 ("max", latency.max),
             ] {
-                figures.insert(name(&format!("latency_ms.{q}")), ("ms".into(), value));
+                figures.insert(name(&format!("{figure}.{q}")), ("ms".into(), value));
             }
         }
     }

@@ -92,15 +92,21 @@ impl Console {
             .iter()
             .map(|(k, v)| format!("{k} {v}"))
             .collect();
-        let latency = figures.latency_ms.map_or_else(
+        let mut latency = figures.latency_ms.map_or_else(
             || "no answers".to_string(),
             |l| {
                 format!(
-                    "latency p50 {:.1} ms, p99 {:.1} ms, p99.9 {:.1} ms",
+                    "response time p50 {:.1} ms, p99 {:.1} ms, p99.9 {:.1} ms",
                     l.p50, l.p99, l.p999
                 )
             },
         );
+        if let Some(s) = figures.service_ms {
+            latency.push_str(&format!(
+                " (service time p50 {:.1} ms, p99 {:.1} ms)",
+                s.p50, s.p99
+            ));
+        }
         self.line(&format!(
             "  phase {phase} done: {}/{} requests ok ({:.1}%), {latency}; served by: {}",
             figures.ok,

@@ -30,8 +30,13 @@ pub struct LoadRun {
     pub elapsed_s: f64,
     /// Finished requests per second.
     pub requests_per_second: f64,
-    /// Latency (open loop: from each intended send time).
-    pub latency: Percentiles,
+    /// Response time: from each request's intended send time (open loop; closed loop,
+    /// its send) to its answer.
+    #[serde(alias = "latency")]
+    pub response: Percentiles,
+    /// Service time: from each request's actual send to its answer.
+    #[serde(default)]
+    pub service: Percentiles,
     /// The generator's own scheduling delay per request (open loop).
     pub lag: Percentiles,
     /// How late the last requests went out after their intended time (open loop), ms.
@@ -49,7 +54,7 @@ pub struct LoadRun {
 }
 
 /// Latency percentiles, in microseconds.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct Percentiles {
     /// Median.
     pub p50_us: u64,
@@ -101,15 +106,47 @@ pub fn decode_histogram(text: &str) -> Option<hdrhistogram::Histogram<u64>> {
         .ok()
 }
 
-/// The latencies of `seconds` merged without loss (those recorded with a histogram).
+/// Which of a second's histograms: the response time (from the intended send time), the
+/// service time (from the actual send) or the generator's own lag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Latency {
+    /// From each request's intended send time: what a user waits.
+    Response,
+    /// From when each request was actually sent: what the target took.
+    Service,
+    /// How late the generator sent each request (open loop).
+    Lag,
+}
+
+impl Latency {
+    /// That histogram of `second`, as recorded (older timelines have no service or lag).
+    pub fn of(self, second: &LoadSecond) -> Option<&str> {
+        match self {
+            Latency::Response => second.latency_hdr.as_deref(),
+            Latency::Service => second.service_hdr.as_deref(),
+            Latency::Lag => second.lag_hdr.as_deref(),
+        }
+    }
+}
+
+/// The response times of `seconds` merged without loss (those recorded with a histogram).
 pub fn merge_latency<'a>(
     seconds: impl IntoIterator<Item = &'a LoadSecond>,
 ) -> hdrhistogram::Histogram<u64> {
-    let mut all = hdrhistogram::Histogram::new_with_bounds(1, 3_600_000_000, 3)
-        .expect("valid histogram bounds");
+    merge_histograms(seconds, Latency::Response)
+}
+
+/// One of the histograms of `seconds` merged without loss.
+pub fn merge_histograms<'a>(
+    seconds: impl IntoIterator<Item = &'a LoadSecond>,
+    which: Latency,
+) -> hdrhistogram::Histogram<u64> {
+    let mut all =
+        hdrhistogram::Histogram::new_with_bounds(1, 2, 3).expect("valid histogram bounds");
+    all.auto(true);
     for h in seconds
         .into_iter()
-        .filter_map(|s| s.latency_hdr.as_deref().and_then(decode_histogram))
+        .filter_map(|s| which.of(s).and_then(decode_histogram))
     {
         let _ = all.add(&h);
     }
@@ -127,14 +164,26 @@ pub struct LoadSecond {
     pub errors: BTreeMap<String, u64>,
     /// Successful answers by the service version that served them.
     pub served_by: BTreeMap<String, u64>,
-    /// Latency percentiles in microseconds, measured from the intended send time.
+    /// Response time percentiles in microseconds, measured from the intended send time.
     pub p50_us: u64,
-    /// 99th percentile latency in microseconds.
+    /// 99th percentile response time in microseconds.
     pub p99_us: u64,
-    /// Largest latency in microseconds.
+    /// Largest response time in microseconds.
     pub max_us: u64,
-    /// The second's latencies as an HDR histogram (V2 serialization, base64), so seconds
-    /// merge without loss into phase and run figures.
+    /// The second's response times as an HDR histogram (V2 serialization, base64), so
+    /// seconds merge without loss into phase and run figures.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latency_hdr: Option<String>,
+    /// Service time (from each request's actual send) median, in microseconds.
+    #[serde(default)]
+    pub service_p50_us: u64,
+    /// Service time 99th percentile, in microseconds.
+    #[serde(default)]
+    pub service_p99_us: u64,
+    /// The second's service times as an HDR histogram.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_hdr: Option<String>,
+    /// The generator's lag per request as an HDR histogram (open loop).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lag_hdr: Option<String>,
 }

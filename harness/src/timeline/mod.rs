@@ -15,7 +15,8 @@ pub mod load;
 
 pub use event::{Event, LoadKind, XdsKind};
 pub use load::{
-    LoadRun, LoadSecond, Percentiles, decode_histogram, encode_histogram, merge_latency,
+    Latency, LoadRun, LoadSecond, Percentiles, decode_histogram, encode_histogram,
+    merge_histograms, merge_latency,
 };
 
 use serde::{Deserialize, Serialize};

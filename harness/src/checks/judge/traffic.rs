@@ -78,7 +78,7 @@ pub(super) fn proxy_overhead(
         .ok_or_else(|| format!("no proxy overhead was measured during `{phase}`"))?;
     let ms = |us: u64| us as f64 / 1000.0;
     let added = |p: fn(&crate::timeline::Percentiles) -> u64| {
-        (p(&proxied.latency) as f64 - p(&direct.latency) as f64) / 1000.0
+        (p(&proxied.response) as f64 - p(&direct.response) as f64) / 1000.0
     };
     let ratio = proxied.requests_per_second / direct.requests_per_second.max(1e-9);
     let measurements = vec![

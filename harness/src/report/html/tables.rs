@@ -106,29 +106,47 @@ pub(super) fn propagation(html: &mut String, verdicts: &[Verdict]) {
     html.push_str("</table>");
 }
 
-/// Per phase: requests, success, throughput and latency percentiles.
+/// Per phase: requests, success, throughput, and the response time (from the intended
+/// send), the service time (from the actual send) and the generator's lag.
 pub(super) fn phases(html: &mut String, phases: &[PhaseFigures]) {
     if phases.is_empty() {
         return;
     }
-    html.push_str("<h2>Load per phase</h2><table><tr><th>phase</th><th class=\"num\">requests</th><th class=\"num\">ok</th><th class=\"num\">ok/s</th><th class=\"num\">p50</th><th class=\"num\">p99</th><th class=\"num\">p99.9</th><th class=\"num\">max</th></tr>");
+    html.push_str("<h2>Load per phase</h2><table><tr><th>phase</th><th class=\"num\">requests</th><th class=\"num\">ok</th><th class=\"num\">ok/s</th><th>time</th><th class=\"num\">p50</th><th class=\"num\">p99</th><th class=\"num\">p99.9</th><th class=\"num\">max</th></tr>");
     for p in phases {
-        let latency = match p.latency_ms {
-            Some(l) => [l.p50, l.p99, l.p999, l.max]
-                .map(|v| format!(r#"<td class="num">{v:.2} ms</td>"#))
-                .concat(),
-            None => r#"<td class="num" colspan="4">no answers</td>"#.to_string(),
-        };
+        let kinds = [
+            ("response", p.latency_ms),
+            ("service", p.service_ms),
+            ("generator lag", p.generator_lag_ms),
+        ];
+        let rows: Vec<String> = kinds
+            .iter()
+            .filter(|(what, l)| l.is_some() || *what == "response")
+            .map(|(what, l)| {
+                let cells = match l {
+                    Some(l) => [l.p50, l.p99, l.p999, l.max]
+                        .map(|v| format!(r#"<td class="num">{v:.2} ms</td>"#))
+                        .concat(),
+                    None => r#"<td class="num" colspan="4">no answers</td>"#.to_string(),
+                };
+                format!("<td>{what}</td>{cells}")
+            })
+            .collect();
         let _ = write!(
             html,
-            r#"<tr><td>{}</td><td class="num">{}</td><td class="num">{:.1}%</td><td class="num">{:.0}</td>{latency}</tr>"#,
+            r#"<tr><td rowspan="{n}">{}</td><td class="num" rowspan="{n}">{}</td><td class="num" rowspan="{n}">{:.1}%</td><td class="num" rowspan="{n}">{:.0}</td>{}</tr>"#,
             esc(&p.phase),
             p.requests,
             p.success_ratio() * 100.0,
-            p.ok_per_second
+            p.ok_per_second,
+            rows[0],
+            n = rows.len(),
         );
+        for row in &rows[1..] {
+            let _ = write!(html, "<tr>{row}</tr>");
+        }
     }
-    html.push_str("</table><p>Latency is measured from each request's intended send time and merged without loss from every second's histogram.</p>");
+    html.push_str("</table><p><b>Response time</b> is measured from each request's intended send time (what a user waits, a stalled target included); <b>service time</b> from when it was actually sent (what the mesh took); <b>generator lag</b> is how late tether sent it. Each is merged without loss from every second's histogram.</p>");
 }
 
 /// Every fault put on a link, when, and what was set to make it.

@@ -1,0 +1,190 @@
+//! One worker: a connection (or one stream of an h2 connection) sending one request at a
+//! time, in the closed loop as soon as the last one answers, in the open loop whenever it
+//! takes a ticket. Per request it reads the clock twice (sent, answered), takes the
+//! shared seconds' lock to record, and arms no timer: its [`Timeout`] is one timer moved
+//! only when it fires.
+
+use super::{Pace, Shared, Stop};
+use crate::load::connection::{Protocol, Sender};
+use crate::load::record::{ErrorKind, Timing};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+use tokio::time::{Instant, Sleep};
+
+/// The h2 connection the streams of one slot share.
+pub(super) type Slot = Arc<tokio::sync::Mutex<Option<Sender>>>;
+
+/// Send requests until the run stops; returns how late the last one left after its
+/// intended time (open loop).
+pub(super) async fn run(shared: Arc<Shared>, index: usize, slot: Slot) -> Duration {
+    let c = &shared.config;
+    let mut own: Option<Sender> = None;
+    let mut served_by = String::new();
+    let mut timeout = Timeout::new(c.timeout);
+    let mut behind = Duration::ZERO;
+    let end = shared.end();
+    let mut free_at = Instant::now();
+    // The second this worker last told the seconds it is on (closed loop).
+    let mut on_second = None;
+    loop {
+        let intended = match c.pace {
+            Pace::Open { .. } => {
+                let ticket = tokio::select! {
+                    _ = shared.cancel.cancelled() => None,
+                    ticket = shared.seconds.take(index) => ticket,
+                };
+                match ticket {
+                    Some(intended) => Some(intended),
+                    None => break,
+                }
+            }
+            Pace::Closed => {
+                if let Stop::Requests(n) = c.stop
+                    && shared.next.fetch_add(1, Ordering::Relaxed) >= n
+                {
+                    break;
+                }
+                None
+            }
+        };
+        let sent = Instant::now();
+        // At the end of the duration, what is still due is left unsent (and counted),
+        // however far behind the schedule the run is.
+        if end.is_some_and(|end| sent >= end) || shared.cancel.is_cancelled() {
+            break;
+        }
+        let lag = intended.map(|intended| {
+            behind = sent.saturating_duration_since(intended);
+            sent.saturating_duration_since(intended.max(free_at))
+        });
+        let intended = intended.unwrap_or(sent);
+        if lag.is_none() {
+            let second = shared.seconds.second_of(intended);
+            if on_second != Some(second) {
+                shared.seconds.start(index, second);
+                on_second = Some(second);
+            }
+        }
+        let request = one(c, &mut own, &slot, &mut served_by);
+        let result = timeout
+            .run(sent, request)
+            .await
+            .unwrap_or(Err(ErrorKind::Timeout));
+        free_at = Instant::now();
+        let timing = Timing {
+            response_us: (free_at - intended).as_micros() as u64,
+            service_us: (free_at - sent).as_micros() as u64,
+            lag_us: lag.map(|l| l.as_micros() as u64),
+        };
+        let by = (!served_by.is_empty()).then_some(served_by.as_str());
+        shared.seconds.record(intended, timing, result.map(|_| by));
+    }
+    shared.seconds.done(index);
+    behind
+}
+
+/// One request on this worker's connection, connecting first when it has none.
+async fn one(
+    c: &super::Config,
+    own: &mut Option<Sender>,
+    slot: &Slot,
+    served_by: &mut String,
+) -> Result<(), ErrorKind> {
+    let mut sender = match c.protocol {
+        Protocol::Http1 => match own.take().filter(Sender::is_open) {
+            Some(sender) => sender,
+            None => Sender::connect(&c.target, c.protocol, c.timeout).await?,
+        },
+        // One connection per slot, shared by its streams: the first worker to find it
+        // gone makes the next one while the others wait.
+        _ => {
+            let mut shared = slot.lock().await;
+            if !shared.as_ref().is_some_and(Sender::is_open) {
+                *shared = Some(Sender::connect(&c.target, c.protocol, c.timeout).await?);
+            }
+            shared
+                .as_ref()
+                .and_then(Sender::another_stream)
+                .ok_or(ErrorKind::Connect)?
+        }
+    };
+    let result = sender.request(&c.target, c.protocol, served_by).await;
+    // An answer, even an error status, leaves the connection ready for the next request;
+    // a reset (or a timeout, which drops this future) does not.
+    if c.protocol == Protocol::Http1 && result != Err(ErrorKind::Reset) {
+        *own = Some(sender);
+    }
+    result
+}
+
+/// A worker's request timeout: one timer, armed at some earlier request's deadline and
+/// moved to the current one only when it fires, so a request answered in time costs no
+/// timer operation (a timer per request costs two trips through tokio's timer wheel).
+struct Timeout {
+    limit: Duration,
+    sleep: Pin<Box<Sleep>>,
+}
+
+impl Timeout {
+    fn new(limit: Duration) -> Timeout {
+        Timeout {
+            limit,
+            sleep: Box::pin(tokio::time::sleep(limit)),
+        }
+    }
+
+    /// `work`'s output, or `None` if it is not done `limit` after `started`.
+    async fn run<F: Future>(&mut self, started: Instant, work: F) -> Option<F::Output> {
+        let deadline = started + self.limit;
+        // Deadlines only move later, so the timer is never set later than this one.
+        let mut work = std::pin::pin!(work);
+        loop {
+            tokio::select! {
+                biased;
+                out = &mut work => return Some(out),
+                _ = &mut self.sleep => {
+                    if self.sleep.deadline() >= deadline {
+                        return None;
+                    }
+                    self.sleep.as_mut().reset(deadline);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn the_timeout_fires_at_each_requests_own_deadline() {
+        let mut timeout = Timeout::new(Duration::from_secs(2));
+        let start = Instant::now();
+        // Fast requests leave the timer where it is.
+        for _ in 0..3 {
+            let out = timeout
+                .run(
+                    Instant::now(),
+                    tokio::time::sleep(Duration::from_millis(500)),
+                )
+                .await;
+            assert_eq!(out, Some(()));
+        }
+        assert_eq!(timeout.sleep.deadline(), start + Duration::from_secs(2));
+        // A request started at 1.5 s that never answers times out at 3.5 s, not at 2 s.
+        let began = Instant::now();
+        let out = timeout.run(began, std::future::pending::<()>()).await;
+        assert_eq!(out, None);
+        assert_eq!(Instant::now(), began + Duration::from_secs(2));
+        // The next one gets its own full two seconds.
+        let began = Instant::now();
+        let out = timeout
+            .run(began, tokio::time::sleep(Duration::from_millis(1900)))
+            .await;
+        assert_eq!(out, Some(()));
+    }
+}
