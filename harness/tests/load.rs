@@ -186,10 +186,9 @@ async fn the_open_loop_records_a_one_second_stall_that_the_closed_loop_hides() {
     );
 }
 
-#[test]
-fn asking_for_more_than_the_generator_can_do_marks_the_figures_invalid() {
-    // Its `tether load` children would count as leftovers of a suite running alongside.
-    let _serial = ONE_RUN_AT_A_TIME.blocking_lock();
+/// The sample service on a loopback port, on a runtime of its own (kept alive by the
+/// returned runtime), for `tether load` children to load.
+fn sample_target() -> (tokio::runtime::Runtime, SocketAddr) {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let listener = runtime
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
@@ -201,6 +200,14 @@ fn asking_for_more_than_the_generator_can_do_marks_the_figures_invalid() {
         listener,
         CancellationToken::new(),
     ));
+    (runtime, addr)
+}
+
+#[test]
+fn asking_for_more_than_the_generator_can_do_marks_the_figures_invalid() {
+    // Its `tether load` children would count as leftovers of a suite running alongside.
+    let _serial = ONE_RUN_AT_A_TIME.blocking_lock();
+    let (_runtime, addr) = sample_target();
     let load = |rate: &str| {
         let out = std::process::Command::new(common::tether_bin())
             .args([
@@ -291,17 +298,7 @@ fn starved_load(
 #[test]
 fn a_generator_starved_of_cpu_is_marked_invalid_by_its_lag() {
     let _serial = ONE_RUN_AT_A_TIME.blocking_lock();
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let listener = runtime
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .unwrap();
-    let addr = listener.local_addr().unwrap();
-    runtime.spawn(tether::service::serve(
-        "target".into(),
-        None,
-        listener,
-        CancellationToken::new(),
-    ));
+    let (_runtime, addr) = sample_target();
     // Frozen 7 ms of every 10: most requests leave milliseconds late, though hardly any
     // by more than the 10 ms the p99 bound allows; the median lag is most of the
     // response time.
