@@ -3,7 +3,7 @@
 //! time, the service time and the generator's own lag (see [`Timing`]).
 //! Seconds merge without loss (histograms add), into per-phase and per-run figures.
 
-use crate::timeline::LoadSecond;
+use crate::timeline::{LoadSecond, histogram};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -44,15 +44,6 @@ impl ErrorKind {
             ErrorKind::Grpc => "grpc_error",
         }
     }
-}
-
-/// A latency histogram in microseconds, 3 significant digits. It starts small and grows
-/// to the largest value recorded (a second of millisecond answers needs a few tens of
-/// KB, not the 190 KB an hour's range would take up front).
-pub fn histogram() -> Histogram<u64> {
-    let mut h = Histogram::new_with_bounds(1, 2, 3).expect("valid histogram bounds");
-    h.auto(true);
-    h
 }
 
 /// Record `us` in `h` (an auto-resizing [`histogram`]): grown to fit, never dropped.

@@ -136,14 +136,21 @@ pub fn merge_latency<'a>(
     merge_histograms(seconds, Latency::Response)
 }
 
+/// A latency histogram in microseconds, 3 significant digits. It starts small and grows
+/// to the largest value recorded (a second of millisecond answers needs a few tens of
+/// KB, not the 190 KB an hour's range would take up front).
+pub fn histogram() -> hdrhistogram::Histogram<u64> {
+    let mut h = hdrhistogram::Histogram::new_with_bounds(1, 2, 3).expect("valid histogram bounds");
+    h.auto(true);
+    h
+}
+
 /// One of the histograms of `seconds` merged without loss.
 pub fn merge_histograms<'a>(
     seconds: impl IntoIterator<Item = &'a LoadSecond>,
     which: Latency,
 ) -> hdrhistogram::Histogram<u64> {
-    let mut all =
-        hdrhistogram::Histogram::new_with_bounds(1, 2, 3).expect("valid histogram bounds");
-    all.auto(true);
+    let mut all = histogram();
     for h in seconds
         .into_iter()
         .filter_map(|s| which.of(s).and_then(decode_histogram))

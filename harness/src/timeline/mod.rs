@@ -15,7 +15,7 @@ pub mod load;
 
 pub use event::{Event, LoadKind, XdsKind};
 pub use load::{
-    Latency, LoadRun, LoadSecond, Percentiles, decode_histogram, encode_histogram,
+    Latency, LoadRun, LoadSecond, Percentiles, decode_histogram, encode_histogram, histogram,
     merge_histograms, merge_latency,
 };
 
