@@ -359,6 +359,87 @@ fn fault_proxy_takes_toxiproxy_server_flags() {
     assert_eq!(proxy.stop(), Some(0));
 }
 
+/// A command line written for `toxiproxy-server` (Go's single-dash flags) starts tether's
+/// fault proxy, and `GET /metrics` counts each proxy's bytes per direction as
+/// `toxiproxy-server -proxy-metrics` does.
+#[test]
+fn fault_proxy_takes_toxiproxy_servers_own_command_line_and_serves_metrics() {
+    let version = tether(&["fault-proxy", "-version"]);
+    assert_eq!(version.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&version.stdout).contains("-tether"));
+
+    // An upstream that echoes what it reads.
+    let upstream = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let upstream_addr = upstream.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for conn in upstream.incoming().flatten().take(1) {
+            let mut conn = conn;
+            let mut buf = [0u8; 1024];
+            while let Ok(n) = conn.read(&mut buf) {
+                if n == 0 || conn.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+            }
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("proxies.json");
+    std::fs::write(
+        &config,
+        format!(r#"[{{"name":"echo","listen":"127.0.0.1:0","upstream":"{upstream_addr}"}}]"#),
+    )
+    .unwrap();
+    let config = format!("-config={}", config.display());
+    let proxy = FaultProxy::start(&[
+        "-host",
+        "127.0.0.1",
+        "-port",
+        "0",
+        &config,
+        "-seed",
+        "7",
+        "-proxy-metrics",
+    ]);
+    assert!(proxy.line.contains("1 proxies from"), "{}", proxy.line);
+    assert!(proxy.line.contains("seed 7"), "{}", proxy.line);
+    let proxies = http_get(&proxy.api(), "/proxies");
+    let listen = proxies
+        .split(r#""listen":""#)
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_else(|| panic!("{proxies}"))
+        .to_string();
+
+    // 11 bytes up, the same 11 echoed back down.
+    let mut conn = std::net::TcpStream::connect(&listen).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    conn.write_all(b"hello proxy").unwrap();
+    let mut echoed = [0u8; 11];
+    conn.read_exact(&mut echoed).unwrap();
+    assert_eq!(&echoed, b"hello proxy");
+
+    let metrics = http_get(&proxy.api(), "/metrics");
+    assert!(metrics.starts_with("HTTP/1.1 200"), "{metrics}");
+    assert!(
+        metrics.contains("content-type: text/plain; version=0.0.4"),
+        "{metrics}"
+    );
+    let labels = format!(r#"listener="{listen}",proxy="echo",upstream="{upstream_addr}""#);
+    for line in [
+        format!(r#"toxiproxy_proxy_received_bytes_total{{direction="upstream",{labels}}} 11"#),
+        format!(r#"toxiproxy_proxy_sent_bytes_total{{direction="upstream",{labels}}} 11"#),
+        format!(r#"toxiproxy_proxy_received_bytes_total{{direction="downstream",{labels}}} 11"#),
+        format!(r#"toxiproxy_proxy_sent_bytes_total{{direction="downstream",{labels}}} 11"#),
+        format!(r#"toxiproxy_proxy_accepted_connections_total{{{labels}}} 1"#),
+        format!(r#"toxiproxy_proxy_open_connections{{{labels}}} 1"#),
+        "# TYPE toxiproxy_proxy_received_bytes_total counter".to_string(),
+    ] {
+        assert!(metrics.contains(&line), "{line} missing from:\n{metrics}");
+    }
+    drop(conn);
+    assert_eq!(proxy.stop(), Some(0));
+}
+
 #[test]
 fn fault_proxy_rejects_bad_config_files_with_exit_2() {
     let dir = tempfile::tempdir().unwrap();

@@ -23,11 +23,7 @@ async fn drive(config: Config) -> Totals {
 }
 
 fn target(addr: SocketAddr, authority: &str, path: &str) -> Target {
-    Target {
-        addr,
-        authority: authority.into(),
-        path: path.into(),
-    }
+    Target::new(addr, authority, path)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -353,4 +349,95 @@ async fn negative_control_a_sidecar_that_sheds_load_fails_the_overhead_check() {
     let v = outcome.verdict("proxy_overhead").unwrap();
     assert_eq!(v.outcome, tether::checks::Outcome::Failed, "{v:#?}");
     assert!(v.detail.contains("failed"), "{v:#?}");
+}
+
+/// `tether load` reads a wrk command line: `-d` in seconds, SI suffixes, `-H` headers
+/// (`Host` the virtual host), `--latency`; a bad number or header is refused (exit 2).
+#[test]
+fn tether_load_takes_a_wrk_command_line() {
+    let _serial = ONE_RUN_AT_A_TIME.blocking_lock();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<(String, String)>::new()));
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    let record = seen.clone();
+    runtime.spawn(tether::service::serve_http(
+        listener,
+        CancellationToken::new(),
+        move |req: hyper::Request<hyper::body::Incoming>| {
+            let header = |name: &str| {
+                req.headers()
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_string()
+            };
+            record
+                .lock()
+                .unwrap()
+                .push((header("host"), header("x-test")));
+            async {
+                Ok::<_, std::convert::Infallible>(hyper::Response::new(http_body_util::Full::new(
+                    bytes::Bytes::from_static(b"ok"),
+                )))
+            }
+        },
+    ));
+    let load = |args: &[&str]| {
+        std::process::Command::new(common::tether_bin())
+            .arg("load")
+            .arg(format!("http://{addr}/"))
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = load(&[
+        "-c",
+        "2",
+        "-d",
+        "1",
+        "-R",
+        "0.2k",
+        "-H",
+        "Host: svc.local",
+        "-H",
+        "X-Test: yes",
+        "--latency",
+        "--json",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        report["requests"], 200,
+        "-d 1 is one second at -R 0.2k: {report:#}"
+    );
+    assert_eq!(report["connections"], 2);
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 200);
+    assert!(
+        seen.iter()
+            .all(|(host, test)| host == "svc.local" && test == "yes"),
+        "every request carried the headers: {:?}",
+        &seen[..3]
+    );
+    // Negative controls: what wrk would refuse, refused in one line with exit 2.
+    for (args, says) in [
+        (&["-R", "10x"][..], "`10x`"),
+        (&["-H", "no colon"][..], "Name: value"),
+        (&["-d", "ten"][..], "`ten`"),
+    ] {
+        let out = load(args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+    }
+    let help = std::process::Command::new(common::tether_bin())
+        .args(["load", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(help.contains("Where oha and hey differ"), "{help}");
 }

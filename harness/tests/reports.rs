@@ -210,51 +210,40 @@ fn tether_report_rerenders_a_hand_made_run_folder() {
     let html = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
     assert!(html.contains(">FAILED<"));
     assert!(!html.contains("INCOMPLETE"));
-    // summary.yaml: the same verdicts, counted per profile, the failed ones named.
+    // summary.yaml, read as a Gateway API ConformanceReport reader reads one: the same
+    // verdicts, counted per profile, the failed ones named.
     let text = std::fs::read_to_string(dir.path().join("summary.yaml")).unwrap();
-    let summary = marked_yaml::parse_yaml(0, &text).unwrap_or_else(|e| panic!("{e}\n{text}"));
-    let map = summary.as_mapping().unwrap();
-    assert_eq!(
-        map.get_scalar("result").unwrap().as_str(),
-        "failed",
-        "{text}"
-    );
-    let profiles = map.get_sequence("profiles").unwrap();
-    let (mut passed, mut failed, mut named) = (0, 0, Vec::new());
-    for p in profiles.iter() {
-        let p = p.as_mapping().unwrap();
-        let counts = p.get_mapping("summary").unwrap();
-        let n = |k: &str| {
-            counts
-                .get_scalar(k)
-                .unwrap()
-                .as_str()
-                .parse::<usize>()
-                .unwrap()
-        };
-        passed += n("passed");
-        failed += n("failed");
-        for f in p.get_sequence("failedChecks").unwrap().iter() {
-            named.push(
-                f.as_mapping()
-                    .unwrap()
-                    .get_scalar("name")
-                    .unwrap()
-                    .as_str()
-                    .to_string(),
-            );
-        }
-    }
+    let summary = conformance_report(&text);
     let checks = result["checks"].as_array().unwrap();
     let outcome = |o: &str| checks.iter().filter(|c| c["outcome"] == o).count();
-    assert_eq!(
-        (passed, failed),
-        (outcome("passed"), outcome("failed")),
-        "{text}"
-    );
+    let passed: u32 = summary
+        .profiles
+        .iter()
+        .map(|p| p.core.statistics.passed)
+        .sum();
+    let failed: u32 = summary
+        .profiles
+        .iter()
+        .map(|p| p.core.statistics.failed)
+        .sum();
+    assert_eq!(passed as usize, outcome("passed"), "{text}");
+    assert_eq!(failed as usize, checks.len() - outcome("passed"), "{text}");
+    let named: Vec<&str> = summary
+        .profiles
+        .iter()
+        .flat_map(|p| p.core.failed_tests.iter().map(String::as_str))
+        .collect();
+    assert!(named.contains(&"outpost_traffic_flows"), "{text}");
+    let traffic = summary
+        .profiles
+        .iter()
+        .find(|p| p.name == "STATIC-STABILITY")
+        .expect("the static stability profile");
+    assert_eq!(traffic.core.result, "failure", "{text}");
+    assert!(traffic.summary.contains("outpost_traffic_flows"), "{text}");
     assert!(
-        named.contains(&"outpost_traffic_flows".to_string()),
-        "{text}"
+        text.contains("  result: failed"),
+        "tether's own result: {text}"
     );
 
     // The same run killed before its end: judged from what it recorded, marked so.
@@ -268,6 +257,107 @@ fn tether_report_rerenders_a_hand_made_run_folder() {
     );
     let html = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
     assert!(html.contains("INCOMPLETE"));
+    // junit.xml and summary.yaml agree: the unfinished run is an error in one and a
+    // failed test in the other, never a skip or a pass.
+    let summary =
+        conformance_report(&std::fs::read_to_string(dir.path().join("summary.yaml")).unwrap());
+    let other = summary.profiles.iter().find(|p| p.name == "OTHER").unwrap();
+    assert_eq!(other.core.failed_tests, ["run_complete"]);
+    let junit = read_junit(&dir.path().join("junit.xml"));
+    let case = junit.test_suites[0]
+        .test_cases
+        .iter()
+        .find(|c| c.name.as_str() == "run_complete")
+        .unwrap();
+    assert!(matches!(
+        case.status,
+        quick_junit::TestCaseStatus::NonSuccess {
+            kind: quick_junit::NonSuccessKind::Error,
+            ..
+        }
+    ));
+}
+
+/// A ConformanceReport as the Gateway API's own types read it (`conformance/apis/v1`:
+/// JSON names, unknown keys ignored).
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ConformanceReport {
+    api_version: String,
+    kind: String,
+    date: String,
+    implementation: Implementation,
+    profiles: Vec<ProfileReport>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct Implementation {
+    organization: String,
+    project: String,
+    url: String,
+    version: String,
+    contact: Vec<String>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct ProfileReport {
+    name: String,
+    summary: String,
+    core: Status,
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Status {
+    result: String,
+    statistics: Statistics,
+    #[serde(default)]
+    skipped_tests: Vec<String>,
+    #[serde(default)]
+    failed_tests: Vec<String>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct Statistics {
+    passed: u32,
+    failed: u32,
+    skipped: u32,
+}
+
+/// Parse `summary.yaml` and hold it to what the Gateway API's report checks
+/// (`ProfileReport.IsConformant`: a name, a summary, a known result) and to itself (the
+/// statistics count the named tests; a profile with a failed test is a failure).
+fn conformance_report(text: &str) -> ConformanceReport {
+    let report: ConformanceReport =
+        marked_yaml::from_yaml(0, text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    assert_eq!(report.kind, "ConformanceReport");
+    assert!(
+        report.api_version.starts_with("tether.dev/"),
+        "tether's own group, not the Gateway API's: {}",
+        report.api_version
+    );
+    assert!(
+        chrono::DateTime::parse_from_rfc3339(&report.date).is_ok(),
+        "{}",
+        report.date
+    );
+    let i = &report.implementation;
+    for field in [&i.organization, &i.project, &i.url, &i.version] {
+        assert!(!field.is_empty(), "{text}");
+    }
+    assert!(!i.contact.is_empty());
+    assert!(!report.profiles.is_empty());
+    for p in &report.profiles {
+        assert!(!p.name.is_empty() && !p.summary.is_empty(), "{text}");
+        let s = &p.core.statistics;
+        assert!(["success", "partial", "failure"].contains(&p.core.result.as_str()));
+        assert_eq!(s.failed as usize, p.core.failed_tests.len(), "{text}");
+        assert_eq!(s.skipped as usize, p.core.skipped_tests.len(), "{text}");
+        assert_eq!(p.core.result == "failure", s.failed > 0, "{text}");
+        assert!(s.passed + s.failed + s.skipped > 0);
+    }
+    report
 }
 
 #[test]
@@ -319,156 +409,126 @@ fn result_json_matches_its_schema_and_the_schema_rejects_a_result_without_passed
     );
 }
 
-/// An element of a parsed XML document: its name, attributes and child elements.
-#[derive(Debug, Default)]
-struct Element {
-    name: String,
-    attrs: BTreeMap<String, String>,
-    children: Vec<Element>,
+/// `junit.xml`, parsed as a JUnit reader parses it (quick-junit's deserializer: counts
+/// and times as the attributes say, not recomputed).
+fn read_junit(path: &Path) -> quick_junit::Report {
+    let text = std::fs::read_to_string(path).unwrap();
+    quick_junit::Report::deserialize_from_str(&text).unwrap_or_else(|e| panic!("{e}\n{text}"))
 }
 
-impl Element {
-    fn attr(&self, name: &str) -> &str {
-        self.attrs
-            .get(name)
-            .unwrap_or_else(|| panic!("<{}> has no `{name}`: {:?}", self.name, self.attrs))
-    }
-
-    fn count(&self, name: &str) -> usize {
-        self.attr(name)
-            .parse()
-            .unwrap_or_else(|e| panic!("<{}> {name}: {e}", self.name))
-    }
-
-    fn children(&self, name: &str) -> impl Iterator<Item = &Element> {
-        self.children.iter().filter(move |c| c.name == name)
-    }
-}
-
-fn parse_xml(text: &str) -> Element {
-    use quick_xml::events::{BytesStart, Event as X};
-    fn element(e: &BytesStart) -> Element {
-        Element {
-            name: String::from_utf8(e.name().as_ref().to_vec()).unwrap(),
-            attrs: e
-                .attributes()
-                .map(|a| {
-                    let a = a.unwrap();
-                    (
-                        String::from_utf8(a.key.as_ref().to_vec()).unwrap(),
-                        a.unescape_value().unwrap().into_owned(),
-                    )
-                })
-                .collect(),
-            children: Vec::new(),
-        }
-    }
-    let mut reader = quick_xml::Reader::from_str(text);
-    let mut stack = vec![Element::default()];
-    loop {
-        match reader.read_event().expect("well-formed XML") {
-            X::Start(e) => stack.push(element(&e)),
-            X::Empty(e) => stack.last_mut().unwrap().children.push(element(&e)),
-            X::End(_) => {
-                let done = stack.pop().unwrap();
-                stack.last_mut().unwrap().children.push(done);
-            }
-            X::Eof => break,
-            _ => {}
-        }
-    }
-    assert_eq!(stack.len(), 1, "every element closed");
-    let mut doc = stack.pop().unwrap();
-    assert_eq!(doc.children.len(), 1, "one root element");
-    doc.children.remove(0)
-}
-
-/// The structure Jenkins, GitLab and GitHub's JUnit readers accept.
-fn assert_junit_structure(root: &Element) {
-    assert_eq!(root.name, "testsuites");
+/// The structure Jenkins, GitLab and GitHub's JUnit readers accept, with the times
+/// their dashboards show.
+fn assert_junit_structure(report: &quick_junit::Report) {
+    use quick_junit::{NonSuccessKind, TestCaseStatus};
     let (mut tests, mut failures, mut errors) = (0, 0, 0);
-    let suites: Vec<&Element> = root.children("testsuite").collect();
-    assert!(!suites.is_empty());
-    assert_eq!(
-        suites.len(),
-        root.children.len(),
-        "only testsuites under the root"
+    assert!(!report.test_suites.is_empty());
+    assert!(
+        report.timestamp.is_some() && report.time.is_some(),
+        "{report:?}"
     );
-    for suite in suites {
-        assert!(!suite.attr("name").is_empty());
-        let cases: Vec<&Element> = suite.children("testcase").collect();
+    for suite in &report.test_suites {
+        assert!(!suite.name.is_empty());
         assert_eq!(
-            suite.count("tests"),
-            cases.len(),
+            suite.tests,
+            suite.test_cases.len(),
             "tests= counts the testcases"
         );
-        let with = |kind: &str| {
-            cases
+        let with = |kind: NonSuccessKind| {
+            suite
+                .test_cases
                 .iter()
-                .filter(|c| c.children(kind).count() > 0)
+                .filter(|c| matches!(&c.status, TestCaseStatus::NonSuccess { kind: k, .. } if *k == kind))
                 .count()
         };
-        assert_eq!(suite.count("failures"), with("failure"));
-        assert_eq!(suite.count("errors"), with("error"));
-        for case in cases {
-            assert!(!case.attr("name").is_empty());
-            assert!(!case.attr("classname").is_empty());
-            let outcomes = case
-                .children
-                .iter()
-                .filter(|c| ["failure", "error", "skipped"].contains(&c.name.as_str()))
-                .count();
-            assert!(outcomes <= 1, "at most one outcome per testcase");
-            for outcome in case
-                .children
-                .iter()
-                .filter(|c| c.name == "failure" || c.name == "error")
-            {
-                assert!(!outcome.attr("message").is_empty());
+        assert_eq!(suite.failures, with(NonSuccessKind::Failure));
+        assert_eq!(suite.errors, with(NonSuccessKind::Error));
+        assert!(suite.timestamp.is_some(), "the suite's timestamp");
+        assert!(suite.time.is_some_and(|t| !t.is_zero()), "the suite's time");
+        for case in &suite.test_cases {
+            assert!(!case.name.is_empty());
+            assert!(case.classname.as_ref().is_some_and(|c| !c.is_empty()));
+            assert!(
+                case.time.is_some_and(|t| !t.is_zero()),
+                "{} has a time",
+                case.name.as_str()
+            );
+            assert!(
+                case.timestamp.is_some(),
+                "{} has a timestamp",
+                case.name.as_str()
+            );
+            if let TestCaseStatus::NonSuccess { message, .. } = &case.status {
+                assert!(message.as_ref().is_some_and(|m| !m.is_empty()));
             }
         }
-        tests += suite.count("tests");
-        failures += suite.count("failures");
-        errors += suite.count("errors");
+        tests += suite.tests;
+        failures += suite.failures;
+        errors += suite.errors;
     }
-    assert_eq!(root.count("tests"), tests);
-    assert_eq!(root.count("failures"), failures);
-    assert_eq!(root.count("errors"), errors);
+    assert_eq!(report.tests, tests);
+    assert_eq!(report.failures, failures);
+    assert_eq!(report.errors, errors);
 }
 
 #[test]
 fn junit_xml_has_the_structure_ci_systems_accept_and_failures_carry_value_and_bound() {
+    use quick_junit::{NonSuccessKind, TestCaseStatus};
     let dir = tempfile::tempdir().unwrap();
     hand_made_folder(dir.path(), &hand_made_timeline(true));
     report(dir.path());
-    let root = parse_xml(&std::fs::read_to_string(dir.path().join("junit.xml")).unwrap());
-    assert_junit_structure(&root);
-    let suite = root.children("testsuite").next().unwrap();
-    assert_eq!(suite.count("tests"), 4, "one testcase per check");
+    let junit = read_junit(&dir.path().join("junit.xml"));
+    assert_junit_structure(&junit);
+    let suite = &junit.test_suites[0];
+    assert_eq!(suite.tests, 4, "one testcase per check");
+    assert_eq!(
+        suite.time,
+        Some(Duration::from_secs_f64(31.5)),
+        "the run's duration"
+    );
     let traffic = suite
-        .children("testcase")
-        .find(|c| c.attr("name") == "outpost_traffic_flows")
+        .test_cases
+        .iter()
+        .find(|c| c.name.as_str() == "outpost_traffic_flows")
         .unwrap();
-    let failure = traffic.children("failure").next().expect("a failure");
-    let message = failure.attr("message");
+    let TestCaseStatus::NonSuccess {
+        kind: NonSuccessKind::Failure,
+        message: Some(message),
+        ..
+    } = &traffic.status
+    else {
+        panic!("a failure: {:?}", traffic.status)
+    };
+    let message = message.as_str();
     // 3 broken seconds of 30 failures in 12 seconds of 50: 510 of 600 ok.
     assert!(
         message.contains("85.00% of 600 requests"),
         "measured: {message}"
     );
     assert!(message.contains("bound >= 99.00%"), "bound: {message}");
+    // Its time is the phase it watched (the partition: 12 s, from 5 s in).
+    assert_eq!(traffic.time, Some(Duration::from_secs(12)));
+    assert_eq!(
+        traffic.timestamp.unwrap() - suite.timestamp.unwrap(),
+        chrono::Duration::seconds(5)
+    );
 
     // A run that never finished: one more erroring testcase says so.
     hand_made_folder(dir.path(), &hand_made_timeline(false));
     report(dir.path());
-    let root = parse_xml(&std::fs::read_to_string(dir.path().join("junit.xml")).unwrap());
-    assert_junit_structure(&root);
-    let suite = root.children("testsuite").next().unwrap();
-    let run = suite
-        .children("testcase")
-        .find(|c| c.attr("name") == "run_complete")
+    let junit = read_junit(&dir.path().join("junit.xml"));
+    assert_junit_structure(&junit);
+    let run = junit.test_suites[0]
+        .test_cases
+        .iter()
+        .find(|c| c.name.as_str() == "run_complete")
         .expect("a run_complete testcase");
-    assert!(run.children("error").next().is_some());
+    assert!(matches!(
+        run.status,
+        TestCaseStatus::NonSuccess {
+            kind: NonSuccessKind::Error,
+            ..
+        }
+    ));
 }
 
 /// Chromium, or `None` after a loud SKIPPED line (a failure under `CI=true`).
@@ -656,8 +716,7 @@ fn a_killed_run_still_yields_an_incomplete_but_readable_report() {
     assert!(html.contains("INCOMPLETE"));
     assert!(html.matches("<svg").count() >= 2);
     assert!(html.contains("blackhole on xds"), "the events it saw");
-    let root = parse_xml(&std::fs::read_to_string(dir.path().join("junit.xml")).unwrap());
-    assert_junit_structure(&root);
+    assert_junit_structure(&read_junit(&dir.path().join("junit.xml")));
 }
 
 /// The outpost partition, shortened so three runs fit in a CI run: the same faults,

@@ -3,13 +3,15 @@
 //!
 //! - `wrk -t1 -c1 --latency`'s median: the target's answer time when it is kept busy
 //!   (closed loop, one request after another);
-//! - a *probe* at the same rate: one blocking connection that spins until each request
-//!   is due, so it has no timer and no event loop between it and the socket. What it
+//! - a *probe* at the same rate: one connection on a thread that spins until each
+//!   request is due and spins reading its answer, so it has no timer, no event loop and
+//!   no wake-up from sleep between it and the socket. What it
 //!   measures is what the target takes at that rate, with no generator lateness at all:
 //!   a target that idles between requests (at 100 requests/s it does, for 10 ms) answers
 //!   more slowly than one kept busy, and that difference is the target's, not tether's.
 
 use super::targets::{pinned, wrk_p50_us};
+use crate::load::connection::Target;
 use crate::load::http1::request_bytes;
 use crate::timeline::LoadRun;
 use anyhow::{Context, Result, bail};
@@ -105,16 +107,17 @@ pub(super) fn round(
     })
 }
 
-/// The probe: `rate` requests a second for `duration` on one blocking connection, from a
-/// thread pinned to core 0 that spins until each is due; returns the median time from
-/// each write to the end of its answer, in microseconds.
+/// The probe: `rate` requests a second for `duration` on one non-blocking connection,
+/// from a thread pinned to core 0 that spins until each is due and spins reading its
+/// answer; returns the median time from each write to the end of its answer, in
+/// microseconds.
 fn probe(addr: SocketAddr, rate: f64, duration: Duration) -> Result<f64> {
     std::thread::spawn(move || {
         pin_to_core(0);
         let mut stream = TcpStream::connect(addr).context("the probe cannot connect")?;
         stream.set_nodelay(true)?;
-        stream.set_read_timeout(Some(Duration::from_secs(2)))?;
-        let request = request_bytes(&addr.to_string(), "/");
+        stream.set_nonblocking(true)?;
+        let request = request_bytes(&Target::new(addr, addr.to_string(), "/"));
         let mut buf = vec![0u8; 16 * 1024];
         let mut took = Vec::new();
         let start = Instant::now();
@@ -139,11 +142,22 @@ fn probe(addr: SocketAddr, rate: f64, duration: Duration) -> Result<f64> {
     .map_err(|_| anyhow::anyhow!("the probe panicked"))?
 }
 
-/// Read one whole answer (a head with `Content-Length`) from a blocking stream.
+/// Read one whole answer (a head with `Content-Length`) from a non-blocking stream,
+/// spinning while nothing has arrived, for at most two seconds.
 fn read_answer(stream: &mut TcpStream, buf: &mut [u8]) -> Result<()> {
     let mut filled = 0;
+    let give_up = Instant::now() + Duration::from_secs(2);
     loop {
-        let n = stream.read(&mut buf[filled..])?;
+        let n = match stream.read(&mut buf[filled..]) {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                if Instant::now() > give_up {
+                    bail!("the target did not answer the probe within 2 s");
+                }
+                std::hint::spin_loop();
+                continue;
+            }
+            read => read?,
+        };
         if n == 0 {
             bail!("the target closed the probe's connection");
         }

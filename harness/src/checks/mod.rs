@@ -62,6 +62,10 @@ pub struct Verdict {
     /// Where on the timeline (ms) the check failed, for reports to point at.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failed_at_ms: Option<u64>,
+    /// The phase the check judged (`None`: the whole run, or a soak's every cycle), so
+    /// reports can say how long it watched.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<String>,
 }
 
 impl Verdict {
@@ -98,6 +102,7 @@ pub fn evaluate(checks: &[Check], ctx: &Context, entries: &[Entry]) -> Vec<Verdi
         .iter()
         .map(|check| {
             let mut verdict = judge_one(check, ctx, entries);
+            verdict.phase = check.phase().map(|p| p.to_string());
             if repeated(check) {
                 let phase = check.phase().map_or("run", |p| p.as_str());
                 verdict.name = format!("{}@{phase}", check.name());
@@ -114,5 +119,6 @@ fn judge_one(check: &Check, ctx: &Context, entries: &[Entry]) -> Verdict {
         detail: "the check crashed while judging this timeline".into(),
         measurements: Vec::new(),
         failed_at_ms: None,
+        phase: None,
     })
 }

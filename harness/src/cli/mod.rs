@@ -11,10 +11,22 @@ mod roles;
 mod suites;
 mod targets;
 mod tools;
+mod wrk;
 
 use crate::run::exit;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
+
+/// `tether load --help`'s closing words: where it follows wrk, and where oha and hey
+/// read the same letters otherwise.
+const LOAD_HELP: &str = "\
+tether load reads its command line as wrk (and wrk2) do: -c connections, -d duration \
+(seconds without a unit, as wrk reads it, or 10s, 2m), -t threads, -R requests per \
+second (wrk2's open loop: latency from each intended send time), -H 'Name: value' \
+(repeatable; Host sets the virtual host), --latency, --timeout; numbers take k, M, G \
+(-R 10k, -c 1k). Where oha and hey differ: there -z is the duration and -d the request \
+body, -t the timeout (here --timeout) and -q the rate (here -R); -n counts requests in \
+all three. Exit codes: 0 valid figures, 2 bad input, 4 invalid figures.";
 
 /// Proves an Envoy service mesh keeps working when the link to its control plane breaks.
 #[derive(Debug, Parser)]
@@ -133,28 +145,38 @@ enum Command {
     /// Drive load at a URL on its own, as wrk does: throughput, errors by kind and latency
     /// percentiles (open loop: measured from each intended send time). Exits 4 when the
     /// figures are invalid (the generator saturated or fell behind its schedule).
+    #[command(after_help = LOAD_HELP)]
     Load {
         /// `http://host:port/path` (h2c and gRPC are cleartext too).
         url: String,
-        /// Connections.
-        #[arg(long, short = 'c', default_value_t = 16)]
+        /// Connections (SI suffixes: 1k).
+        #[arg(long, short = 'c', default_value = "16", value_parser = wrk::count_usize)]
         connections: usize,
         /// Requests in flight per connection (h2c, gRPC).
         #[arg(long, default_value_t = 1)]
         streams: usize,
-        /// How long to send for (default 10s unless --requests).
-        #[arg(long, short = 'd', value_parser = humantime::parse_duration)]
+        /// How long to send for, in seconds as wrk reads it (10) or with a unit (10s, 2m);
+        /// default 10 s unless --requests.
+        #[arg(long, short = 'd', value_parser = wrk::duration)]
         duration: Option<std::time::Duration>,
-        /// How many requests to send.
-        #[arg(long, short = 'n', conflicts_with = "duration")]
+        /// How many requests to send (SI suffixes: 100k).
+        #[arg(long, short = 'n', conflicts_with = "duration", value_parser = wrk::count)]
         requests: Option<u64>,
-        /// Open loop at this many requests per second (closed loop without it).
-        #[arg(long, short = 'R')]
+        /// Open loop at this many requests per second, as wrk2's -R (SI suffixes: 10k);
+        /// closed loop without it.
+        #[arg(long, short = 'R', value_parser = wrk::number)]
         rate: Option<f64>,
+        /// A header to send, `Name: value`; repeatable. `Host` sets the virtual host, as
+        /// with wrk.
+        #[arg(long = "header", short = 'H', value_parser = wrk::header)]
+        headers: Vec<(String, String)>,
+        /// Accepted as wrk takes it; tether always prints the latency percentiles.
+        #[arg(long)]
+        latency: bool,
         /// The protocol.
         #[arg(long, value_enum, default_value = "http1")]
         protocol: crate::load::connection::Protocol,
-        /// The Host / :authority to send (default: the URL's).
+        /// The Host / :authority to send (default: a `-H 'Host: ...'`, else the URL's).
         #[arg(long)]
         host: Option<String>,
         /// Per-request timeout.
@@ -253,7 +275,9 @@ enum BenchMode {
 
 /// Run the command line; returns the process exit code.
 pub fn main() -> i32 {
-    let cli = match Cli::try_parse() {
+    crate::run::binary::running_tether();
+    let args = roles::toxiproxy_flags(std::env::args_os().collect());
+    let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
@@ -361,6 +385,8 @@ pub fn main() -> i32 {
                 duration,
                 requests,
                 rate,
+                headers,
+                latency: _,
                 protocol,
                 host,
                 timeout,
@@ -373,6 +399,7 @@ pub fn main() -> i32 {
                 let options = crate::load::standalone::Options {
                     url,
                     host,
+                    headers,
                     protocol,
                     connections,
                     streams,

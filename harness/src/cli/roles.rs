@@ -34,7 +34,9 @@ pub enum Role {
         #[arg(long)]
         state: Option<PathBuf>,
     },
-    /// Run the Toxiproxy-compatible fault proxy API (a drop-in for toxiproxy-server).
+    /// Run the Toxiproxy-compatible fault proxy API (a drop-in for toxiproxy-server: its
+    /// single-dash flags `-host`, `-port`, `-config`, `-seed`, `-version` work too, and
+    /// `GET /metrics` serves each proxy's bytes and connections in Prometheus text).
     #[command(name = "fault-proxy")]
     FaultProxy {
         /// Host (address or name) for the API to listen on.
@@ -52,6 +54,15 @@ pub enum Role {
         /// JSON file with an array of proxies to create at start, as `POST /populate` takes.
         #[arg(long)]
         config: Option<PathBuf>,
+        /// Print the version (as Toxiproxy's API reports it) and exit.
+        #[arg(long)]
+        version: bool,
+        /// Accepted as toxiproxy-server takes it: `/metrics` is always served.
+        #[arg(long)]
+        proxy_metrics: bool,
+        /// Accepted as toxiproxy-server takes it (tether has no Go runtime to report).
+        #[arg(long)]
+        runtime_metrics: bool,
     },
     /// Run the sample HTTP service, answering with its name.
     Service {
@@ -119,12 +130,17 @@ pub async fn run(role: Role) -> i32 {
             admin_listen,
             state,
         } => control_plane_role(mesh, placement, xds_listen, admin_listen, state, shutdown).await,
+        Role::FaultProxy { version: true, .. } => {
+            println!("tether fault-proxy {}", crate::faults::server::VERSION);
+            Ok(())
+        }
         Role::FaultProxy {
             host,
             port,
             listen,
             seed,
             config,
+            ..
         } => fault_proxy_role(&host, port, listen, seed, config, shutdown).await,
         Role::Journeys {
             egress,
@@ -193,6 +209,41 @@ async fn fault_proxy_addr(
             Err(exit::BAD_INPUT)
         }
     }
+}
+
+/// The flags `toxiproxy-server` takes, which Go writes with one dash (`-port 8474`,
+/// `-config=proxies.json`).
+const TOXIPROXY_FLAGS: [&str; 7] = [
+    "host",
+    "port",
+    "config",
+    "seed",
+    "version",
+    "proxy-metrics",
+    "runtime-metrics",
+];
+
+/// `tether fault-proxy` with toxiproxy-server's single-dash flags rewritten to the
+/// double dash (so a command line written for one runs the other); any other command
+/// line is returned as it is.
+pub(super) fn toxiproxy_flags(args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    if args.get(1).is_none_or(|a| a != "fault-proxy") {
+        return args;
+    }
+    args.into_iter()
+        .map(|arg| {
+            let Some(text) = arg.to_str() else { return arg };
+            let Some(flag) = text.strip_prefix('-').filter(|f| !f.starts_with('-')) else {
+                return arg;
+            };
+            let name = flag.split_once('=').map_or(flag, |(name, _)| name);
+            if TOXIPROXY_FLAGS.contains(&name) {
+                format!("--{flag}").into()
+            } else {
+                arg
+            }
+        })
+        .collect()
 }
 
 async fn fault_proxy_role(
@@ -284,4 +335,51 @@ async fn control_plane_role(
         eprintln!("error: xDS server on {xds_listen}: {e}");
         exit::ENVIRONMENT
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rewritten(args: &[&str]) -> Vec<String> {
+        toxiproxy_flags(args.iter().map(Into::into).collect())
+            .into_iter()
+            .map(|a| a.into_string().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn toxiproxy_servers_single_dash_flags_become_double() {
+        assert_eq!(
+            rewritten(&[
+                "tether",
+                "fault-proxy",
+                "-host",
+                "0.0.0.0",
+                "-port=8475",
+                "-version"
+            ]),
+            [
+                "tether",
+                "fault-proxy",
+                "--host",
+                "0.0.0.0",
+                "--port=8475",
+                "--version"
+            ]
+        );
+        assert_eq!(
+            rewritten(&["tether", "fault-proxy", "--seed", "3", "-config", "p.json"]),
+            ["tether", "fault-proxy", "--seed", "3", "--config", "p.json"]
+        );
+        // Other commands, and flags toxiproxy-server has not, are left alone.
+        assert_eq!(
+            rewritten(&["tether", "load", "-c", "4"]),
+            ["tether", "load", "-c", "4"]
+        );
+        assert_eq!(
+            rewritten(&["tether", "fault-proxy", "-h", "-listen"]),
+            ["tether", "fault-proxy", "-h", "-listen"]
+        );
+    }
 }

@@ -47,6 +47,20 @@ pub struct Target {
     pub authority: String,
     /// The path (for gRPC, `/package.Service/Method`).
     pub path: String,
+    /// More headers to send with every request (not `Host`: that is `authority`).
+    pub headers: Vec<(String, String)>,
+}
+
+impl Target {
+    /// `GET path` at `addr` for `authority`, with no more headers.
+    pub fn new(addr: SocketAddr, authority: impl Into<String>, path: impl Into<String>) -> Target {
+        Target {
+            addr,
+            authority: authority.into(),
+            path: path.into(),
+            headers: Vec::new(),
+        }
+    }
 }
 
 /// A connection's request sender.
@@ -75,7 +89,7 @@ impl Sender {
             Ok(match protocol {
                 Protocol::Http1 => Sender::Http1(
                     Box::new(super::http1::Http1::new(stream)),
-                    super::http1::request_bytes(&target.authority, &target.path).into(),
+                    super::http1::request_bytes(target).into(),
                 ),
                 Protocol::H2c | Protocol::Grpc => {
                     let (send, conn) = http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
@@ -178,6 +192,9 @@ fn build(target: &Target, protocol: Protocol) -> hyper::Request<Full<Bytes>> {
                 .header("te", "trailers")
         }
     };
+    let builder = target.headers.iter().fold(builder, |b, (name, value)| {
+        b.header(name.as_str(), value.as_str())
+    });
     // An empty gRPC message: not compressed, length 0.
     let body = match protocol {
         Protocol::Grpc => Full::new(Bytes::from_static(&[0, 0, 0, 0, 0])),

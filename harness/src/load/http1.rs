@@ -4,6 +4,7 @@
 //! is the hot path `tether bench` measures against wrk, so it does without the
 //! per-connection task and channel a general HTTP client needs.
 
+use super::connection::Target;
 use super::record::ErrorKind;
 use crate::service::SERVED_BY;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -19,9 +20,17 @@ pub struct Http1 {
     closed: bool,
 }
 
-/// The request bytes for `GET path` with `Host: authority`.
-pub fn request_bytes(authority: &str, path: &str) -> Vec<u8> {
-    format!("GET {path} HTTP/1.1\r\nHost: {authority}\r\nUser-Agent: tether\r\n\r\n").into_bytes()
+/// The request bytes for `target`: `GET path` with `Host: authority` and its headers.
+pub fn request_bytes(target: &Target) -> Vec<u8> {
+    let mut head = format!(
+        "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: tether\r\n",
+        target.path, target.authority
+    );
+    for (name, value) in &target.headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    head.into_bytes()
 }
 
 /// What the head of an answer says about it.
@@ -241,7 +250,7 @@ mod tests {
         ])
         .await;
         let mut conn = Http1::new(TcpStream::connect(addr).await.unwrap());
-        let request = request_bytes("svc.local", "/");
+        let request = request_bytes(&Target::new(addr, "svc.local", "/"));
         let mut by = String::new();
         assert_eq!(conn.request(&request, &mut by).await, Ok(200));
         assert_eq!(by, "svc-v1");

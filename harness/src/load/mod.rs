@@ -50,11 +50,7 @@ pub async fn run(spec: LoadSpec, timeline: Timeline, stop: CancellationToken) {
     let connections =
         ((f64::from(spec.rate) * spec.timeout.as_secs_f64()).ceil() as usize + 1).clamp(1, 1000);
     let config = Config {
-        target: Target {
-            addr: spec.target,
-            authority: spec.host,
-            path: "/".into(),
-        },
+        target: Target::new(spec.target, spec.host, "/"),
         protocol: Protocol::Http1,
         connections,
         streams: 1,

@@ -15,8 +15,11 @@ use tokio_util::sync::CancellationToken;
 pub struct Options {
     /// `http://host:port/path`.
     pub url: String,
-    /// The `Host`/`:authority` to send (default: the URL's).
+    /// The `Host`/`:authority` to send (default: a `Host` header's, else the URL's).
     pub host: Option<String>,
+    /// Headers to send with every request (`-H`); a `Host` among them sets the
+    /// authority, as with wrk.
+    pub headers: Vec<(String, String)>,
     /// The protocol.
     pub protocol: Protocol,
     /// Connections.
@@ -56,6 +59,15 @@ fn cpu_time() -> Duration {
     };
     let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
     tv(usage.ru_utime) + tv(usage.ru_stime)
+}
+
+/// The last `Host` among `headers`, which sets the authority (as wrk's `-H 'Host: ...'`).
+fn host_header(headers: &[(String, String)]) -> Option<String> {
+    headers
+        .iter()
+        .rev()
+        .find(|(name, _)| name.eq_ignore_ascii_case("host"))
+        .map(|(_, value)| value.clone())
 }
 
 /// Run the generator as `options` say, on a runtime of its own, and judge the run.
@@ -98,7 +110,14 @@ pub fn run(options: &Options) -> Result<LoadRun> {
             authority: options
                 .host
                 .clone()
+                .or_else(|| host_header(&options.headers))
                 .unwrap_or_else(|| authority.to_string()),
+            headers: options
+                .headers
+                .iter()
+                .filter(|(name, _)| !name.eq_ignore_ascii_case("host"))
+                .cloned()
+                .collect(),
             path: uri
                 .path_and_query()
                 .map(|p| p.to_string())

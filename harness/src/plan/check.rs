@@ -305,6 +305,20 @@ impl Area {
             Area::Other => "Other",
         }
     }
+
+    /// The area's profile name in `summary.yaml` (a ConformanceReport's profile, named
+    /// as the Gateway API names its own: upper case with dashes).
+    pub fn profile(self) -> &'static str {
+        match self {
+            Area::StaticStability => "STATIC-STABILITY",
+            Area::Reconvergence => "RECONVERGENCE",
+            Area::Propagation => "PROPAGATION",
+            Area::LinkFaults => "LINK-FAULTS",
+            Area::Throughput => "THROUGHPUT",
+            Area::Soak => "SOAK",
+            Area::Other => "OTHER",
+        }
+    }
 }
 
 #[cfg(test)]

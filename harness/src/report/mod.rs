@@ -13,7 +13,7 @@ pub mod summary;
 
 use crate::result::RunInfo;
 
-use crate::checks::{SoakSummary, Verdict};
+use crate::checks::{Outcome, SoakSummary, Verdict};
 use crate::timeline::Entry;
 use anyhow::{Context, Result};
 use std::path::Path;
@@ -51,7 +51,7 @@ pub fn write_all(
     // Figures describe each phase; like verdicts they are read off the timeline.
     let phases = crate::checks::phase_figures(entries);
     write("result.json", json::render(info, verdicts, &phases, soak)?)?;
-    write("junit.xml", junit::render(info, verdicts)?)?;
+    write("junit.xml", junit::render(info, verdicts, &phases)?)?;
     write("summary.yaml", summary::render(info, verdicts, soak))?;
     write(
         "report.html",
@@ -59,3 +59,29 @@ pub fn write_all(
     )?;
     Ok(())
 }
+
+/// The verdicts `junit.xml` and `summary.yaml` list: the checks', and, when the run did
+/// not finish, one more unknown verdict (`run_complete`) saying so, so that no CI system
+/// or conformance reader takes an unfinished run for a green one.
+pub fn listed(info: &RunInfo, verdicts: &[Verdict]) -> Vec<Verdict> {
+    let mut listed = verdicts.to_vec();
+    if info.incomplete || info.interrupted {
+        listed.push(Verdict {
+            name: RUN_COMPLETE.into(),
+            outcome: Outcome::Unknown,
+            detail: if info.incomplete {
+                "the run did not finish (killed or crashed): its timeline has no run_ended entry; the verdicts judge only what it recorded"
+            } else {
+                "the run was interrupted before all phases ran"
+            }
+            .into(),
+            measurements: Vec::new(),
+            failed_at_ms: None,
+            phase: None,
+        });
+    }
+    listed
+}
+
+/// The name of the verdict [`listed`] adds for a run that did not finish.
+pub const RUN_COMPLETE: &str = "run_complete";

@@ -2,10 +2,12 @@
 //! backend's actuators while the observers sample every Envoy, take everything down,
 //! judge the timeline and write the reports.
 //!
-//! [`interpreter`] is the one loop that carries a [`Schedule`] out; [`console`] prints
-//! progress; [`folder`] keeps the run's inputs (suite, mesh, schedule) beside its
+//! [`interpreter`] is the one loop that carries a [`Schedule`] out; [`binary`] finds the
+//! `tether` executable that plays the control plane, fault proxy and services; [`console`]
+//! prints progress; [`folder`] keeps the run's inputs (suite, mesh, schedule) beside its
 //! timeline and judges a folder again; [`soak`] judges a soak cycle by cycle as it runs.
 
+pub mod binary;
 pub mod console;
 pub mod folder;
 pub mod interpreter;
@@ -54,8 +56,9 @@ pub struct RunOptions {
     pub report_dir: PathBuf,
     /// Envoy binary to use (else found or installed, see [`provision`]).
     pub envoy_bin: Option<PathBuf>,
-    /// The `tether` binary that plays control plane, fault proxy and service (default:
-    /// this executable).
+    /// The `tether` executable that plays control plane, fault proxy and services
+    /// (default: `$TETHER_BIN`, this executable when it is `tether`, or `tether` on
+    /// `PATH`; see [`binary::locate`]).
     pub tether_bin: Option<PathBuf>,
     /// Seed for anything random (recorded in reports).
     pub seed: u64,
@@ -67,6 +70,34 @@ pub struct RunOptions {
     pub backend: Backend,
     /// A deployment tether did not start, run against instead of a backend.
     pub target: Option<Arc<crate::target::Target>>,
+}
+
+impl RunOptions {
+    /// Options that write the reports to `report_dir` and leave the rest as [`Default`]
+    /// has them.
+    pub fn new(report_dir: impl Into<PathBuf>) -> RunOptions {
+        RunOptions {
+            report_dir: report_dir.into(),
+            ..RunOptions::default()
+        }
+    }
+}
+
+impl Default for RunOptions {
+    /// Reports in `reports/run`, Envoy and `tether` found as the command line finds
+    /// them, seed 1, progress on stderr, the process backend, no target.
+    fn default() -> RunOptions {
+        RunOptions {
+            report_dir: PathBuf::from("reports/run"),
+            envoy_bin: None,
+            tether_bin: None,
+            seed: 1,
+            progress: true,
+            interrupt: CancellationToken::new(),
+            backend: Backend::Process,
+            target: None,
+        }
+    }
 }
 
 /// What a run ended with.
@@ -116,6 +147,8 @@ pub struct EnvironmentError(pub anyhow::Error);
 pub async fn run(plan: &Plan, opts: &RunOptions) -> Result<Outcome, EnvironmentError> {
     let wall = Instant::now();
     let env = |e: anyhow::Error| EnvironmentError(e);
+    // Before anything is written or started: a run with no `tether` for its roles.
+    let tether_bin = binary::locate(opts.tether_bin.as_deref()).map_err(env)?;
     std::fs::create_dir_all(&opts.report_dir)
         .with_context(|| format!("cannot create report folder {}", opts.report_dir.display()))
         .map_err(env)?;
@@ -133,7 +166,7 @@ pub async fn run(plan: &Plan, opts: &RunOptions) -> Result<Outcome, EnvironmentE
         .context("cannot keep the suite, mesh and schedule in the report folder")
         .map_err(env)?;
     let mut console = Console::new(opts.progress, &timeline, plan.load.timeout);
-    let backend = backend_options(plan, opts, &mut info, &console)
+    let backend = backend_options(plan, opts, tether_bin, &mut info, &console)
         .await
         .map_err(env)?;
     // Stopped by a stop condition, or by Ctrl-C through `opts.interrupt`.
@@ -271,6 +304,7 @@ fn run_info(plan: &Plan, opts: &RunOptions) -> RunInfo {
 async fn backend_options(
     plan: &Plan,
     opts: &RunOptions,
+    tether_bin: PathBuf,
     info: &mut RunInfo,
     console: &Console,
 ) -> Result<BackendOptions> {
@@ -299,7 +333,7 @@ async fn backend_options(
     };
     console.line(&format!("links: {links}"));
     Ok(BackendOptions {
-        tether_bin: tether_bin(opts)?,
+        tether_bin,
         envoy,
         work_dir: opts.report_dir.join("work"),
         ready_timeout: Duration::from_secs(60),
@@ -433,13 +467,5 @@ impl Drive<'_> {
         }
         self.console.finish().await;
         result
-    }
-}
-
-/// The `tether` binary: the one asked for, or this one.
-fn tether_bin(opts: &RunOptions) -> Result<PathBuf> {
-    match &opts.tether_bin {
-        Some(p) => Ok(p.clone()),
-        None => std::env::current_exe().context("cannot find the tether executable"),
     }
 }

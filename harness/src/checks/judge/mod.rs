@@ -100,6 +100,7 @@ pub(super) fn named(check: &Check, result: Judged) -> Verdict {
         detail,
         measurements: Vec::new(),
         failed_at_ms: None,
+        phase: None,
     });
     verdict.name = check.name().to_string();
     verdict
@@ -149,6 +150,7 @@ fn verdict(
         detail,
         measurements,
         failed_at_ms: if passed { None } else { failed_at_ms },
+        phase: None,
     }
 }
 

@@ -129,6 +129,7 @@ pub(super) fn proxy_overhead(
             ),
             measurements,
             failed_at_ms: None,
+            phase: None,
         });
     }
     let failed = proxied.requests - proxied.ok;

@@ -349,6 +349,7 @@ impl SoakJudge {
             detail,
             measurements: self.worst_measurements(&tally.name),
             failed_at_ms: first.and_then(|(_, v)| v.failed_at_ms),
+            phase: None,
         }
     }
 

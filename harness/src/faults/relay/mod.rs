@@ -41,12 +41,14 @@
 //! seeded from it when the connection is accepted.
 
 mod active;
+mod counters;
 mod pump;
 mod rng;
 mod schedule;
 #[cfg(test)]
 mod tests;
 
+pub(in crate::faults) use counters::Counters;
 pub(in crate::faults) use rng::{SplitMix64, proxy_seed};
 
 use pump::{Direction, PumpEnd, pump};
@@ -143,6 +145,8 @@ pub(in crate::faults) struct Relay {
     pub rng: Arc<Mutex<SplitMix64>>,
     /// Cancelled when the proxy stops: the listener and every connection close.
     pub shutdown: CancellationToken,
+    /// What the proxy's connections carry, counted as it passes.
+    pub counters: Arc<Counters>,
 }
 
 impl Relay {
@@ -166,6 +170,7 @@ impl Relay {
                         rules: self.rules.clone(),
                         rng: self.rng.clone(),
                         draw_seed,
+                        counters: self.counters.clone(),
                     };
                     connections.spawn(connection.relay(client, upstream.clone()));
                 }
@@ -190,6 +195,8 @@ struct Connection {
     rng: Arc<Mutex<SplitMix64>>,
     /// Seeds the connection's jitter and slicer sizes (each direction its own sequence).
     draw_seed: u64,
+    /// The proxy's counters.
+    counters: Arc<Counters>,
 }
 
 impl Connection {
@@ -197,6 +204,7 @@ impl Connection {
     /// toxic closes or resets the connection. If the upstream cannot be
     /// reached, the client connection is closed.
     async fn relay(self, mut client: TcpStream, upstream: Arc<str>) {
+        let _open = self.counters.connection();
         let Ok(mut server) = TcpStream::connect(&*upstream).await else {
             return;
         };
@@ -212,12 +220,12 @@ impl Connection {
             let mut up = pin!(pump(
                 &mut client_read,
                 &mut server_write,
-                Direction::new(true, &self.rules, &self.rng, up_draws),
+                Direction::new(true, &self.rules, &self.rng, up_draws, &self.counters),
             ));
             let mut down = pin!(pump(
                 &mut server_read,
                 &mut client_write,
-                Direction::new(false, &self.rules, &self.rng, down_draws),
+                Direction::new(false, &self.rules, &self.rng, down_draws, &self.counters),
             ));
             let (mut up_open, mut down_open) = (true, true);
             loop {

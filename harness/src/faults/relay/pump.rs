@@ -1,6 +1,7 @@
 //! One direction of a relayed connection: read, apply the stream's toxics, write.
 
 use super::active::{Active, Decisions};
+use super::counters::{Counters, StreamCounters};
 use super::schedule::Schedule;
 use super::{HELD_BYTES, Rules, SplitMix64};
 use bytes::{Buf, Bytes, BytesMut};
@@ -36,6 +37,8 @@ pub(super) struct Direction<'a> {
     rng: &'a Mutex<SplitMix64>,
     /// This direction's own sequence, for jitter and slice sizes.
     draws: SplitMix64,
+    /// Its bytes, counted as they pass.
+    counters: &'a StreamCounters,
 }
 
 impl<'a> Direction<'a> {
@@ -45,12 +48,14 @@ impl<'a> Direction<'a> {
         rules: &watch::Receiver<Rules>,
         rng: &'a Mutex<SplitMix64>,
         draws: SplitMix64,
+        counters: &'a Counters,
     ) -> Self {
         Direction {
             upstream,
             rules: rules.clone(),
             rng,
             draws,
+            counters: counters.stream(upstream),
         }
     }
 
@@ -162,6 +167,7 @@ where
             }
             written = write_head(to, held.front()), if head_ready => {
                 let Ok(n) = written else { return PumpEnd::Closed };
+                direction.counters.wrote(n);
                 held_bytes -= n;
                 if let Some(head) = held.front_mut() {
                     head.data.advance(n);
@@ -187,6 +193,7 @@ where
                     }
                     Ok(n) => n,
                 };
+                direction.counters.read(n);
                 // The pieces share the buffer's memory; the next read goes after them.
                 let mut data = buf.split().freeze();
                 let read_at = Instant::now();

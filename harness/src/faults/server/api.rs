@@ -120,8 +120,7 @@ pub(super) fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError
 
 /// `GET /version`.
 pub(super) fn version() -> Answer {
-    let version = format!("{}-tether", env!("CARGO_PKG_VERSION"));
-    json_response(StatusCode::OK, &json!({ "version": version }))
+    json_response(StatusCode::OK, &json!({ "version": super::VERSION }))
 }
 
 /// A JSON answer.

@@ -12,6 +12,7 @@
 //! | GET/POST/DELETE| `/proxies/{proxy}`               | proxy / 200 updated / 204       |
 //! | GET / POST     | `/proxies/{proxy}/toxics`        | list / 200 toxic                |
 //! | GET/POST/DELETE| `/proxies/{proxy}/toxics/{toxic}`| toxic / 200 updated / 204       |
+//! | GET            | `/metrics`                       | Prometheus text ([`metrics`])   |
 //!
 //! (`PATCH` is accepted wherever `POST` updates, as newer Toxiproxy does.)
 //!
@@ -66,12 +67,16 @@
 
 mod api;
 mod handlers;
+mod metrics;
 mod proxy;
 #[cfg(test)]
 mod tests;
 mod toxics;
 
 use super::populate::ProxySpec;
+
+/// The version the API reports (`GET /version`) and `fault-proxy --version` prints.
+pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "-tether");
 use api::{Answer, ApiError, path_segments, read_body, version};
 use bytes::Bytes;
 use hyper::body::Incoming;
@@ -207,6 +212,7 @@ async fn route(state: &State, request: Request<Incoming>) -> Result<Answer, ApiE
 
     match (&method, segments.as_slice()) {
         (&Method::GET, ["version"]) => Ok(version()),
+        (&Method::GET, ["metrics"]) => Ok(metrics::answer(&*state.proxies.lock().await)),
         (&Method::POST, ["reset"]) => state.reset().await,
         (&Method::POST, ["populate"]) => Ok(state.populate(&body).await),
         (&Method::GET, ["proxies"]) => state.list_proxies().await,
@@ -224,7 +230,7 @@ async fn route(state: &State, request: Request<Incoming>) -> Result<Answer, ApiE
             state.delete_toxic(proxy, toxic).await
         }
         // A known path with the wrong method.
-        (_, ["version" | "reset" | "populate" | "proxies"])
+        (_, ["version" | "reset" | "populate" | "proxies" | "metrics"])
         | (_, ["proxies", _])
         | (_, ["proxies", _, "toxics"])
         | (_, ["proxies", _, "toxics", _]) => Err(ApiError::new(

@@ -3,7 +3,7 @@
 use super::api::ApiError;
 use super::toxics::relay_toxic;
 use crate::faults::client::{Proxy, Toxic};
-use crate::faults::relay::{Relay, Rules, SplitMix64, proxy_seed};
+use crate::faults::relay::{Counters, Relay, Rules, SplitMix64, proxy_seed};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -35,6 +35,8 @@ pub(super) struct ProxyEntry {
     revisions: BTreeMap<String, u64>,
     /// The last revision handed out.
     last_revision: u64,
+    /// What its connections have carried, since the proxy was created.
+    pub counters: Arc<Counters>,
 }
 
 /// A running relay and the handles to steer it.
@@ -60,6 +62,7 @@ impl ProxyEntry {
             running: None,
             revisions: BTreeMap::new(),
             last_revision: 0,
+            counters: Arc::default(),
         }
     }
 
@@ -139,6 +142,7 @@ impl ProxyEntry {
                 rules: rules_rx,
                 rng: Arc::new(Mutex::new(rng)),
                 shutdown: shutdown.clone(),
+                counters: self.counters.clone(),
             };
             self.running = Some(Running {
                 rules,

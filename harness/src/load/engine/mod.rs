@@ -70,9 +70,10 @@ pub struct Config {
     pub stop: Stop,
     /// Each request fails as a timeout after this.
     pub timeout: Duration,
-    /// Open loop: the share of a core the pacer may spend spinning to keep the schedule
-    /// to the microsecond (0: wake on the kernel's timer alone, tens to a hundred
-    /// microseconds late on a virtual machine). See [`Pacer::spin_until`].
+    /// Open loop: the share of a core the generator may spend spinning, half to keep the
+    /// schedule to the microsecond (0: wake on the kernel's timer alone, tens to a
+    /// hundred microseconds late on a virtual machine; see [`Pacer::spin_until`]), half
+    /// to read each answer as it arrives (see `worker`).
     pub spin: f64,
 }
 
@@ -105,7 +106,7 @@ pub struct Totals {
     pub behind: Duration,
     /// Requests the schedule asked for that were never sent (stopped or cancelled).
     pub unsent: u64,
-    /// CPU time the pacer spent spinning on purpose (open loop).
+    /// CPU time the pacer and the workers spent spinning on purpose (open loop).
     pub spun: Duration,
 }
 
@@ -150,16 +151,17 @@ pub async fn run(
         }
     }
     let mut behind = Duration::ZERO;
+    let mut spun = Duration::ZERO;
     for task in tasks {
-        if let Ok(late) = task.await {
-            behind = behind.max(late);
+        if let Ok(done) = task.await {
+            behind = behind.max(done.behind);
+            spun += done.spun;
         }
     }
     // The schedule is over (or cancelled) once every worker has stopped.
-    let spun = match scheduler {
-        Some(scheduler) => scheduler.await.unwrap_or_default(),
-        None => Duration::ZERO,
-    };
+    if let Some(scheduler) = scheduler {
+        spun += scheduler.await.unwrap_or_default();
+    }
     let elapsed = start.elapsed();
     let all = shared.seconds.finish();
     let unsent = match (shared.config.pace, shared.config.stop) {
@@ -176,6 +178,13 @@ pub async fn run(
         unsent,
         spun,
     }
+}
+
+/// How long a worker may spin for each answer in the open loop: half of the `spin` share
+/// (the pacer has the other half) spread over `rate` requests a second, and at most
+/// 500 µs.
+fn spin_per_request(spin: f64, rate: f64) -> Duration {
+    Duration::from_secs_f64((spin.clamp(0.0, 1.0) / 2.0 / rate.max(1e-9)).min(0.000_5))
 }
 
 /// What every worker reads.
@@ -203,7 +212,7 @@ impl Shared {
 /// request due by now (one wake-up can release many at high rates), until the schedule
 /// is over or the run is cancelled. Returns how long it spun.
 async fn keep(shared: Arc<Shared>, schedule: Schedule) -> Duration {
-    let mut pacer = Pacer::new().spinning(shared.config.spin, schedule.rate);
+    let mut pacer = Pacer::new().spinning(shared.config.spin / 2.0, schedule.rate);
     let limit = match shared.config.stop {
         Stop::Requests(n) => n,
         Stop::Duration(_) => u64::MAX,

@@ -2,7 +2,9 @@
 //! time, in the closed loop as soon as the last one answers, in the open loop whenever it
 //! takes a ticket. Per request it reads the clock twice (sent, answered), takes the
 //! shared seconds' lock to record, and arms no timer: its [`Timeout`] is one timer moved
-//! only when it fires.
+//! only when it fires. In the open loop it may spin briefly while the answer is on its
+//! way (see [`Timeout::run`]), so the service time it reads is the target's and not its
+//! own thread's wake-up from sleep.
 
 use super::{Pace, Shared, Stop};
 use crate::load::connection::{Protocol, Sender};
@@ -11,16 +13,29 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::task::Poll;
 use std::time::Duration;
 use tokio::time::{Instant, Sleep};
 
 /// The h2 connection the streams of one slot share.
 pub(super) type Slot = Arc<tokio::sync::Mutex<Option<Sender>>>;
 
-/// Send requests until the run stops; returns how late the last one left after its
-/// intended time (open loop).
-pub(super) async fn run(shared: Arc<Shared>, index: usize, slot: Slot) -> Duration {
+/// What a worker reports when it stops.
+pub(super) struct Done {
+    /// How late its last request left after its intended time (open loop).
+    pub behind: Duration,
+    /// How long it spun waiting for answers (CPU burnt on purpose, not work).
+    pub spun: Duration,
+}
+
+/// Send requests until the run stops.
+pub(super) async fn run(shared: Arc<Shared>, index: usize, slot: Slot) -> Done {
     let c = &shared.config;
+    let spin = match c.pace {
+        Pace::Open { rate } => super::spin_per_request(c.spin, rate),
+        Pace::Closed => Duration::ZERO,
+    };
+    let mut spun = Duration::ZERO;
     let mut own: Option<Sender> = None;
     let mut served_by = String::new();
     let mut timeout = Timeout::new(c.timeout);
@@ -70,10 +85,11 @@ pub(super) async fn run(shared: Arc<Shared>, index: usize, slot: Slot) -> Durati
         }
         let request = one(c, &mut own, &slot, &mut served_by);
         let result = timeout
-            .run(sent, request)
+            .run(sent, spin, request)
             .await
             .unwrap_or(Err(ErrorKind::Timeout));
         free_at = Instant::now();
+        spun += (free_at - sent).min(spin);
         let timing = Timing {
             response_us: (free_at - intended).as_micros() as u64,
             service_us: (free_at - sent).as_micros() as u64,
@@ -83,7 +99,7 @@ pub(super) async fn run(shared: Arc<Shared>, index: usize, slot: Slot) -> Durati
         shared.seconds.record(intended, timing, result.map(|_| by));
     }
     shared.seconds.done(index);
-    behind
+    Done { behind, spun }
 }
 
 /// One request on this worker's connection, connecting first when it has none.
@@ -136,11 +152,33 @@ impl Timeout {
         }
     }
 
-    /// `work`'s output, or `None` if it is not done `limit` after `started`.
-    async fn run<F: Future>(&mut self, started: Instant, work: F) -> Option<F::Output> {
+    /// `work`'s output, or `None` if it is not done `limit` after `started`. For the
+    /// first `spin` after `started` it is polled between yields to the runtime instead of
+    /// left to wake this task: a yield lets the reactor look for events without sleeping
+    /// (`epoll_wait` with no timeout), so an answer is read as soon as it arrives rather
+    /// than after the kernel wakes an idle thread, tens of microseconds later.
+    async fn run<F: Future>(
+        &mut self,
+        started: Instant,
+        spin: Duration,
+        work: F,
+    ) -> Option<F::Output> {
         let deadline = started + self.limit;
-        // Deadlines only move later, so the timer is never set later than this one.
         let mut work = std::pin::pin!(work);
+        if !spin.is_zero() {
+            let until = started + spin;
+            loop {
+                let polled = std::future::poll_fn(|cx| Poll::Ready(work.as_mut().poll(cx))).await;
+                if let Poll::Ready(out) = polled {
+                    return Some(out);
+                }
+                if Instant::now() >= until {
+                    break;
+                }
+                tokio::task::yield_now().await;
+            }
+        }
+        // Deadlines only move later, so the timer is never set later than this one.
         loop {
             tokio::select! {
                 biased;
@@ -169,6 +207,7 @@ mod tests {
             let out = timeout
                 .run(
                     Instant::now(),
+                    Duration::ZERO,
                     tokio::time::sleep(Duration::from_millis(500)),
                 )
                 .await;
@@ -177,13 +216,19 @@ mod tests {
         assert_eq!(timeout.sleep.deadline(), start + Duration::from_secs(2));
         // A request started at 1.5 s that never answers times out at 3.5 s, not at 2 s.
         let began = Instant::now();
-        let out = timeout.run(began, std::future::pending::<()>()).await;
+        let out = timeout
+            .run(began, Duration::ZERO, std::future::pending::<()>())
+            .await;
         assert_eq!(out, None);
         assert_eq!(Instant::now(), began + Duration::from_secs(2));
         // The next one gets its own full two seconds.
         let began = Instant::now();
         let out = timeout
-            .run(began, tokio::time::sleep(Duration::from_millis(1900)))
+            .run(
+                began,
+                Duration::ZERO,
+                tokio::time::sleep(Duration::from_millis(1900)),
+            )
             .await;
         assert_eq!(out, Some(()));
     }
