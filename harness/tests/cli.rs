@@ -531,6 +531,18 @@ fn a_toxiproxy_server_on_path_is_used_instead_of_tethers_own() {
             + &String::from_utf8_lossy(&out.stdout);
         assert_eq!(out.status.code(), Some(0), "{output}");
         assert!(common::processes_of_run(dir.path()).is_empty());
+        // Which fault proxy ran is recorded, in result.json and summary.yaml alike.
+        let result = std::fs::read_to_string(dir.path().join("result.json")).unwrap();
+        let summary = std::fs::read_to_string(dir.path().join("summary.yaml")).unwrap();
+        let recorded = if own { "tether's own" } else { "Toxiproxy (" };
+        assert!(
+            result.contains(&format!("\"fault_proxy\": \"{recorded}")),
+            "{result}"
+        );
+        assert!(
+            summary.contains(&format!("faultProxy: \"{recorded}")),
+            "{summary}"
+        );
         output
     };
 
@@ -552,4 +564,25 @@ fn a_toxiproxy_server_on_path_is_used_instead_of_tethers_own() {
         !noted.exists(),
         "TETHER_FAULT_PROXY=tether keeps tether's own"
     );
+
+    // Asking for Toxiproxy where there is none fails before anything starts.
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(common::tether_bin())
+        .args([
+            "run",
+            "fixtures/suites/route-features.yaml",
+            "--fault-proxy",
+            "toxiproxy",
+        ])
+        .arg("--report-dir")
+        .arg(dir.path())
+        .env("PATH", "/usr/bin:/bin")
+        .env_remove("TETHER_FAULT_PROXY")
+        .current_dir(common::repo(""))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("no `toxiproxy-server` on PATH"), "{stderr}");
+    assert!(common::processes_of_run(dir.path()).is_empty());
 }

@@ -79,6 +79,24 @@ async fn negative_control_cutting_the_data_path_fails_the_traffic_check() {
     assert!(traffic.detail.contains("timeout"), "{}", traffic.detail);
     let junit = std::fs::read_to_string(dir.path().join("junit.xml")).unwrap();
     assert!(junit.contains("<failure"), "{junit}");
+    // Each sidecar's admin state was saved at the end of every phase, and the failed
+    // check links the state at the end of the phase it judged.
+    let phase = traffic.phase.as_deref().expect("the check judged a phase");
+    for sidecar in ["client", "svc-v1", "svc-v2"] {
+        let saved = dir.path().join("sidecars").join(phase).join(sidecar);
+        let dump = std::fs::read_to_string(saved.join("config_dump.json")).unwrap();
+        assert!(dump.contains("EndpointsConfigDump"), "with EDS: {saved:?}");
+        let clusters = std::fs::read_to_string(saved.join("clusters.txt")).unwrap();
+        assert!(clusters.contains("::"), "{clusters}");
+        let stats = std::fs::read_to_string(saved.join("stats.txt")).unwrap();
+        assert!(stats.contains("server.live"), "{saved:?}");
+    }
+    let html = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
+    assert!(
+        html.contains(&format!("sidecar state at the end of {phase}")),
+        "the failed check links its phase's sidecar state"
+    );
+    assert!(html.contains(&format!("sidecars/{phase}/client/config_dump.json")));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

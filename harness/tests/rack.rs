@@ -73,15 +73,25 @@ impl Drop for RackUp {
     }
 }
 
-/// The toxics on the rack's `xds` link proxy, read with a third-party Toxiproxy client.
+/// The toxics on the rack's `xds` link proxy, read from its Toxiproxy API with a plain
+/// HTTP request (not tether's own client: what any Toxiproxy client would see).
 fn xds_toxics() -> Vec<String> {
-    let client = toxiproxy_rust::client::Client::new("127.0.0.1:23474");
-    let proxy = client.find_proxy("xds").unwrap();
-    proxy
-        .toxics()
-        .unwrap()
-        .into_iter()
-        .map(|t| t.name)
+    use std::io::{Read, Write};
+    let mut conn = std::net::TcpStream::connect("127.0.0.1:23474").unwrap();
+    conn.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    conn.write_all(
+        b"GET /proxies/xds/toxics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
+    let mut answer = String::new();
+    conn.read_to_string(&mut answer).unwrap();
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200"), "{answer}");
+    let toxics: Vec<serde_json::Value> = serde_json::from_str(body).unwrap();
+    toxics
+        .iter()
+        .map(|t| t["name"].as_str().unwrap().to_string())
         .collect()
 }
 

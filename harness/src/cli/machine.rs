@@ -91,9 +91,10 @@ pub(super) async fn doctor(envoy_bin: Option<PathBuf>) -> i32 {
             provision::cache_dir().display()
         ),
     }
+    let auto = crate::faults::FaultProxy::choose(crate::faults::FaultProxyChoice::Auto)
+        .map_or_else(|e| e.to_string(), |p| p.to_string());
     println!(
-        "fault proxy: {} (Toxiproxy's `{}` on PATH is used when present; TETHER_FAULT_PROXY=tether keeps tether's own)",
-        crate::faults::FaultProxy::find(),
+        "fault proxy: {auto} (`--fault-proxy auto`: Toxiproxy's `{}` when on PATH; `--fault-proxy tether` or TETHER_FAULT_PROXY=tether keeps tether's own)",
         crate::faults::TOXIPROXY_SERVER
     );
     // SAFETY: geteuid has no preconditions.

@@ -79,6 +79,11 @@ enum Command {
         /// Run every sidecar on this xDS variant, whatever the suite says.
         #[arg(long, value_parser = ["sotw", "delta"])]
         xds: Option<String>,
+        /// The fault proxy of a `link: proxy` suite on the process backend: `auto` takes
+        /// Shopify's `toxiproxy-server` when it is on PATH and tether's own otherwise;
+        /// `tether` and `toxiproxy` choose. The reports record which ran.
+        #[arg(long, value_enum, env = "TETHER_FAULT_PROXY", default_value = "auto")]
+        fault_proxy: crate::faults::FaultProxyChoice,
         /// Run the suite this many times (into `repeat-1`, `repeat-2`, ... of the
         /// report folder), so a comparison can tell run-to-run noise from change.
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
@@ -304,6 +309,7 @@ pub fn main() -> i32 {
                 seed,
                 envoy_bin,
                 xds,
+                fault_proxy,
                 repeat,
                 baseline,
                 length,
@@ -316,6 +322,7 @@ pub fn main() -> i32 {
                     seed,
                     envoy_bin,
                     xds,
+                    fault_proxy,
                     repeat,
                     baseline,
                     length: length.length(),

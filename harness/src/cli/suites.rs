@@ -74,6 +74,7 @@ pub(super) struct SuiteOptions {
     pub seed: u64,
     pub envoy_bin: Option<PathBuf>,
     pub xds: Option<String>,
+    pub fault_proxy: crate::faults::FaultProxyChoice,
     pub repeat: u32,
     pub baseline: Option<PathBuf>,
     pub length: Option<SoakLength>,
@@ -166,6 +167,7 @@ pub(super) async fn run(suite: PathBuf, options: SuiteOptions) -> i32 {
             interrupt: interrupt.clone(),
             backend: options.backend,
             target: target.clone(),
+            fault_proxy: options.fault_proxy,
         };
         let ran = run_healing(&plan, &opts).await;
         match ran {

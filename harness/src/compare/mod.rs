@@ -215,6 +215,8 @@ pub struct Side {
     pub git_revisions: Vec<String>,
     /// The xDS variants its runs spoke (a delta run is not a state-of-the-world run).
     pub xds: Vec<String>,
+    /// The fault proxies that carried its runs' links.
+    pub fault_proxies: Vec<String>,
 }
 
 /// A candidate against a baseline.
@@ -230,6 +232,10 @@ pub struct Comparison {
     pub figures: Vec<FigureChange>,
     /// A check regressed or a figure got worse beyond the noise.
     pub regressed: bool,
+    /// Ways the two sides did not measure the same thing (different suites, xDS
+    /// variants or fault proxies), each a sentence saying how: the comparison still
+    /// stands, but a move may be the setup's and not the change's.
+    pub warnings: Vec<String>,
 }
 
 /// Compares `candidate` against `baseline`.
@@ -238,13 +244,49 @@ pub fn compare(baseline: &RunSet, candidate: &RunSet) -> Comparison {
     let figures = figure_changes(baseline, candidate);
     let regressed = checks.iter().any(|c| c.moved == CheckMove::Regressed)
         || figures.iter().any(|f| f.flag == Flag::Worse);
+    let (baseline, candidate) = (side(baseline), side(candidate));
+    let warnings = warnings(&baseline, &candidate);
     Comparison {
-        baseline: side(baseline),
-        candidate: side(candidate),
+        baseline,
+        candidate,
         checks,
         figures,
         regressed,
+        warnings,
     }
+}
+
+/// Where the two sides differ in what they ran, not in how it went.
+fn warnings(baseline: &Side, candidate: &Side) -> Vec<String> {
+    let differ = |what: &str, of: fn(&Side) -> &Vec<String>, why: &str| {
+        (of(baseline) != of(candidate)).then(|| {
+            format!(
+                "the two sides ran different {what} (baseline {}, candidate {}): {why}",
+                of(baseline).join(", "),
+                of(candidate).join(", ")
+            )
+        })
+    };
+    [
+        differ(
+            "suites",
+            |s| &s.suites,
+            "checks and figures of the same name may measure different things",
+        ),
+        differ(
+            "xDS variants",
+            |s| &s.xds,
+            "reconvergence and propagation differ between state of the world and delta",
+        ),
+        differ(
+            "fault proxies",
+            |s| &s.fault_proxies,
+            "link faults act differently through each (run both with the same `--fault-proxy`)",
+        ),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
 }
 
 fn side(set: &RunSet) -> Side {
@@ -262,6 +304,13 @@ fn side(set: &RunSet) -> Side {
         envoy_versions: distinct(&|r| &r.envoy_version),
         git_revisions: distinct(&|r| &r.git_revision),
         xds: distinct(&|r| if r.xds.is_empty() { "unknown" } else { &r.xds }),
+        fault_proxies: distinct(&|r| {
+            if r.fault_proxy.is_empty() {
+                "unknown"
+            } else {
+                &r.fault_proxy
+            }
+        }),
     }
 }
 
@@ -530,6 +579,26 @@ mod tests {
         );
         assert_eq!(fixed.checks[0].moved, CheckMove::Fixed);
         assert!(!fixed.regressed);
+    }
+
+    #[test]
+    fn sides_that_ran_different_suites_variants_or_fault_proxies_are_warned_of() {
+        let same = compare(
+            &set(vec![run(true, 1_000.0, 50.0)]),
+            &set(vec![run(true, 1_000.0, 50.0)]),
+        );
+        assert_eq!(same.warnings, Vec::<String>::new());
+        let mut other = run(true, 1_000.0, 50.0);
+        other.suite = "outpost-partition-delta".into();
+        other.xds = "delta".into();
+        other.fault_proxy = "Toxiproxy (/usr/bin/toxiproxy-server)".into();
+        let differ = compare(&set(vec![run(true, 1_000.0, 50.0)]), &set(vec![other]));
+        assert_eq!(differ.warnings.len(), 3, "{:#?}", differ.warnings);
+        assert!(differ.warnings[0].starts_with(
+            "the two sides ran different suites (baseline outpost-partition, candidate outpost-partition-delta)"
+        ));
+        assert!(differ.warnings[1].contains("xDS variants (baseline unknown, candidate delta)"));
+        assert!(differ.warnings[2].contains("--fault-proxy"));
     }
 
     #[test]

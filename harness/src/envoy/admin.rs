@@ -126,6 +126,20 @@ impl AdminClient {
             .map(|c| c["bootstrap"].clone())
     }
 
+    /// The body of `GET path` as text, when Envoy answered it with a success.
+    pub async fn text(&self, path: &str) -> Option<String> {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .ok()?;
+        if !response.status().is_success() {
+            return None;
+        }
+        response.text().await.ok()
+    }
+
     async fn get_json(&self, path: &str) -> Option<Value> {
         let response = self
             .http

@@ -27,8 +27,20 @@ pub mod server;
 /// The name of Shopify's Toxiproxy server binary.
 pub const TOXIPROXY_SERVER: &str = "toxiproxy-server";
 
-/// Which fault proxy a run uses: Shopify's Toxiproxy where `toxiproxy-server` is on
-/// `PATH` (unless `TETHER_FAULT_PROXY=tether`), tether's own otherwise.
+/// Which fault proxy a run is asked to use (`tether run --fault-proxy`, or
+/// `TETHER_FAULT_PROXY`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum FaultProxyChoice {
+    /// Shopify's `toxiproxy-server` where it is on `PATH`, tether's own otherwise.
+    #[default]
+    Auto,
+    /// tether's own Toxiproxy-compatible server.
+    Tether,
+    /// Shopify's `toxiproxy-server`, which must be on `PATH`.
+    Toxiproxy,
+}
+
+/// The fault proxy a run uses.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FaultProxy {
     /// `tether fault-proxy`.
@@ -38,15 +50,21 @@ pub enum FaultProxy {
 }
 
 impl FaultProxy {
-    /// The fault proxy this machine offers.
-    pub fn find() -> FaultProxy {
-        if std::env::var("TETHER_FAULT_PROXY").is_ok_and(|v| v == "tether") {
-            return FaultProxy::Tether;
-        }
-        match crate::envoy::provision::on_path(TOXIPROXY_SERVER) {
-            Some(path) => FaultProxy::Toxiproxy(path),
-            None => FaultProxy::Tether,
-        }
+    /// The fault proxy `choice` asks for on this machine; an error when it asks for
+    /// Toxiproxy and none is on `PATH`.
+    pub fn choose(choice: FaultProxyChoice) -> anyhow::Result<FaultProxy> {
+        let on_path = || crate::envoy::provision::on_path(TOXIPROXY_SERVER);
+        Ok(match choice {
+            FaultProxyChoice::Tether => FaultProxy::Tether,
+            FaultProxyChoice::Auto => on_path().map_or(FaultProxy::Tether, FaultProxy::Toxiproxy),
+            FaultProxyChoice::Toxiproxy => match on_path() {
+                Some(path) => FaultProxy::Toxiproxy(path),
+                None => anyhow::bail!(
+                    "--fault-proxy toxiproxy: no `{TOXIPROXY_SERVER}` on PATH (Shopify's \
+                     releases: https://github.com/Shopify/toxiproxy/releases)"
+                ),
+            },
+        })
     }
 }
 

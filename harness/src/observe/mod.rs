@@ -1,5 +1,8 @@
 //! Observers: sample each Envoy's admin endpoint onto the timeline at a fixed period,
-//! and the resident memory of the control plane and of tether itself.
+//! and the resident memory of the control plane and of tether itself; save each
+//! sidecar's whole admin state at the end of every phase ([`dumps`]).
+
+pub mod dumps;
 
 use crate::envoy::AdminClient;
 use crate::timeline::{Event, Timeline};

@@ -105,6 +105,9 @@ pub fn console(c: &Comparison) -> String {
     };
     let _ = writeln!(out, "baseline:  {}", describe(&c.baseline));
     let _ = writeln!(out, "candidate: {}", describe(&c.candidate));
+    for warning in &c.warnings {
+        let _ = writeln!(out, "WARNING: {warning}");
+    }
     let _ = writeln!(out, "checks:");
     for check in &c.checks {
         let _ = writeln!(
@@ -181,7 +184,7 @@ pub fn html(c: &Comparison) -> String {
 <style>
 body{{font:14px/1.4 system-ui,sans-serif;max-width:960px;margin:1em auto;padding:0 1em;color:#222}}
 table{{border-collapse:collapse;width:100%;table-layout:fixed}} td,th{{border-bottom:1px solid #ddd;padding:4px 6px;text-align:left;vertical-align:top;overflow-wrap:anywhere}}
-.worse,.regressed{{color:#b3261e;font-weight:bold}} .better,.fixed{{color:#16794a;font-weight:bold}} .quiet{{color:#777}}
+.worse,.regressed{{color:#b3261e;font-weight:bold}} .better,.fixed{{color:#16794a;font-weight:bold}} .quiet{{color:#777}} .warning{{color:#8a5300;font-weight:bold}}
 h1 .fail{{color:#b3261e}} h1 .pass{{color:#16794a}}
 @media print{{table{{break-inside:auto}} tr{{break-inside:avoid}}}}
 </style></head><body>
@@ -211,7 +214,11 @@ h1 .fail{{color:#b3261e}} h1 .pass{{color:#16794a}}
     row(&mut html, "Envoy", &|s| s.envoy_versions.join(", "));
     row(&mut html, "tether git", &|s| s.git_revisions.join(", "));
     row(&mut html, "xDS", &|s| s.xds.join(", "));
+    row(&mut html, "fault proxy", &|s| s.fault_proxies.join(", "));
     html.push_str("</table>");
+    for warning in &c.warnings {
+        let _ = write!(html, r#"<p class="warning">WARNING: {}</p>"#, esc(warning));
+    }
 
     html.push_str(r#"<h2>Checks</h2><table><tr><th style="width:40%">check</th><th>baseline passed</th><th>candidate passed</th><th>change</th></tr>"#);
     for check in &c.checks {

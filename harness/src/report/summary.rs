@@ -5,7 +5,7 @@
 //! `contact`), and one profile per area of checks, with its `name`, a `summary`
 //! sentence and `core` (`result` success|partial|failure, `statistics` with `Passed`,
 //! `Failed`, `Skipped`, `failedTests`, `skippedTests`). What only tether has sits under
-//! keys of its own: `implementation.controlPlane`, `.xds`, a `tether` key per profile
+//! keys of its own: `implementation.controlPlane`, `.xds`, `.faultProxy`, a `tether` key per profile
 //! (each check with its outcome, failed ones with their detail) and a top-level
 //! `tether` key (suite, result, backend, version, soak).
 //!
@@ -89,6 +89,7 @@ fn implementation(out: &mut String, info: &RunInfo) {
     let _ = writeln!(out, "    - \"https://github.com/envoyproxy/envoy/issues\"");
     let _ = writeln!(out, "  controlPlane: {}", quoted(control_plane));
     let _ = writeln!(out, "  xds: {}", quoted(&info.xds));
+    let _ = writeln!(out, "  faultProxy: {}", quoted(&info.fault_proxy));
 }
 
 /// One profile: the ConformanceReport's `name`, `summary` and `core`, then tether's.

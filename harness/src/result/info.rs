@@ -49,6 +49,10 @@ pub struct RunInfo {
     /// differ, and `(--xds)` when the command line chose it).
     #[serde(default = "unknown")]
     pub xds: String,
+    /// The fault proxy that carried the links (`tether's own ...`, `Toxiproxy (PATH)`,
+    /// an image, `none (packet link)`, or `the target's`).
+    #[serde(default = "unknown")]
+    pub fault_proxy: String,
     /// The tether version that ran it.
     #[serde(default = "unknown")]
     pub tether_version: String,

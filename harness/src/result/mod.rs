@@ -67,6 +67,11 @@ pub struct RunResult {
     /// results written before it was recorded).
     #[serde(default)]
     pub xds: String,
+    /// The fault proxy that carried the links: tether's own, Shopify's Toxiproxy (with
+    /// its path or image), `none (packet link)`, or `the target's` (empty in results
+    /// written before it was recorded).
+    #[serde(default)]
+    pub fault_proxy: String,
     /// Version of the tether build that ran it.
     #[serde(default)]
     pub tether_version: String,
@@ -151,6 +156,7 @@ impl RunResult {
             envoy_version: info.envoy_version.clone(),
             backend: info.backend.clone(),
             xds: info.xds.clone(),
+            fault_proxy: info.fault_proxy.clone(),
             tether_version: info.tether_version.clone(),
             git_revision: info.git_revision.clone(),
             checks: verdicts.iter().map(CheckResult::of).collect(),

@@ -28,6 +28,8 @@ pub struct Actuators<'a> {
     pub control_plane: &'a dyn ControlPlaneActuator,
     /// Load and measurements.
     pub load: &'a dyn LoadDriver,
+    /// Saves every sidecar's admin state as each phase ends (none in tests).
+    pub dumps: Option<&'a crate::observe::dumps::SidecarDumps>,
 }
 
 /// One run of the interpreter.
@@ -140,6 +142,9 @@ impl Interpreter<'_> {
                     },
                 );
                 self.console.phase_ended(phase);
+                if let Some(dumps) = self.act.dumps {
+                    dumps.phase_ended(phase);
+                }
             }
             Operation::On { disruption } => self.put_on(t_ms, disruption).await?,
             Operation::Off { disruption } => self.take_off(t_ms, disruption).await?,

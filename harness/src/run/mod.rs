@@ -70,6 +70,8 @@ pub struct RunOptions {
     pub backend: Backend,
     /// A deployment tether did not start, run against instead of a backend.
     pub target: Option<Arc<crate::target::Target>>,
+    /// Which fault proxy a `link: proxy` suite uses on the process backend.
+    pub fault_proxy: crate::faults::FaultProxyChoice,
 }
 
 impl RunOptions {
@@ -85,7 +87,8 @@ impl RunOptions {
 
 impl Default for RunOptions {
     /// Reports in `reports/run`, Envoy and `tether` found as the command line finds
-    /// them, seed 1, progress on stderr, the process backend, no target.
+    /// them, seed 1, progress on stderr, the process backend, no target, the fault
+    /// proxy chosen as `--fault-proxy auto` does.
     fn default() -> RunOptions {
         RunOptions {
             report_dir: PathBuf::from("reports/run"),
@@ -96,6 +99,7 @@ impl Default for RunOptions {
             interrupt: CancellationToken::new(),
             backend: Backend::Process,
             target: None,
+            fault_proxy: crate::faults::FaultProxyChoice::Auto,
         }
     }
 }
@@ -206,6 +210,7 @@ pub async fn run(plan: &Plan, opts: &RunOptions) -> Result<Outcome, EnvironmentE
             }
             let run = Drive {
                 plan,
+                report_dir: &opts.report_dir,
                 backend: &backend,
                 schedule: &schedule,
                 timeline: &timeline,
@@ -291,6 +296,7 @@ fn run_info(plan: &Plan, opts: &RunOptions) -> RunInfo {
             ..Default::default()
         }),
         xds: plan.xds_description(),
+        fault_proxy: "unknown".into(),
         tether_version: crate::result::TETHER_VERSION.into(),
         git_revision: crate::result::GIT_REVISION.into(),
         machine: crate::result::Machine::this(),
@@ -326,11 +332,13 @@ async fn backend_options(
         plan.sites.len(),
         info.envoy_version
     ));
-    let fault_proxy = crate::faults::FaultProxy::find();
-    let links = match &opts.target {
-        Some(target) => target.describe_links(),
+    let fault_proxy = crate::faults::FaultProxy::choose(opts.fault_proxy)?;
+    let (links, proxy) = match &opts.target {
+        Some(target) => (target.describe_links(), "the target's".to_string()),
         None => describe_links(plan, opts, &fault_proxy),
     };
+    info.fault_proxy = proxy;
+    folder::write_info(&opts.report_dir, info).context("cannot write run.json")?;
     console.line(&format!("links: {links}"));
     Ok(BackendOptions {
         tether_bin,
@@ -358,28 +366,35 @@ async fn target_envoy_version(plan: &Plan, target: &crate::target::Target) -> St
     }
 }
 
-/// How the sites are joined, in words.
+/// How the sites are joined, in words, and which fault proxy carries the links.
 fn describe_links(
     plan: &Plan,
     opts: &RunOptions,
     fault_proxy: &crate::faults::FaultProxy,
-) -> String {
+) -> (String, String) {
     match (plan.link, opts.backend) {
         (LinkKind::Proxy, Backend::Docker) => {
             let proxy = match &plan.images.fault_proxy {
-                Some(image) => format!("Toxiproxy ({})", **image),
-                None => "tether's fault proxy".into(),
+                Some(image) => format!("Toxiproxy (image {})", **image),
+                None => "tether's own Toxiproxy-compatible server (image)".into(),
             };
             let envoy = match &plan.images.envoy {
                 Some(image) => format!("; Envoy from {}", **image),
                 None => String::new(),
             };
-            format!(
+            let links = format!(
                 "containers on a region and an outpost Docker network; every cross-site connection through {proxy}, a container on both{envoy}"
-            )
+            );
+            (links, proxy)
         }
-        (LinkKind::Proxy, _) => format!("every cross-site connection through {fault_proxy}"),
-        (LinkKind::Packet, _) => "packet link: the sites in two network namespaces".into(),
+        (LinkKind::Proxy, _) => (
+            format!("every cross-site connection through {fault_proxy}"),
+            fault_proxy.to_string(),
+        ),
+        (LinkKind::Packet, _) => (
+            "packet link: the sites in two network namespaces".into(),
+            "none (packet link)".into(),
+        ),
     }
 }
 
@@ -404,6 +419,8 @@ fn checks_context(plan: &Plan, info: &RunInfo) -> checks::Context {
 /// A run being carried out: what it needs besides its topology.
 struct Drive<'a> {
     plan: &'a Plan,
+    /// The run folder (sidecar dumps go into it).
+    report_dir: &'a std::path::Path,
     backend: &'a BackendOptions,
     schedule: &'a Schedule,
     timeline: &'a Timeline,
@@ -447,11 +464,17 @@ impl Drive<'_> {
             self.stop,
             progress,
         )?;
+        let dumps = crate::observe::dumps::SidecarDumps::new(
+            topo.envoys.clone(),
+            self.report_dir,
+            self.timeline,
+        );
         let actuators = Actuators {
             links: topo.links.as_ref(),
             containers: topo,
             control_plane: topo,
             load: &load,
+            dumps: Some(&dumps),
         };
         let result = interpreter::carry_out(
             self.schedule,
@@ -461,6 +484,8 @@ impl Drive<'_> {
             self.console,
         )
         .await;
+        // Every phase's dumps are written while the sidecars are still up.
+        dumps.finish().await;
         observing.cancel();
         for observer in observers {
             let _ = observer.await;

@@ -54,6 +54,16 @@ pub enum Event {
         /// The phase name from the suite.
         phase: String,
     },
+    /// Each sidecar's admin state was saved at the end of a phase: `config_dump.json`
+    /// (with EDS), `clusters.txt` and `stats.txt` for every sidecar that answered.
+    SidecarsDumped {
+        /// The phase that ended.
+        phase: String,
+        /// The folder, relative to the run folder (`sidecars/<phase>`).
+        dir: String,
+        /// The sidecars saved (those that did not answer are left out).
+        sidecars: Vec<String>,
+    },
     /// A disruption was put on: a link fault, a container fault, the control plane
     /// killed. On the timeline as `link` (what it acts on: `xds`, `sidecar/<node>`,
     /// `control_plane`) and `fault` (as the suite writes it).

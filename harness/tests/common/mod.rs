@@ -21,15 +21,27 @@ pub fn envoy() -> Option<EnvoyBinary> {
     match provision::find_or_install(None) {
         Ok(envoy) => Some(envoy),
         Err(e) => {
-            if std::env::var("CI").is_ok_and(|v| v == "true") {
-                panic!("CI=true and no Envoy could be found or installed: {e:#}");
-            }
-            eprintln!(
-                "\n\n*** SKIPPED: this end-to-end test needs Envoy and none could be found or installed: {e:#} ***\n\n"
-            );
+            skip(&format!(
+                "this end-to-end test needs Envoy and none could be found or installed: {e:#}"
+            ));
             None
         }
     }
+}
+
+/// A test that cannot run here: a failure under `CI=true` (CI must run every test) and
+/// under nextest (which cannot mark a test skipped once it runs, and would report it
+/// passed); anywhere else a loud SKIPPED line, and the test returns.
+pub fn skip(why: &str) {
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("CI=true and {why}");
+    }
+    if std::env::var_os("NEXTEST_RUN_ID").is_some() {
+        panic!(
+            "SKIPPED, reported as a failure because nextest cannot mark a test skipped at run time: {why}"
+        );
+    }
+    eprintln!("\n\n*** SKIPPED: {why} ***\n\n");
 }
 
 /// Processes whose parent is this test process (the run's children, if any leaked).
@@ -97,14 +109,10 @@ pub async fn run_plan_on(
 ) -> Option<tether::run::Outcome> {
     let envoy = envoy()?;
     let opts = tether::run::RunOptions {
-        report_dir: dir.to_path_buf(),
         envoy_bin: Some(envoy.path),
         tether_bin: Some(tether_bin()),
-        seed: 1,
-        progress: true,
-        interrupt: tokio_util::sync::CancellationToken::new(),
         backend,
-        target: None,
+        ..tether::run::RunOptions::new(dir)
     };
     let outcome = tether::run::run(plan, &opts)
         .await
@@ -173,7 +181,7 @@ pub async fn bring_up_on(
         envoy,
         work_dir: dir.path().join("work"),
         ready_timeout: std::time::Duration::from_secs(60),
-        fault_proxy: tether::faults::FaultProxy::find(),
+        fault_proxy: tether::faults::FaultProxy::choose(Default::default()).unwrap(),
         backend: tether::backend::Backend::Process,
         target: None,
     };
@@ -190,12 +198,9 @@ pub fn packet_links() -> bool {
     match PacketLink::create(&unique_prefix("tetherprobe")) {
         Ok(_) => true,
         Err(PacketLinkError::Unavailable(reason)) => {
-            if std::env::var("CI").is_ok_and(|v| v == "true") {
-                panic!("CI=true and the packet-level link cannot be built here: {reason}");
-            }
-            eprintln!(
-                "\n\n*** SKIPPED: this test needs root and `ip netns` for a packet-level link: {reason} ***\n\n"
-            );
+            skip(&format!(
+                "this test needs root and `ip netns` for a packet-level link: {reason}"
+            ));
             false
         }
         Err(e) => panic!("creating a packet link failed: {e}"),
@@ -255,9 +260,8 @@ pub fn docker_engine() -> bool {
         Ok(out) => String::from_utf8_lossy(&out.stderr).trim().to_string(),
         Err(e) => format!("no `docker` CLI: {e}"),
     };
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("CI=true and no Docker engine answers: {why}");
-    }
-    eprintln!("\n\n*** SKIPPED: this test needs a Docker engine and none answers: {why} ***\n\n");
+    skip(&format!(
+        "this test needs a Docker engine and none answers: {why}"
+    ));
     false
 }

@@ -54,7 +54,7 @@ pub fn render(
 ) -> String {
     let mut html = header(info, verdicts);
     meta_table(&mut html, info, soak_summary.map(|s| s.cycles_planned));
-    verdict_table(&mut html, verdicts);
+    verdict_table(&mut html, verdicts, &tables::dumps(entries));
     if let Some(summary) = soak_summary {
         // Hours of seconds are not drawn: the soak's own section summarises per minute
         // and per cycle, and the timeline stays on disk.
@@ -73,6 +73,7 @@ pub fn render(
     tables::propagation(&mut html, verdicts);
     tables::phases(&mut html, phases);
     tables::faults(&mut html, entries);
+    tables::sidecar_state(&mut html, entries);
     events(&mut html, info, entries);
     html.push_str("</body></html>");
     html.push('\n');
@@ -137,6 +138,14 @@ fn meta_table(html: &mut String, info: &RunInfo, cycles: Option<u32>) {
     if let Some(n) = cycles {
         flags.push_str(&format!(" --cycles {n}"));
     }
+    // The same fault proxy, whatever the machine that runs it again has on PATH.
+    if info.backend == "process" {
+        if info.fault_proxy.starts_with("Toxiproxy (") {
+            flags.push_str(" --fault-proxy toxiproxy");
+        } else if info.fault_proxy.starts_with("tether's own") {
+            flags.push_str(" --fault-proxy tether");
+        }
+    }
     // `(--xds)` marks a variant the command line chose.
     if let Some(variant) = info.xds.strip_suffix(" (--xds)") {
         flags.push_str(&format!(" --xds {variant}"));
@@ -147,6 +156,7 @@ fn meta_table(html: &mut String, info: &RunInfo, cycles: Option<u32>) {
         ("seed", info.seed.to_string()),
         ("backend", info.backend.clone()),
         ("xDS", info.xds.clone()),
+        ("fault proxy", info.fault_proxy.clone()),
         ("Envoy", info.envoy_version.clone()),
         (
             "tether",
@@ -193,8 +203,13 @@ fn meta_table(html: &mut String, info: &RunInfo, cycles: Option<u32>) {
     );
 }
 
-/// Every verdict, by area, with a link to where a failed one failed on the chart.
-fn verdict_table(html: &mut String, verdicts: &[Verdict]) {
+/// Every verdict, by area, with a link to where a failed one failed on the chart and to
+/// the sidecars' state at the end of the phase it judged.
+fn verdict_table(
+    html: &mut String,
+    verdicts: &[Verdict],
+    dumps: &std::collections::BTreeMap<&str, (&str, &[String])>,
+) {
     html.push_str(r#"<h2>Verdicts</h2><table class="verdicts"><tr><th>check</th><th>verdict</th><th>detail</th></tr>"#);
     for group in Area::EVERY {
         let in_group: Vec<&Verdict> = verdicts
@@ -224,12 +239,19 @@ fn verdict_table(html: &mut String, verdicts: &[Verdict]) {
                 ),
                 _ => String::new(),
             };
+            let state = match v.phase.as_deref().and_then(|p| Some((p, dumps.get(p)?))) {
+                Some((phase, _)) if !v.passed() => format!(
+                    r##" (<a href="#sidecars-{}">sidecar state at the end of {}</a>)"##,
+                    esc(phase),
+                    esc(phase)
+                ),
+                _ => String::new(),
+            };
             let _ = write!(
                 html,
-                r#"<tr><td>{}</td><td class="{mark}">{mark}</td><td>{}{}</td></tr>"#,
+                r#"<tr><td>{}</td><td class="{mark}">{mark}</td><td>{}{at}{state}</td></tr>"#,
                 esc(&v.name),
                 esc(&v.detail),
-                at
             );
         }
     }

@@ -1,5 +1,6 @@
 //! The page's tables: reconvergence per proxy, propagation per change, load per phase,
-//! and the disruptions with what was set to make them.
+//! the disruptions with what was set to make them, and the sidecar state saved at the
+//! end of each phase.
 
 use super::esc;
 use crate::checks::names::{self, Keyed};
@@ -183,6 +184,61 @@ pub(super) fn faults(html: &mut String, entries: &[Entry]) {
             esc(&target),
             esc(&label),
             set.join("<br>")
+        );
+    }
+    html.push_str("</table>");
+}
+
+/// Each phase's saved sidecar state (`sidecars_dumped` on the timeline): phase to its
+/// folder and the sidecars saved; a phase that came again keeps its last.
+pub(super) fn dumps(entries: &[Entry]) -> std::collections::BTreeMap<&str, (&str, &[String])> {
+    entries
+        .iter()
+        .filter_map(|e| match &e.event {
+            Event::SidecarsDumped {
+                phase,
+                dir,
+                sidecars,
+            } => Some((phase.as_str(), (dir.as_str(), sidecars.as_slice()))),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The saved sidecar state, a row per phase with a link to each file.
+pub(super) fn sidecar_state(html: &mut String, entries: &[Entry]) {
+    let dumps = dumps(entries);
+    if dumps.is_empty() {
+        return;
+    }
+    html.push_str("<h2>Sidecar state at the end of each phase</h2>");
+    html.push_str(
+        "<table><tr><th>phase</th><th>sidecar: config_dump (with EDS), clusters, stats</th></tr>",
+    );
+    for (phase, (dir, sidecars)) in dumps {
+        let links: Vec<String> = sidecars
+            .iter()
+            .map(|node| {
+                let at = |file: &str| esc(&format!("{dir}/{node}/{file}"));
+                format!(
+                    r#"{}: <a href="{}">config_dump</a>, <a href="{}">clusters</a>, <a href="{}">stats</a>"#,
+                    esc(node),
+                    at("config_dump.json"),
+                    at("clusters.txt"),
+                    at("stats.txt")
+                )
+            })
+            .collect();
+        let links = if links.is_empty() {
+            "no sidecar answered".to_string()
+        } else {
+            links.join("<br>")
+        };
+        let _ = write!(
+            html,
+            r#"<tr><td id="sidecars-{}">{}</td><td>{links}</td></tr>"#,
+            esc(phase),
+            esc(phase)
         );
     }
     html.push_str("</table>");

@@ -142,6 +142,7 @@ async fn carry(fake: &Fake, schedule: &Schedule, stop: &CancellationToken) -> an
         containers: fake,
         control_plane: fake,
         load: fake,
+        dumps: None,
     };
     let console = Console::new(false, &fake.timeline, Duration::from_secs(1));
     carry_out(schedule, &act, &fake.timeline, stop, &console).await

@@ -221,7 +221,10 @@ fn toxiproxy_rust_drives_tether_fault_server() {
 /// tether's server is held to the real one's behaviour (and tether's use of it).
 #[test]
 fn toxiproxy_rust_drives_a_real_toxiproxy_when_one_is_on_path() {
-    let tether::faults::FaultProxy::Toxiproxy(binary) = tether::faults::FaultProxy::find() else {
+    let choice = tether::faults::FaultProxyChoice::Toxiproxy;
+    let Ok(tether::faults::FaultProxy::Toxiproxy(binary)) =
+        tether::faults::FaultProxy::choose(choice)
+    else {
         eprintln!(
             "\n\n*** NOT RUN against a real Toxiproxy: `toxiproxy-server` is not on PATH (only tether's own server was driven) ***\n\n"
         );
