@@ -128,26 +128,22 @@ impl AdminClient {
 
     /// The body of `GET path` as text, when Envoy answered it with a success.
     pub async fn text(&self, path: &str) -> Option<String> {
-        let response = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .send()
-            .await
-            .ok()?;
-        if !response.status().is_success() {
-            return None;
-        }
-        response.text().await.ok()
+        self.get(path).await?.text().await.ok()
     }
 
     async fn get_json(&self, path: &str) -> Option<Value> {
+        self.get(path).await?.json().await.ok()
+    }
+
+    /// `GET path`, when Envoy answered it with a success.
+    async fn get(&self, path: &str) -> Option<reqwest::Response> {
         let response = self
             .http
             .get(format!("{}{path}", self.base))
             .send()
             .await
             .ok()?;
-        response.json().await.ok()
+        response.status().is_success().then_some(response)
     }
 }
 

