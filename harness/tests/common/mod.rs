@@ -31,7 +31,8 @@ pub fn envoy() -> Option<EnvoyBinary> {
 
 /// A test that cannot run here: a failure under `CI=true` (CI must run every test) and
 /// under nextest (which cannot mark a test skipped once it runs, and would report it
-/// passed); anywhere else a loud SKIPPED line, and the test returns.
+/// passed); anywhere else a loud SKIPPED line on stderr, shown even when the test's output
+/// is captured, and the test returns.
 pub fn skip(why: &str) {
     if std::env::var("CI").is_ok_and(|v| v == "true") {
         panic!("CI=true and {why}");
@@ -41,7 +42,10 @@ pub fn skip(why: &str) {
             "SKIPPED, reported as a failure because nextest cannot mark a test skipped at run time: {why}"
         );
     }
-    eprintln!("\n\n*** SKIPPED: {why} ***\n\n");
+    // Straight to the process's stderr: `eprintln!` in a test is captured, and a passing
+    // test's captured output is never shown.
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "\n\n*** SKIPPED: {why} ***\n\n");
 }
 
 /// Processes whose parent is this test process (the run's children, if any leaked).
