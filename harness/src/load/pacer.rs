@@ -33,6 +33,12 @@ const MARGIN_QUANTILE: f64 = 0.9;
 /// not): about a hundred wake-ups to learn a new machine's lateness.
 const MARGIN_STEP: Duration = Duration::from_micros(4);
 
+/// How long something done `rate` times a second may spin each time to spend at most
+/// `share` of a core: `share / rate`, and at most 500 µs.
+pub fn spin_budget(share: f64, rate: f64) -> Duration {
+    Duration::from_secs_f64((share.clamp(0.0, 1.0) / rate.max(1e-9)).min(0.000_5))
+}
+
 impl Pacer {
     /// A new pacer; falls back to tokio's millisecond timer if no timerfd can be made.
     pub fn new() -> Pacer {
@@ -52,8 +58,7 @@ impl Pacer {
     /// Let [`Pacer::spin_until`] spend up to `share` of a core spinning when it wakes
     /// `rate` times a second (it wakes early by at most `share / rate`, and 500 µs).
     pub fn spinning(mut self, share: f64, rate: f64) -> Pacer {
-        let most = (share.clamp(0.0, 1.0) / rate.max(1e-9)).min(0.000_5);
-        self.max_margin = Duration::from_secs_f64(most);
+        self.max_margin = spin_budget(share, rate);
         self.margin = self.max_margin / 2;
         self
     }

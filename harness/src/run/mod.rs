@@ -325,13 +325,6 @@ async fn backend_options(
         (None, Some(image)) if opts.backend == Backend::Docker => format!("image {}", **image),
         _ => envoy.version().unwrap_or_else(|e| format!("unknown ({e})")),
     };
-    folder::write_info(&opts.report_dir, info).context("cannot write run.json")?;
-    console.line(&format!(
-        "suite {}: bringing up {} Envoys (virtual nodes and gateways) with Envoy {}",
-        plan.name(),
-        plan.sites.len(),
-        info.envoy_version
-    ));
     let fault_proxy = crate::faults::FaultProxy::choose(opts.fault_proxy)?;
     let (links, proxy) = match &opts.target {
         Some(target) => (target.describe_links(), "the target's".to_string()),
@@ -339,6 +332,12 @@ async fn backend_options(
     };
     info.fault_proxy = proxy;
     folder::write_info(&opts.report_dir, info).context("cannot write run.json")?;
+    console.line(&format!(
+        "suite {}: bringing up {} Envoys (virtual nodes and gateways) with Envoy {}",
+        plan.name(),
+        plan.sites.len(),
+        info.envoy_version
+    ));
     console.line(&format!("links: {links}"));
     Ok(BackendOptions {
         tether_bin,

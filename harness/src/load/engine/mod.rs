@@ -180,13 +180,6 @@ pub async fn run(
     }
 }
 
-/// How long a worker may spin for each answer in the open loop: half of the `spin` share
-/// (the pacer has the other half) spread over `rate` requests a second, and at most
-/// 500 µs.
-fn spin_per_request(spin: f64, rate: f64) -> Duration {
-    Duration::from_secs_f64((spin.clamp(0.0, 1.0) / 2.0 / rate.max(1e-9)).min(0.000_5))
-}
-
 /// What every worker reads.
 struct Shared {
     config: Config,

@@ -32,7 +32,8 @@ pub(super) struct Done {
 pub(super) async fn run(shared: Arc<Shared>, index: usize, slot: Slot) -> Done {
     let c = &shared.config;
     let spin = match c.pace {
-        Pace::Open { rate } => super::spin_per_request(c.spin, rate),
+        // Half the spin share; the pacer has the other half.
+        Pace::Open { rate } => crate::load::pacer::spin_budget(c.spin.clamp(0.0, 1.0) / 2.0, rate),
         Pace::Closed => Duration::ZERO,
     };
     let mut spun = Duration::ZERO;
