@@ -15,7 +15,6 @@ fn tether(args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
-#[test]
 fn validate_accepts_the_bundled_suites() {
     for suite in [
         "suites/outpost-partition.yaml",
@@ -31,7 +30,6 @@ fn validate_accepts_the_bundled_suites() {
     }
 }
 
-#[test]
 fn a_soaks_length_comes_from_the_command_line_and_only_a_soak_takes_one() {
     let out = tether(&[
         "validate",
@@ -72,7 +70,6 @@ fn a_soaks_length_comes_from_the_command_line_and_only_a_soak_takes_one() {
     assert_eq!(out.status.code(), Some(2), "one length, not two");
 }
 
-#[test]
 fn malformed_suites_give_one_line_with_file_line_column_and_exit_2() {
     let dir = tempfile::tempdir_in(common::repo("suites")).unwrap();
     let bad = dir.path().join("bad.yaml");
@@ -103,7 +100,6 @@ fn malformed_suites_give_one_line_with_file_line_column_and_exit_2() {
 
 /// A suite that needs the other backend is refused before anything starts, with the
 /// line that needs it.
-#[test]
 fn a_suite_the_backend_cannot_run_is_refused_with_its_line_and_exit_2() {
     for (args, expected) in [
         (
@@ -134,7 +130,6 @@ fn a_suite_the_backend_cannot_run_is_refused_with_its_line_and_exit_2() {
     );
 }
 
-#[test]
 fn doctor_reports_envoy_fault_proxy_and_docker() {
     let out = tether(&["doctor"]);
     assert!(out.status.success());
@@ -144,9 +139,8 @@ fn doctor_reports_envoy_fault_proxy_and_docker() {
     }
 }
 
-#[test]
 fn ctrl_c_stops_everything_and_still_writes_reports() {
-    let Some(envoy) = common::envoy() else { return };
+    let envoy = common::envoy();
     let dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(common::tether_bin())
         .args(["run", "suites/outpost-partition.yaml", "--report-dir"])
@@ -298,7 +292,6 @@ fn http_get(addr: &str, path: &str) -> String {
     answer
 }
 
-#[test]
 fn fault_proxy_takes_toxiproxy_server_flags() {
     let help = tether(&["fault-proxy", "--help"]);
     let help = String::from_utf8_lossy(&help.stdout);
@@ -362,7 +355,6 @@ fn fault_proxy_takes_toxiproxy_server_flags() {
 /// A command line written for `toxiproxy-server` (Go's single-dash flags) starts tether's
 /// fault proxy, and `GET /metrics` counts each proxy's bytes per direction as
 /// `toxiproxy-server -proxy-metrics` does.
-#[test]
 fn fault_proxy_takes_toxiproxy_servers_own_command_line_and_serves_metrics() {
     let version = tether(&["fault-proxy", "-version"]);
     assert_eq!(version.status.code(), Some(0));
@@ -440,7 +432,6 @@ fn fault_proxy_takes_toxiproxy_servers_own_command_line_and_serves_metrics() {
     assert_eq!(proxy.stop(), Some(0));
 }
 
-#[test]
 fn fault_proxy_rejects_bad_config_files_with_exit_2() {
     let dir = tempfile::tempdir().unwrap();
     let cases = [
@@ -488,9 +479,8 @@ fn fault_proxy_rejects_bad_config_files_with_exit_2() {
     );
 }
 
-#[test]
 fn a_toxiproxy_server_on_path_is_used_instead_of_tethers_own() {
-    let Some(envoy) = common::envoy() else { return };
+    let envoy = common::envoy();
     // A stand-in `toxiproxy-server` that notes its Toxiproxy-style flags and serves the
     // API with tether's own server (no Toxiproxy binary can be had on this machine).
     let shim_dir = tempfile::tempdir().unwrap();
@@ -585,4 +575,20 @@ fn a_toxiproxy_server_on_path_is_used_instead_of_tethers_own() {
     assert_eq!(out.status.code(), Some(3), "{stderr}");
     assert!(stderr.contains("no `toxiproxy-server` on PATH"), "{stderr}");
     assert!(common::processes_of_run(dir.path()).is_empty());
+}
+
+fn main() -> std::process::ExitCode {
+    use common::harness::Need;
+    common::harness::main(vec![
+        case!(validate_accepts_the_bundled_suites),
+        case!(a_soaks_length_comes_from_the_command_line_and_only_a_soak_takes_one),
+        case!(malformed_suites_give_one_line_with_file_line_column_and_exit_2),
+        case!(a_suite_the_backend_cannot_run_is_refused_with_its_line_and_exit_2),
+        case!(doctor_reports_envoy_fault_proxy_and_docker),
+        case!(ctrl_c_stops_everything_and_still_writes_reports).needs(&[Need::Envoy]),
+        case!(fault_proxy_takes_toxiproxy_server_flags),
+        case!(fault_proxy_takes_toxiproxy_servers_own_command_line_and_serves_metrics),
+        case!(fault_proxy_rejects_bad_config_files_with_exit_2),
+        case!(a_toxiproxy_server_on_path_is_used_instead_of_tethers_own).needs(&[Need::Envoy]),
+    ])
 }

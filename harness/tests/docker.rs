@@ -7,10 +7,6 @@ mod common;
 
 use std::process::Command;
 
-/// One test at a time: `tether clean` removes every tether container, also a running
-/// suite's.
-static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
 /// `tether ARGS`: (exit code, stdout), stderr echoed to the test log.
 fn tether(args: &[&str]) -> (Option<i32>, String) {
     let out = Command::new(common::tether_bin())
@@ -49,13 +45,8 @@ fn reference(stdout: &str, repository: &str) -> String {
         .unwrap_or_else(|| panic!("no {repository} image in:\n{stdout}"))
 }
 
-#[test]
 fn images_from_scratch_are_reused_run_their_binaries_and_leftovers_are_cleaned() {
-    let _serial = ONE_AT_A_TIME.blocking_lock();
-    let Some(envoy) = common::envoy() else { return };
-    if !common::docker_engine() {
-        return;
-    }
+    let envoy = common::envoy();
     let envoy_bin = envoy.path.to_str().unwrap();
 
     // Built (or found, if an earlier run built the same binaries), then found.
@@ -187,18 +178,11 @@ fn images_from_scratch_are_reused_run_their_binaries_and_leftovers_are_cleaned()
 
 /// The outpost partition on Docker: the same suite as on processes, the same verdicts;
 /// its negative control fails there too; nothing of either run remains on the engine.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_outpost_partition_and_its_negative_control_on_docker() {
-    let _serial = ONE_AT_A_TIME.lock().await;
-    if !common::docker_engine() {
-        return;
-    }
     use tether::backend::Backend;
     let dir = tempfile::tempdir().unwrap();
     let plan = tether::suite::load(&common::repo("suites/outpost-partition.yaml")).unwrap();
-    let Some(outcome) = common::run_plan_on(&plan, dir.path(), Backend::Docker).await else {
-        return;
-    };
+    let outcome = common::run_plan_on(&plan, dir.path(), Backend::Docker).await;
     print_verdicts(&outcome);
     assert!(outcome.passed(), "{:#?}", outcome.verdicts);
     let run: serde_json::Value =
@@ -214,9 +198,7 @@ async fn the_outpost_partition_and_its_negative_control_on_docker() {
     let negative = tempfile::tempdir().unwrap();
     let plan =
         tether::suite::load(&common::repo("suites/negative/data-path-partition.yaml")).unwrap();
-    let outcome = common::run_plan_on(&plan, negative.path(), Backend::Docker)
-        .await
-        .unwrap();
+    let outcome = common::run_plan_on(&plan, negative.path(), Backend::Docker).await;
     assert_eq!(outcome.exit_code(), 1);
     let traffic = outcome.verdict("outpost_traffic_flows").unwrap();
     assert!(!traffic.passed(), "{traffic:?}");
@@ -227,20 +209,13 @@ async fn the_outpost_partition_and_its_negative_control_on_docker() {
 /// A soak on Docker: two short cycles are judged and pass, its memory is sampled from the
 /// containers, and the data-cut control's stop condition ends its soak early (exit 5);
 /// nothing of either run remains on the engine.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_soak_and_its_stop_condition_on_docker() {
-    let _serial = ONE_AT_A_TIME.lock().await;
-    if !common::docker_engine() {
-        return;
-    }
     use tether::backend::Backend;
     use tether::checks::Outcome;
     let dir = tempfile::tempdir().unwrap();
     let mut plan = tether::suite::load(&common::repo("suites/soak-quick.yaml")).unwrap();
     plan.set_soak_length(tether::plan::SoakLength::Cycles(2));
-    let Some(outcome) = common::run_plan_on(&plan, dir.path(), Backend::Docker).await else {
-        return;
-    };
+    let outcome = common::run_plan_on(&plan, dir.path(), Backend::Docker).await;
     print_verdicts(&outcome);
     for v in outcome.verdicts.iter().filter(|v| v.name != "memory_drift") {
         assert!(v.passed(), "{v:#?}");
@@ -255,9 +230,7 @@ async fn a_soak_and_its_stop_condition_on_docker() {
 
     let negative = tempfile::tempdir().unwrap();
     let plan = tether::suite::load(&common::repo("suites/negative/soak-data-cut.yaml")).unwrap();
-    let outcome = common::run_plan_on(&plan, negative.path(), Backend::Docker)
-        .await
-        .unwrap();
+    let outcome = common::run_plan_on(&plan, negative.path(), Backend::Docker).await;
     assert_eq!(
         outcome.exit_code(),
         tether::run::exit::STOPPED,
@@ -272,18 +245,11 @@ async fn a_soak_and_its_stop_condition_on_docker() {
 /// control plane paused. The negative control's sidecars give up waiting for config
 /// after 2 s, so `restart_waits_for_heal` must fail; it runs an Envoy image the suite
 /// names (`images: { envoy: ... }`), found on the engine rather than built.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn container_faults_and_their_negative_control_on_docker() {
-    let _serial = ONE_AT_A_TIME.lock().await;
-    if !common::docker_engine() {
-        return;
-    }
     use tether::backend::Backend;
     let dir = tempfile::tempdir().unwrap();
     let plan = tether::suite::load(&common::repo("suites/container-faults.yaml")).unwrap();
-    let Some(outcome) = common::run_plan_on(&plan, dir.path(), Backend::Docker).await else {
-        return;
-    };
+    let outcome = common::run_plan_on(&plan, dir.path(), Backend::Docker).await;
     print_verdicts(&outcome);
     assert!(outcome.passed(), "{:#?}", outcome.verdicts);
     let waited = outcome.verdict("restart_waits_for_heal").unwrap();
@@ -305,7 +271,7 @@ async fn container_faults_and_their_negative_control_on_docker() {
 
     // The negative control, with a named Envoy image: the one tether built, tagged. (Its
     // folder is as deep as the suite's own, so the mesh path still resolves.)
-    let envoy_bin = common::envoy().unwrap().path;
+    let envoy_bin = common::envoy().path;
     let (code, images) = tether(&["images", "--envoy-bin", envoy_bin.to_str().unwrap()]);
     assert_eq!(code, Some(0), "{images}");
     let built = reference(&images, "tether/envoy");
@@ -321,9 +287,7 @@ async fn container_faults_and_their_negative_control_on_docker() {
     std::fs::write(&path, text).unwrap();
     let plan = tether::suite::load(&path).unwrap();
     let negative = tempfile::tempdir().unwrap();
-    let outcome = common::run_plan_on(&plan, negative.path(), Backend::Docker)
-        .await
-        .unwrap();
+    let outcome = common::run_plan_on(&plan, negative.path(), Backend::Docker).await;
     docker(&["rmi", named]);
     print_verdicts(&outcome);
     assert_eq!(outcome.exit_code(), 1);
@@ -415,13 +379,8 @@ fn docker_run_until_up(dir: &std::path::Path, envoy_bin: &str) -> std::process::
 /// Ctrl-C takes every container and network of a Docker run down, and its reports are
 /// still written; after a SIGKILL, `tether doctor` lists what the run left and the next
 /// Docker run removes it.
-#[test]
 fn nothing_of_a_docker_run_outlives_ctrl_c_and_a_killed_runs_leftovers_go() {
-    let _serial = ONE_AT_A_TIME.blocking_lock();
-    let Some(envoy) = common::envoy() else { return };
-    if !common::docker_engine() {
-        return;
-    }
+    let envoy = common::envoy();
     let envoy_bin = envoy.path.to_str().unwrap();
 
     let dir = tempfile::tempdir().unwrap();
@@ -467,4 +426,19 @@ fn nothing_of_a_docker_run_outlives_ctrl_c_and_a_killed_runs_leftovers_go() {
     }
     assert_eq!(child.wait().unwrap().code(), Some(130));
     assert_engine_clean("left on the engine");
+}
+
+fn main() -> std::process::ExitCode {
+    use common::harness::Need;
+    common::harness::main(vec![
+        case!(images_from_scratch_are_reused_run_their_binaries_and_leftovers_are_cleaned)
+            .needs(&[Need::Envoy, Need::Docker]),
+        case!(async the_outpost_partition_and_its_negative_control_on_docker)
+            .needs(&[Need::Envoy, Need::Docker]),
+        case!(async a_soak_and_its_stop_condition_on_docker).needs(&[Need::Envoy, Need::Docker]),
+        case!(async container_faults_and_their_negative_control_on_docker)
+            .needs(&[Need::Envoy, Need::Docker]),
+        case!(nothing_of_a_docker_run_outlives_ctrl_c_and_a_killed_runs_leftovers_go)
+            .needs(&[Need::Envoy, Need::Docker]),
+    ])
 }

@@ -5,15 +5,9 @@ mod common;
 
 use tether::checks::Outcome;
 
-static ONE_RUN_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn journeys_keep_succeeding_through_an_xds_partition() {
-    let _serial = ONE_RUN_AT_A_TIME.lock().await;
     let dir = tempfile::tempdir().unwrap();
-    let Some(outcome) = common::run_suite("suites/journeys.yaml", dir.path()).await else {
-        return;
-    };
+    let outcome = common::run_suite("suites/journeys.yaml", dir.path()).await;
     assert!(outcome.passed(), "{:#?}", outcome.verdicts);
     // Both generators ran, and the journeys crossed both sidecars to both back versions.
     let timeline = std::fs::read_to_string(dir.path().join("timeline.jsonl")).unwrap();
@@ -24,17 +18,20 @@ async fn journeys_keep_succeeding_through_an_xds_partition() {
     assert_eq!(common::processes_of_run(dir.path()), Vec::<String>::new());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn negative_control_journeys_fail_when_the_data_link_is_cut() {
-    let _serial = ONE_RUN_AT_A_TIME.lock().await;
     let dir = tempfile::tempdir().unwrap();
-    let Some(outcome) =
-        common::run_suite("suites/negative/journeys-data-link-cut.yaml", dir.path()).await
-    else {
-        return;
-    };
+    let outcome =
+        common::run_suite("suites/negative/journeys-data-link-cut.yaml", dir.path()).await;
     let v = outcome.verdict("journeys_succeed").unwrap();
     assert_eq!(v.outcome, Outcome::Failed, "{v:#?}");
     assert!(v.detail.contains("front-to-back"), "{v:#?}");
     assert_eq!(common::processes_of_run(dir.path()), Vec::<String>::new());
+}
+
+fn main() -> std::process::ExitCode {
+    use common::harness::Need;
+    common::harness::main(vec![
+        case!(async journeys_keep_succeeding_through_an_xds_partition).needs(&[Need::Envoy]),
+        case!(async negative_control_journeys_fail_when_the_data_link_is_cut).needs(&[Need::Envoy]),
+    ])
 }

@@ -50,11 +50,7 @@ fn run_example(suite: &Path, report_dir: &Path, path: &str) -> Output {
         .unwrap()
 }
 
-#[test]
 fn a_crate_of_its_own_runs_a_suite_finding_tether_on_path() {
-    if common::envoy().is_none() {
-        return;
-    }
     let dir = tempfile::tempdir().unwrap();
     let suite = short_suite(dir.path());
     let tether_dir = common::tether_bin().parent().unwrap().to_path_buf();
@@ -84,7 +80,6 @@ fn a_crate_of_its_own_runs_a_suite_finding_tether_on_path() {
     assert!(common::processes_of_run(&report).is_empty());
 }
 
-#[test]
 fn the_readme_snippet_is_the_examples_word_for_word() {
     let example = std::fs::read_to_string(common::repo("harness/examples/library.rs")).unwrap();
     let snippet = example
@@ -97,4 +92,12 @@ fn the_readme_snippet_is_the_examples_word_for_word() {
         readme.contains(&format!("```rust\n{snippet}```")),
         "README's \"Using it from `cargo test`\" block differs from harness/examples/library.rs:\n{snippet}"
     );
+}
+
+fn main() -> std::process::ExitCode {
+    use common::harness::Need;
+    common::harness::main(vec![
+        case!(a_crate_of_its_own_runs_a_suite_finding_tether_on_path).needs(&[Need::Envoy]),
+        case!(the_readme_snippet_is_the_examples_word_for_word),
+    ])
 }

@@ -41,14 +41,9 @@ async fn wait_stat(
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pool_outlier_detection_health_check_and_timeout_behave_as_configured() {
     let timeline = Timeline::new();
-    let Some((topo, dir)) =
-        common::bring_up("fixtures/suites/listener-features.yaml", &timeline).await
-    else {
-        return;
-    };
+    let (topo, dir) = common::bring_up("fixtures/suites/listener-features.yaml", &timeline).await;
     let egress = topo.egress_of("client").unwrap();
     let admin = |node: &str| topo.placement.nodes[node].admin;
     let http = reqwest::Client::builder().no_proxy().build().unwrap();
@@ -166,4 +161,12 @@ async fn pool_outlier_detection_health_check_and_timeout_behave_as_configured() 
 
     topo.shutdown().await;
     assert_eq!(common::processes_of_run(dir.path()), Vec::<String>::new());
+}
+
+fn main() -> std::process::ExitCode {
+    use common::harness::Need;
+    common::harness::main(vec![
+        case!(async pool_outlier_detection_health_check_and_timeout_behave_as_configured)
+            .needs(&[Need::Envoy]),
+    ])
 }

@@ -13,10 +13,6 @@ use tether::timeline::{Percentiles, Timeline};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-/// Runs that bring topologies up go one at a time: each checks that no child of this
-/// test process outlives it.
-static ONE_RUN_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
 /// Run the generator in-process.
 async fn drive(config: Config) -> Totals {
     engine::run(config, Instant::now(), None, CancellationToken::new()).await
@@ -26,14 +22,9 @@ fn target(addr: SocketAddr, authority: &str, path: &str) -> Target {
     Target::new(addr, authority, path)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn both_loops_in_every_protocol_through_real_envoy() {
-    let _serial = ONE_RUN_AT_A_TIME.lock().await;
     let timeline = Timeline::new();
-    let Some((topo, dir)) = common::bring_up("fixtures/suites/protocols.yaml", &timeline).await
-    else {
-        return;
-    };
+    let (topo, dir) = common::bring_up("fixtures/suites/protocols.yaml", &timeline).await;
     let egress = topo.egress_of("client").unwrap();
     let config = |protocol, target, pace, stop| Config {
         target,
@@ -142,7 +133,6 @@ async fn stalling_server(from: Duration, until: Duration) -> SocketAddr {
     addr
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_open_loop_records_a_one_second_stall_that_the_closed_loop_hides() {
     let run = |pace| async move {
         // The stall starts 1 s after the server (and the run) start, and lasts 1 s.
@@ -199,10 +189,8 @@ fn sample_target() -> (tokio::runtime::Runtime, SocketAddr) {
     (runtime, addr)
 }
 
-#[test]
 fn asking_for_more_than_the_generator_can_do_marks_the_figures_invalid() {
     // Its `tether load` children would count as leftovers of a suite running alongside.
-    let _serial = ONE_RUN_AT_A_TIME.blocking_lock();
     let (_runtime, addr) = sample_target();
     let load = |rate: &str| {
         let out = std::process::Command::new(common::tether_bin())
@@ -291,9 +279,7 @@ fn starved_load(
     (out.status.code(), report)
 }
 
-#[test]
 fn a_generator_starved_of_cpu_is_marked_invalid_by_its_lag() {
-    let _serial = ONE_RUN_AT_A_TIME.blocking_lock();
     let (_runtime, addr) = sample_target();
     // Frozen 7 ms of every 10: most requests leave milliseconds late, though hardly any
     // by more than the 10 ms the p99 bound allows; the median lag is most of the
@@ -320,13 +306,9 @@ fn a_generator_starved_of_cpu_is_marked_invalid_by_its_lag() {
     assert_eq!(report["valid"], true, "{report:#}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_proxy_overhead_suite_measures_what_the_sidecar_adds() {
-    let _serial = ONE_RUN_AT_A_TIME.lock().await;
     let dir = tempfile::tempdir().unwrap();
-    let Some(outcome) = common::run_suite("suites/proxy-overhead.yaml", dir.path()).await else {
-        return;
-    };
+    let outcome = common::run_suite("suites/proxy-overhead.yaml", dir.path()).await;
     let v = outcome.verdict("proxy_overhead").unwrap();
     assert_eq!(v.outcome, tether::checks::Outcome::Passed, "{v:#?}");
     let ratio = v.measurement("throughput_ratio").unwrap();
@@ -334,18 +316,13 @@ async fn the_proxy_overhead_suite_measures_what_the_sidecar_adds() {
     assert_eq!(common::processes_of_run(dir.path()), Vec::<String>::new());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn negative_control_a_sidecar_that_sheds_load_fails_the_overhead_check() {
-    let _serial = ONE_RUN_AT_A_TIME.lock().await;
     let dir = tempfile::tempdir().unwrap();
-    let Some(outcome) = common::run_suite(
+    let outcome = common::run_suite(
         "suites/negative/proxy-overhead-pool-too-small.yaml",
         dir.path(),
     )
-    .await
-    else {
-        return;
-    };
+    .await;
     let v = outcome.verdict("proxy_overhead").unwrap();
     assert_eq!(v.outcome, tether::checks::Outcome::Failed, "{v:#?}");
     assert!(v.detail.contains("failed"), "{v:#?}");
@@ -353,9 +330,7 @@ async fn negative_control_a_sidecar_that_sheds_load_fails_the_overhead_check() {
 
 /// `tether load` reads a wrk command line: `-d` in seconds, SI suffixes, `-H` headers
 /// (`Host` the virtual host), `--latency`; a bad number or header is refused (exit 2).
-#[test]
 fn tether_load_takes_a_wrk_command_line() {
-    let _serial = ONE_RUN_AT_A_TIME.blocking_lock();
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<(String, String)>::new()));
     let listener = runtime
@@ -440,4 +415,18 @@ fn tether_load_takes_a_wrk_command_line() {
         .unwrap();
     let help = String::from_utf8_lossy(&help.stdout);
     assert!(help.contains("Where oha and hey differ"), "{help}");
+}
+
+fn main() -> std::process::ExitCode {
+    use common::harness::Need;
+    common::harness::main(vec![
+        case!(async both_loops_in_every_protocol_through_real_envoy).needs(&[Need::Envoy]),
+        case!(async the_open_loop_records_a_one_second_stall_that_the_closed_loop_hides).alone(),
+        case!(asking_for_more_than_the_generator_can_do_marks_the_figures_invalid).alone(),
+        case!(a_generator_starved_of_cpu_is_marked_invalid_by_its_lag).alone(),
+        case!(async the_proxy_overhead_suite_measures_what_the_sidecar_adds).needs(&[Need::Envoy]),
+        case!(async negative_control_a_sidecar_that_sheds_load_fails_the_overhead_check)
+            .needs(&[Need::Envoy]),
+        case!(tether_load_takes_a_wrk_command_line).alone(),
+    ])
 }

@@ -37,14 +37,9 @@ async fn answer(timeline: &Timeline, kind: &str, version: &str) -> (XdsKind, Opt
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn added_routes_take_traffic_and_a_nacked_route_leaves_the_last_good_config() {
     let timeline = Timeline::new();
-    let Some((topo, dir)) =
-        common::bring_up("fixtures/suites/route-features.yaml", &timeline).await
-    else {
-        return;
-    };
+    let (topo, dir) = common::bring_up("fixtures/suites/route-features.yaml", &timeline).await;
     let egress = topo.egress_of("client").unwrap();
     let http = reqwest::Client::builder().no_proxy().build().unwrap();
     let served_by = |path: &'static str| {
@@ -156,4 +151,12 @@ async fn added_routes_take_traffic_and_a_nacked_route_leaves_the_last_good_confi
 
     topo.shutdown().await;
     assert_eq!(common::processes_of_run(dir.path()), Vec::<String>::new());
+}
+
+fn main() -> std::process::ExitCode {
+    use common::harness::Need;
+    common::harness::main(vec![
+        case!(async added_routes_take_traffic_and_a_nacked_route_leaves_the_last_good_config)
+            .needs(&[Need::Envoy]),
+    ])
 }

@@ -5,14 +5,9 @@ mod common;
 use std::time::{Duration, Instant};
 use tether::timeline::Timeline;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn header_match_priority_retries_and_timeouts_behave_as_configured() {
     let timeline = Timeline::new();
-    let Some((topo, dir)) =
-        common::bring_up("fixtures/suites/route-features.yaml", &timeline).await
-    else {
-        return;
-    };
+    let (topo, dir) = common::bring_up("fixtures/suites/route-features.yaml", &timeline).await;
     let egress = topo.egress_of("client").unwrap();
     let http = reqwest::Client::builder().no_proxy().build().unwrap();
     let get = |path: &str| {
@@ -95,4 +90,12 @@ async fn header_match_priority_retries_and_timeouts_behave_as_configured() {
 
     topo.shutdown().await;
     assert_eq!(common::processes_of_run(dir.path()), Vec::<String>::new());
+}
+
+fn main() -> std::process::ExitCode {
+    use common::harness::Need;
+    common::harness::main(vec![
+        case!(async header_match_priority_retries_and_timeouts_behave_as_configured)
+            .needs(&[Need::Envoy]),
+    ])
 }

@@ -10,17 +10,11 @@ use tether::plan::XdsVariant;
 
 use tether::checks::Outcome as CheckOutcome;
 
-static ONE_RUN_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
 use common::run_suite;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn partition_keeps_outpost_serving_and_change_lands_after_heal() {
-    let _serial = ONE_RUN_AT_A_TIME.lock().await;
     let dir = tempfile::tempdir().unwrap();
-    let Some(outcome) = run_suite("suites/outpost-partition.yaml", dir.path()).await else {
-        return;
-    };
+    let outcome = run_suite("suites/outpost-partition.yaml", dir.path()).await;
     for v in &outcome.verdicts {
         eprintln!("{:?} {}: {}", v.outcome, v.name, v.detail);
     }
@@ -50,13 +44,9 @@ async fn partition_keeps_outpost_serving_and_change_lands_after_heal() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_same_partition_passes_with_delta_xds() {
-    let _serial = ONE_RUN_AT_A_TIME.lock().await;
     let dir = tempfile::tempdir().unwrap();
-    let Some(outcome) = run_suite("suites/outpost-partition-delta.yaml", dir.path()).await else {
-        return;
-    };
+    let outcome = run_suite("suites/outpost-partition-delta.yaml", dir.path()).await;
     assert!(outcome.passed(), "{:#?}", outcome.verdicts);
     let bootstrap = std::fs::read_to_string(dir.path().join("work/envoy-client.json")).unwrap();
     assert!(
@@ -65,14 +55,9 @@ async fn the_same_partition_passes_with_delta_xds() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn negative_control_cutting_the_data_path_fails_the_traffic_check() {
-    let _serial = ONE_RUN_AT_A_TIME.lock().await;
     let dir = tempfile::tempdir().unwrap();
-    let Some(outcome) = run_suite("suites/negative/data-path-partition.yaml", dir.path()).await
-    else {
-        return;
-    };
+    let outcome = run_suite("suites/negative/data-path-partition.yaml", dir.path()).await;
     assert_eq!(outcome.exit_code(), 1);
     let traffic = outcome.verdict("outpost_traffic_flows").unwrap();
     assert_eq!(traffic.outcome, CheckOutcome::Failed, "{traffic:?}");
@@ -99,13 +84,9 @@ async fn negative_control_cutting_the_data_path_fails_the_traffic_check() {
     assert!(html.contains(&format!("sidecars/{phase}/client/config_dump.json")));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn control_plane_crash_keeps_outpost_serving_and_sidecars_reconverge_after_restart() {
-    let _serial = ONE_RUN_AT_A_TIME.lock().await;
     let dir = tempfile::tempdir().unwrap();
-    let Some(outcome) = run_suite("suites/control-plane-restart.yaml", dir.path()).await else {
-        return;
-    };
+    let outcome = run_suite("suites/control-plane-restart.yaml", dir.path()).await;
     assert!(outcome.passed(), "{:#?}", outcome.verdicts);
     // The restarted control plane resumed its persisted state: traffic stayed on svc-v2
     // (the mesh file alone would have sent it back to svc-v1).
@@ -126,15 +107,9 @@ async fn control_plane_crash_keeps_outpost_serving_and_sidecars_reconverge_after
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn negative_control_a_control_plane_that_stays_down_fails_reconvergence() {
-    let _serial = ONE_RUN_AT_A_TIME.lock().await;
     let dir = tempfile::tempdir().unwrap();
-    let Some(outcome) =
-        run_suite("suites/negative/control-plane-stays-down.yaml", dir.path()).await
-    else {
-        return;
-    };
+    let outcome = run_suite("suites/negative/control-plane-stays-down.yaml", dir.path()).await;
     assert_eq!(outcome.exit_code(), 1);
     let reconvergence = outcome.verdict("reconvergence").unwrap();
     assert_eq!(
@@ -152,12 +127,10 @@ async fn negative_control_a_control_plane_that_stays_down_fails_reconvergence() 
     assert_eq!(failed, ["reconvergence"], "{:#?}", outcome.verdicts);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_route_change_reaches_all_fifty_client_sidecars_over_sotw() {
     every_route_change_reaches_all_fifty_client_sidecars(XdsVariant::Sotw).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_route_change_reaches_all_fifty_client_sidecars_over_delta() {
     every_route_change_reaches_all_fifty_client_sidecars(XdsVariant::Delta).await;
 }
@@ -165,27 +138,19 @@ async fn every_route_change_reaches_all_fifty_client_sidecars_over_delta() {
 /// The propagation suite with every sidecar on `xds`: it passes, with every change ACKed
 /// by all 50 clients.
 async fn every_route_change_reaches_all_fifty_client_sidecars(xds: XdsVariant) {
-    let _serial = ONE_RUN_AT_A_TIME.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let mut plan = tether::suite::load(&common::repo("suites/propagation.yaml")).unwrap();
     plan.force_xds_variant(xds);
-    let Some(outcome) = common::run_plan(&plan, dir.path()).await else {
-        return;
-    };
+    let outcome = common::run_plan(&plan, dir.path()).await;
     assert!(outcome.passed(), "{:#?}", outcome.verdicts);
     let propagation = outcome.verdict("propagation").unwrap();
     let acks = propagation.measurement("propagation.acks").unwrap();
     assert_eq!(acks.value, 8.0 * 50.0, "8 changes x 50 client sidecars");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn negative_control_a_change_behind_a_blackhole_fails_propagation() {
-    let _serial = ONE_RUN_AT_A_TIME.lock().await;
     let dir = tempfile::tempdir().unwrap();
-    let Some(outcome) = run_suite("suites/negative/propagation-partitioned.yaml", dir.path()).await
-    else {
-        return;
-    };
+    let outcome = run_suite("suites/negative/propagation-partitioned.yaml", dir.path()).await;
     let propagation = outcome.verdict("propagation").unwrap();
     assert_eq!(propagation.outcome, CheckOutcome::Failed, "{propagation:?}");
     // It lands only after the heal: later than the bound, or never.
@@ -196,12 +161,10 @@ async fn negative_control_a_change_behind_a_blackhole_fails_propagation() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn control_plane_restart_with_every_sidecar_on_sotw_xds() {
     control_plane_restart_with_every_sidecar_on(XdsVariant::Sotw, "\"GRPC\"").await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn control_plane_restart_with_every_sidecar_on_delta_xds() {
     control_plane_restart_with_every_sidecar_on(XdsVariant::Delta, "DELTA_GRPC").await;
 }
@@ -209,13 +172,10 @@ async fn control_plane_restart_with_every_sidecar_on_delta_xds() {
 /// The control-plane-restart suite with every sidecar on `xds` (whose bootstraps then
 /// name `api_type`): it passes.
 async fn control_plane_restart_with_every_sidecar_on(xds: XdsVariant, api_type: &str) {
-    let _serial = ONE_RUN_AT_A_TIME.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let mut plan = tether::suite::load(&common::repo("suites/control-plane-restart.yaml")).unwrap();
     plan.force_xds_variant(xds);
-    let Some(outcome) = common::run_plan(&plan, dir.path()).await else {
-        return;
-    };
+    let outcome = common::run_plan(&plan, dir.path()).await;
     assert!(outcome.passed(), "{:#?}", outcome.verdicts);
     for node in ["client", "svc-v1", "svc-v2"] {
         let bootstrap =
@@ -225,4 +185,20 @@ async fn control_plane_restart_with_every_sidecar_on(xds: XdsVariant, api_type: 
             "{node} was not on {xds:?} xDS"
         );
     }
+}
+
+fn main() -> std::process::ExitCode {
+    use common::harness::Need;
+    common::harness::main(vec![
+        case!(async partition_keeps_outpost_serving_and_change_lands_after_heal).needs(&[Need::Envoy]),
+        case!(async the_same_partition_passes_with_delta_xds).needs(&[Need::Envoy]),
+        case!(async negative_control_cutting_the_data_path_fails_the_traffic_check).needs(&[Need::Envoy]),
+        case!(async control_plane_crash_keeps_outpost_serving_and_sidecars_reconverge_after_restart).needs(&[Need::Envoy]),
+        case!(async negative_control_a_control_plane_that_stays_down_fails_reconvergence).needs(&[Need::Envoy]),
+        case!(async every_route_change_reaches_all_fifty_client_sidecars_over_sotw).needs(&[Need::Envoy]),
+        case!(async every_route_change_reaches_all_fifty_client_sidecars_over_delta).needs(&[Need::Envoy]),
+        case!(async negative_control_a_change_behind_a_blackhole_fails_propagation).needs(&[Need::Envoy]),
+        case!(async control_plane_restart_with_every_sidecar_on_sotw_xds).needs(&[Need::Envoy]),
+        case!(async control_plane_restart_with_every_sidecar_on_delta_xds).needs(&[Need::Envoy]),
+    ])
 }

@@ -7,18 +7,9 @@ mod common;
 use std::time::Duration;
 use tether::checks::Outcome;
 
-static ONE_RUN_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_packet_partition_is_noticed_even_on_tcp_keepalive() {
-    let _serial = ONE_RUN_AT_A_TIME.lock().await;
-    if !common::packet_links() {
-        return;
-    }
     let dir = tempfile::tempdir().unwrap();
-    let Some(outcome) = common::run_suite("suites/packet-partition.yaml", dir.path()).await else {
-        return;
-    };
+    let outcome = common::run_suite("suites/packet-partition.yaml", dir.path()).await;
     assert!(outcome.passed(), "{:#?}", outcome.verdicts);
     let noticed = outcome.verdict("partition_noticed").unwrap();
     assert!(
@@ -33,21 +24,13 @@ async fn a_packet_partition_is_noticed_even_on_tcp_keepalive() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn negative_control_tcp_keepalive_does_not_miss_a_packet_partition() {
-    let _serial = ONE_RUN_AT_A_TIME.lock().await;
-    if !common::packet_links() {
-        return;
-    }
     let dir = tempfile::tempdir().unwrap();
-    let Some(outcome) = common::run_suite(
+    let outcome = common::run_suite(
         "suites/negative/packet-partition-tcp-unnoticed.yaml",
         dir.path(),
     )
-    .await
-    else {
-        return;
-    };
+    .await;
     let v = outcome.verdict("partition_unnoticed").unwrap();
     assert_eq!(v.outcome, Outcome::Failed, "{v:?}");
     assert!(v.detail.contains("`svc-v1` noticed"), "{v:?}");
@@ -57,16 +40,9 @@ async fn negative_control_tcp_keepalive_does_not_miss_a_packet_partition() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn xds_and_traffic_carry_on_over_a_lossy_slow_reordering_wire() {
-    let _serial = ONE_RUN_AT_A_TIME.lock().await;
-    if !common::packet_links() {
-        return;
-    }
     let dir = tempfile::tempdir().unwrap();
-    let Some(outcome) = common::run_suite("suites/packet-degraded.yaml", dir.path()).await else {
-        return;
-    };
+    let outcome = common::run_suite("suites/packet-degraded.yaml", dir.path()).await;
     assert!(outcome.passed(), "{:#?}", outcome.verdicts);
     // The delay was on the wire: the change took at least one way's delay (90 ms +- 10
     // ms). Not the whole round trip: netem's `reorder` sends a tenth of the packets at
@@ -80,21 +56,27 @@ async fn xds_and_traffic_carry_on_over_a_lossy_slow_reordering_wire() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn negative_control_a_round_trip_past_the_keepalive_timeout_on_the_wire_drops_xds() {
-    let _serial = ONE_RUN_AT_A_TIME.lock().await;
-    if !common::packet_links() {
-        return;
-    }
     let dir = tempfile::tempdir().unwrap();
-    let Some(outcome) = common::run_suite(
+    let outcome = common::run_suite(
         "suites/negative/packet-latency-past-keepalive.yaml",
         dir.path(),
     )
-    .await
-    else {
-        return;
-    };
+    .await;
     let v = outcome.verdict("xds_stays_connected").unwrap();
     assert_eq!(v.outcome, Outcome::Failed, "{v:?}");
+}
+
+fn main() -> std::process::ExitCode {
+    use common::harness::Need;
+    common::harness::main(vec![
+        case!(async a_packet_partition_is_noticed_even_on_tcp_keepalive)
+            .needs(&[Need::Envoy, Need::PacketLinks]),
+        case!(async negative_control_tcp_keepalive_does_not_miss_a_packet_partition)
+            .needs(&[Need::Envoy, Need::PacketLinks]),
+        case!(async xds_and_traffic_carry_on_over_a_lossy_slow_reordering_wire)
+            .needs(&[Need::Envoy, Need::PacketLinks]),
+        case!(async negative_control_a_round_trip_past_the_keepalive_timeout_on_the_wire_drops_xds)
+            .needs(&[Need::Envoy, Need::PacketLinks]),
+    ])
 }

@@ -27,12 +27,10 @@ async fn stat(admin: SocketAddr, name: &str) -> u64 {
         .unwrap_or(0)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_protocol_match_discovery_and_the_gateway_behave_as_configured_over_sotw() {
     protocols(XdsVariant::Sotw).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_protocol_match_discovery_and_the_gateway_behave_as_configured_over_delta() {
     protocols(XdsVariant::Delta).await;
 }
@@ -41,11 +39,8 @@ async fn every_protocol_match_discovery_and_the_gateway_behave_as_configured_ove
 /// the mesh should route.
 async fn protocols(xds: XdsVariant) {
     let timeline = Timeline::new();
-    let Some((topo, dir)) =
-        common::bring_up_on("fixtures/suites/protocols.yaml", Some(xds), &timeline).await
-    else {
-        return;
-    };
+    let (topo, dir) =
+        common::bring_up_on("fixtures/suites/protocols.yaml", Some(xds), &timeline).await;
     let client = &topo.placement.nodes["client"];
     let egress = client.egress;
     let http = reqwest::Client::builder()
@@ -227,4 +222,14 @@ async fn protocols(xds: XdsVariant) {
 
     topo.shutdown().await;
     assert_eq!(common::processes_of_run(dir.path()), Vec::<String>::new());
+}
+
+fn main() -> std::process::ExitCode {
+    use common::harness::Need;
+    common::harness::main(vec![
+        case!(async every_protocol_match_discovery_and_the_gateway_behave_as_configured_over_sotw)
+            .needs(&[Need::Envoy]),
+        case!(async every_protocol_match_discovery_and_the_gateway_behave_as_configured_over_delta)
+            .needs(&[Need::Envoy]),
+    ])
 }

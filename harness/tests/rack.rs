@@ -122,11 +122,7 @@ fn files(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
-#[test]
 fn suites_run_against_a_rack_tether_did_not_start() {
-    if !common::docker_engine() || common::envoy().is_none() {
-        return;
-    }
     rack("up");
     let _down = RackUp;
     let state = tempfile::tempdir().unwrap();
@@ -353,7 +349,6 @@ fn killed_runs_are_healed(state: &Path, killed: &Path) {
     assert!(String::from_utf8_lossy(&out.stdout).contains("no fault left"));
 }
 
-#[test]
 fn bad_targets_are_refused_with_where_and_why() {
     let state = tempfile::tempdir().unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -465,4 +460,12 @@ fn bad_targets_are_refused_with_where_and_why() {
     );
     assert_eq!(out.status.code(), Some(3));
     assert!(stderr(&out).contains("container fault"), "{}", stderr(&out));
+}
+
+fn main() -> std::process::ExitCode {
+    use common::harness::Need;
+    common::harness::main(vec![
+        case!(suites_run_against_a_rack_tether_did_not_start).needs(&[Need::Docker, Need::Envoy]),
+        case!(bad_targets_are_refused_with_where_and_why),
+    ])
 }

@@ -15,15 +15,6 @@ use tether::result::RunInfo;
 use tether::run::folder;
 use tether::timeline::{Entry, Event, LoadSecond};
 
-/// The tests that bring a mesh up run one at a time, so neither's timing disturbs the other.
-static ONE_RUN_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn one_run_at_a_time() -> std::sync::MutexGuard<'static, ()> {
-    ONE_RUN_AT_A_TIME
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
 fn tether(args: &[&Path]) -> std::process::Output {
     Command::new(common::tether_bin())
         .args(args)
@@ -193,7 +184,6 @@ fn assert_valid(validator: &jsonschema::Validator, result: &Value) {
     assert!(errors.is_empty(), "{errors:#?}\n{result:#}");
 }
 
-#[test]
 fn tether_report_rerenders_a_hand_made_run_folder() {
     let dir = tempfile::tempdir().unwrap();
     hand_made_folder(dir.path(), &hand_made_timeline(true));
@@ -360,7 +350,6 @@ fn conformance_report(text: &str) -> ConformanceReport {
     report
 }
 
-#[test]
 fn tether_report_names_bad_input_and_exits_2() {
     let dir = tempfile::tempdir().unwrap();
     let out = tether(&[Path::new("report"), &dir.path().join("missing")]);
@@ -386,7 +375,6 @@ fn tether_report_names_bad_input_and_exits_2() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("mesh.yaml: missing"));
 }
 
-#[test]
 fn result_json_matches_its_schema_and_the_schema_rejects_a_result_without_passed() {
     let validator = schema();
     let dir = tempfile::tempdir().unwrap();
@@ -470,7 +458,6 @@ fn assert_junit_structure(report: &quick_junit::Report) {
     assert_eq!(report.errors, errors);
 }
 
-#[test]
 fn junit_xml_has_the_structure_ci_systems_accept_and_failures_carry_value_and_bound() {
     use quick_junit::{NonSuccessKind, TestCaseStatus};
     let dir = tempfile::tempdir().unwrap();
@@ -531,19 +518,6 @@ fn junit_xml_has_the_structure_ci_systems_accept_and_failures_carry_value_and_bo
     ));
 }
 
-/// Chromium, or `None` after a loud SKIPPED line (a failure under `CI=true`).
-fn chromium() -> Option<PathBuf> {
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|p| p.join("chromium"))
-            .find(|p| p.is_file())
-    });
-    if found.is_none() {
-        common::skip("the browser test needs `chromium` on PATH (ci/test installs it)");
-    }
-    found
-}
-
 /// Run headless Chromium on `page` with `args`, killed after 90 s; (stdout, stderr).
 fn headless(chromium: &Path, profile: &Path, page: &Path, args: &[String]) -> (String, String) {
     let mut child = Command::new(chromium)
@@ -595,9 +569,8 @@ fn console_errors(stderr: &str) -> Vec<&str> {
         .collect()
 }
 
-#[test]
 fn report_html_loads_in_headless_chromium_with_verdict_and_charts() {
-    let Some(chromium) = chromium() else { return };
+    let chromium = common::chromium().expect("chromium, which the harness found");
     // Kept after the test (reports/ is git-ignored): the page and its screenshot are the
     // artifacts CI keeps of this test.
     let dir = common::repo("reports/browser-test");
@@ -647,10 +620,8 @@ fn report_html_loads_in_headless_chromium_with_verdict_and_charts() {
 
 /// Kill `tether run` with SIGKILL mid-partition: nothing it started may survive, and
 /// `tether report` must still render what it recorded, marked incomplete.
-#[test]
 fn a_killed_run_still_yields_an_incomplete_but_readable_report() {
-    let _serial = one_run_at_a_time();
-    let Some(envoy) = common::envoy() else { return };
+    let envoy = common::envoy();
     let dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(common::tether_bin())
         .args([
@@ -791,11 +762,9 @@ fn read_json(path: &Path) -> Value {
 /// of one read in headless Chromium (every chart and table present, no console error),
 /// then `tether run --repeat 2 --baseline` and `tether compare`, with a candidate whose
 /// traffic check failed as the negative control (REGRESSED, exit 1).
-#[test]
 fn real_runs_render_in_chromium_and_compare_against_a_baseline() {
-    let _serial = one_run_at_a_time();
-    let Some(envoy) = common::envoy() else { return };
-    let Some(chromium) = chromium() else { return };
+    let envoy = common::envoy();
+    let chromium = common::chromium().expect("chromium, which the harness found");
     // Kept after the test (reports/ is git-ignored) as CI artifacts.
     let dir = common::repo("reports/compare-test");
     let _ = std::fs::remove_dir_all(&dir);
@@ -949,4 +918,19 @@ fn real_runs_render_in_chromium_and_compare_against_a_baseline() {
         "reports, comparison and screenshot kept in {}",
         dir.display()
     );
+}
+
+fn main() -> std::process::ExitCode {
+    use common::harness::Need;
+    common::harness::main(vec![
+        case!(tether_report_rerenders_a_hand_made_run_folder),
+        case!(tether_report_names_bad_input_and_exits_2),
+        case!(result_json_matches_its_schema_and_the_schema_rejects_a_result_without_passed),
+        case!(junit_xml_has_the_structure_ci_systems_accept_and_failures_carry_value_and_bound),
+        case!(report_html_loads_in_headless_chromium_with_verdict_and_charts)
+            .needs(&[Need::Chromium]),
+        case!(a_killed_run_still_yields_an_incomplete_but_readable_report).needs(&[Need::Envoy]),
+        case!(real_runs_render_in_chromium_and_compare_against_a_baseline)
+            .needs(&[Need::Envoy, Need::Chromium]),
+    ])
 }

@@ -1,6 +1,8 @@
 //! The schedules of the bundled suites, computed with no process at all: the same plan
 //! and seed give the same operations, in the order and at the times the suite says.
 
+mod common;
+
 use tether::plan::{Action, Disruption, Operation, Part, Plan, Schedule, Timed};
 
 fn plan(suite: &str) -> Plan {
@@ -23,7 +25,6 @@ fn lines(schedule: &Schedule) -> Vec<(u64, String)> {
         .collect()
 }
 
-#[test]
 fn a_partition_is_put_on_and_off_at_its_phase_boundaries() {
     let schedule = Schedule::of(&plan("suites/outpost-partition.yaml"), 7);
     let expected = [
@@ -45,7 +46,6 @@ fn a_partition_is_put_on_and_off_at_its_phase_boundaries() {
     assert_eq!(lines(&schedule), expected);
 }
 
-#[test]
 fn the_same_seed_draws_the_same_flapping_and_another_seed_another() {
     let plan = plan("suites/link-flapping.yaml");
     let (a, b, other) = (
@@ -85,7 +85,6 @@ fn the_same_seed_draws_the_same_flapping_and_another_seed_another() {
     assert!(a.operations.windows(2).all(|w| w[0].at <= w[1].at));
 }
 
-#[test]
 fn the_control_plane_goes_down_with_its_phase_and_comes_back_with_the_next() {
     let schedule = Schedule::of(&plan("suites/control-plane-restart.yaml"), 1);
     let cp: Vec<(u64, &Operation)> = schedule
@@ -123,7 +122,6 @@ fn the_control_plane_goes_down_with_its_phase_and_comes_back_with_the_next() {
     assert_eq!(offs, 0);
 }
 
-#[test]
 fn restarts_are_a_kill_and_a_start_at_their_time_between_held_faults() {
     let schedule = Schedule::of(&plan("suites/container-faults.yaml"), 1);
     let partition: Vec<(u64, String)> = lines(&schedule)
@@ -153,7 +151,6 @@ fn restarts_are_a_kill_and_a_start_at_their_time_between_held_faults() {
     assert_eq!(restart.restarted_sidecar(), Some("svc-v2"));
 }
 
-#[test]
 fn an_overhead_measurement_takes_each_half_of_its_phase_less_a_margin() {
     let schedule = Schedule::of(&plan("suites/proxy-overhead.yaml"), 1);
     let measure = schedule
@@ -171,7 +168,6 @@ fn an_overhead_measurement_takes_each_half_of_its_phase_less_a_margin() {
     assert_eq!(measure, (2_000, "svc-v1", 8, 4_750));
 }
 
-#[test]
 fn a_schedule_serializes_as_timed_operations() {
     let schedule = Schedule::of(&plan("suites/outpost-partition.yaml"), 7);
     let json = serde_json::to_value(&schedule).unwrap();
@@ -182,7 +178,6 @@ fn a_schedule_serializes_as_timed_operations() {
     );
 }
 
-#[test]
 fn a_soak_draws_each_cycle_from_the_seed_and_the_same_seed_gives_the_same_schedule() {
     let soak = plan("suites/soak-quick.yaml");
     let (a, b, other) = (
@@ -225,4 +220,16 @@ fn a_soak_draws_each_cycle_from_the_seed_and_the_same_seed_gives_the_same_schedu
     let mut one = soak;
     one.set_soak_length(tether::plan::SoakLength::Cycles(1));
     assert_eq!(Schedule::of(&one, 7).cycles(), 1);
+}
+
+fn main() -> std::process::ExitCode {
+    common::harness::main(vec![
+        case!(a_partition_is_put_on_and_off_at_its_phase_boundaries),
+        case!(the_same_seed_draws_the_same_flapping_and_another_seed_another),
+        case!(the_control_plane_goes_down_with_its_phase_and_comes_back_with_the_next),
+        case!(restarts_are_a_kill_and_a_start_at_their_time_between_held_faults),
+        case!(an_overhead_measurement_takes_each_half_of_its_phase_less_a_margin),
+        case!(a_schedule_serializes_as_timed_operations),
+        case!(a_soak_draws_each_cycle_from_the_seed_and_the_same_seed_gives_the_same_schedule),
+    ])
 }

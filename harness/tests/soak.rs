@@ -10,19 +10,13 @@ use std::time::{Duration, Instant};
 use tether::checks::Outcome;
 use tether::timeline::{Event, Timeline};
 
-static ONE_RUN_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
 fn json(path: &Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_short_soak_passes_every_cycle_with_its_figures_over_cycles() {
-    let _serial = ONE_RUN_AT_A_TIME.lock().await;
     let dir = tempfile::tempdir().unwrap();
-    let Some(outcome) = run_suite("suites/soak-quick.yaml", dir.path()).await else {
-        return;
-    };
+    let outcome = run_suite("suites/soak-quick.yaml", dir.path()).await;
     assert!(outcome.passed(), "{:#?}", outcome.verdicts);
     let result = json(&dir.path().join("result.json"));
     let soak = &result["soak"];
@@ -85,13 +79,9 @@ async fn a_short_soak_passes_every_cycle_with_its_figures_over_cycles() {
     assert_eq!((report.tests, report.failures), (7, 0), "{junit}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stop_condition_ends_the_soak_early_heals_and_says_why() {
-    let _serial = ONE_RUN_AT_A_TIME.lock().await;
     let dir = tempfile::tempdir().unwrap();
-    let Some(outcome) = run_suite("suites/negative/soak-data-cut.yaml", dir.path()).await else {
-        return;
-    };
+    let outcome = run_suite("suites/negative/soak-data-cut.yaml", dir.path()).await;
     let reason = outcome.stopped.clone().expect("the stop condition tripped");
     assert!(
         reason.contains("outpost success below 50% for 3 s"),
@@ -147,12 +137,8 @@ fn wait_for_cycles(dir: &Path, cycles: u64, child: &mut std::process::Child) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_soak_killed_with_sigkill_leaves_reports_of_its_finished_cycles() {
-    let _serial = ONE_RUN_AT_A_TIME.lock().await;
-    let Some(envoy) = common::envoy() else {
-        return;
-    };
+    let envoy = common::envoy();
     let dir = tempfile::tempdir().unwrap();
     let run_dir = dir.path().join("killed");
     let mut child = std::process::Command::new(tether_bin())
@@ -200,9 +186,7 @@ async fn a_soak_killed_with_sigkill_leaves_reports_of_its_finished_cycles() {
     // fit a memory line through: its start-up is most of it).
     let mut plan = tether::suite::load(&repo("suites/soak-quick.yaml")).unwrap();
     plan.set_soak_length(tether::plan::SoakLength::Cycles(1));
-    let next = common::run_plan(&plan, &dir.path().join("next"))
-        .await
-        .unwrap();
+    let next = common::run_plan(&plan, &dir.path().join("next")).await;
     let per_cycle = next.verdicts.iter().filter(|v| v.name != "memory_drift");
     assert!(
         per_cycle.clone().all(|v| v.passed()),
@@ -211,15 +195,23 @@ async fn a_soak_killed_with_sigkill_leaves_reports_of_its_finished_cycles() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory_drift_fails_when_the_mesh_grows_all_the_time() {
-    let _serial = ONE_RUN_AT_A_TIME.lock().await;
     let dir = tempfile::tempdir().unwrap();
-    let Some(outcome) = run_suite("suites/negative/memory-grows.yaml", dir.path()).await else {
-        return;
-    };
+    let outcome = run_suite("suites/negative/memory-grows.yaml", dir.path()).await;
     let v = outcome.verdict("memory_drift").unwrap();
     assert_eq!(v.outcome, Outcome::Failed, "{}", v.detail);
     assert!(v.detail.contains("envoy/client grew"), "{}", v.detail);
     assert!(outcome.verdict("outpost_traffic_flows").unwrap().passed());
+}
+
+fn main() -> std::process::ExitCode {
+    use common::harness::Need;
+    common::harness::main(vec![
+        case!(async a_short_soak_passes_every_cycle_with_its_figures_over_cycles)
+            .needs(&[Need::Envoy]),
+        case!(async a_stop_condition_ends_the_soak_early_heals_and_says_why).needs(&[Need::Envoy]),
+        case!(async a_soak_killed_with_sigkill_leaves_reports_of_its_finished_cycles)
+            .needs(&[Need::Envoy]),
+        case!(async memory_drift_fails_when_the_mesh_grows_all_the_time).needs(&[Need::Envoy]),
+    ])
 }

@@ -5,6 +5,8 @@
 use std::path::{Path, PathBuf};
 use tether::envoy::{EnvoyBinary, provision};
 
+pub mod harness;
+
 /// The repository root.
 pub fn repo(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(path)
@@ -15,37 +17,19 @@ pub fn tether_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_tether"))
 }
 
-/// Envoy, found or installed as `tether run` would. `None` (after a loud SKIPPED line)
-/// when it cannot be had outside CI; under `CI=true` that is a failure instead.
-pub fn envoy() -> Option<EnvoyBinary> {
-    match provision::find_or_install(None) {
-        Ok(envoy) => Some(envoy),
-        Err(e) => {
-            skip(&format!(
-                "this end-to-end test needs Envoy and none could be found or installed: {e:#}"
-            ));
-            None
-        }
-    }
+/// Envoy, found or installed as `tether run` would. The harness has checked that it can
+/// be had before a test that needs it ([`harness::Need::Envoy`]) runs.
+pub fn envoy() -> EnvoyBinary {
+    provision::find_or_install(None).unwrap_or_else(|e| panic!("Envoy: {e:#}"))
 }
 
-/// A test that cannot run here: a failure under `CI=true` (CI must run every test) and
-/// under nextest (which cannot mark a test skipped once it runs, and would report it
-/// passed); anywhere else a loud SKIPPED line on stderr, shown even when the test's output
-/// is captured, and the test returns.
-pub fn skip(why: &str) {
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("CI=true and {why}");
-    }
-    if std::env::var_os("NEXTEST_RUN_ID").is_some() {
-        panic!(
-            "SKIPPED, reported as a failure because nextest cannot mark a test skipped at run time: {why}"
-        );
-    }
-    // Straight to the process's stderr: `eprintln!` in a test is captured, and a passing
-    // test's captured output is never shown.
-    use std::io::Write;
-    let _ = writeln!(std::io::stderr().lock(), "\n\n*** SKIPPED: {why} ***\n\n");
+/// Chromium on PATH, if it is there.
+pub fn chromium() -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join("chromium"))
+            .find(|p| p.is_file())
+    })
 }
 
 /// Processes whose parent is this test process (the run's children, if any leaked).
@@ -93,15 +77,15 @@ pub fn processes_of_run(report_dir: &Path) -> Vec<String> {
     found
 }
 
-/// Run a bundled suite end to end against real Envoy into `dir`; `None` when Envoy cannot
-/// be had (see [`envoy`]). Asserts that nothing the run started outlives it.
-pub async fn run_suite(suite: &str, dir: &Path) -> Option<tether::run::Outcome> {
+/// Run a bundled suite end to end against real Envoy into `dir`. Asserts that nothing the
+/// run started outlives it.
+pub async fn run_suite(suite: &str, dir: &Path) -> tether::run::Outcome {
     let plan = tether::suite::load(&repo(suite)).unwrap_or_else(|e| panic!("{e}"));
     run_plan(&plan, dir).await
 }
 
 /// Run a loaded (and perhaps adjusted) plan, as [`run_suite`] does.
-pub async fn run_plan(plan: &tether::plan::Plan, dir: &Path) -> Option<tether::run::Outcome> {
+pub async fn run_plan(plan: &tether::plan::Plan, dir: &Path) -> tether::run::Outcome {
     run_plan_on(plan, dir, tether::backend::Backend::Process).await
 }
 
@@ -110,8 +94,8 @@ pub async fn run_plan_on(
     plan: &tether::plan::Plan,
     dir: &Path,
     backend: tether::backend::Backend,
-) -> Option<tether::run::Outcome> {
-    let envoy = envoy()?;
+) -> tether::run::Outcome {
+    let envoy = envoy();
     let opts = tether::run::RunOptions {
         envoy_bin: Some(envoy.path),
         tether_bin: Some(tether_bin()),
@@ -132,7 +116,7 @@ pub async fn run_plan_on(
         "processes outlived the run"
     );
     check_run_folder(dir, &outcome);
-    Some(outcome)
+    outcome
 }
 
 /// The folder of a finished run: its result.json matches the schema, and judging the folder
@@ -158,13 +142,12 @@ pub fn check_run_folder(dir: &Path, outcome: &tether::run::Outcome) {
     assert_eq!(verdicts, outcome.verdicts, "judged again from its folder");
 }
 
-/// Bring up the topology of a test suite in a fresh folder, without running its phases;
-/// `None` when Envoy cannot be had (see [`envoy`]). The control plane's log goes onto
-/// `timeline`. Keep the folder alive as long as the topology.
+/// Bring up the topology of a test suite in a fresh folder, without running its phases.
+/// The control plane's log goes onto `timeline`. Keep the folder alive as long as the topology.
 pub async fn bring_up(
     suite: &str,
     timeline: &tether::timeline::Timeline,
-) -> Option<(tether::backend::RunningTopology, tempfile::TempDir)> {
+) -> (tether::backend::RunningTopology, tempfile::TempDir) {
     bring_up_on(suite, None, timeline).await
 }
 
@@ -173,8 +156,8 @@ pub async fn bring_up_on(
     suite: &str,
     xds: Option<tether::plan::XdsVariant>,
     timeline: &tether::timeline::Timeline,
-) -> Option<(tether::backend::RunningTopology, tempfile::TempDir)> {
-    let envoy = envoy()?;
+) -> (tether::backend::RunningTopology, tempfile::TempDir) {
+    let envoy = envoy();
     let mut plan = tether::suite::load(&repo(suite)).unwrap_or_else(|e| panic!("{e}"));
     if let Some(variant) = xds {
         plan.force_xds_variant(variant);
@@ -192,23 +175,7 @@ pub async fn bring_up_on(
     let topo = tether::backend::RunningTopology::up(&plan, &opts, timeline)
         .await
         .unwrap_or_else(|e| panic!("{e:#}"));
-    Some((topo, dir))
-}
-
-/// Can this machine build a packet-level link (root, `ip netns`)? `false` (after a loud
-/// SKIPPED line) when it cannot outside CI; under `CI=true` that is a failure instead.
-pub fn packet_links() -> bool {
-    use tether::faults::packet::{PacketLink, PacketLinkError, unique_prefix};
-    match PacketLink::create(&unique_prefix("tetherprobe")) {
-        Ok(_) => true,
-        Err(PacketLinkError::Unavailable(reason)) => {
-            skip(&format!(
-                "this test needs root and `ip netns` for a packet-level link: {reason}"
-            ));
-            false
-        }
-        Err(e) => panic!("creating a packet link failed: {e}"),
-    }
+    (topo, dir)
 }
 
 /// Network namespaces and host interfaces a run made (`tether*`) that are still there
@@ -251,21 +218,4 @@ pub async fn outside_service() -> (std::net::SocketAddr, tokio_util::sync::Cance
         stop.clone(),
     ));
     (addr, stop)
-}
-
-/// Whether a Docker engine answers. `false` after a loud SKIPPED line outside CI; under
-/// `CI=true` a missing engine is a failure instead.
-pub fn docker_engine() -> bool {
-    let out = std::process::Command::new("docker")
-        .args(["version", "--format", "{{.Server.Version}}"])
-        .output();
-    let why = match out {
-        Ok(out) if out.status.success() => return true,
-        Ok(out) => String::from_utf8_lossy(&out.stderr).trim().to_string(),
-        Err(e) => format!("no `docker` CLI: {e}"),
-    };
-    skip(&format!(
-        "this test needs a Docker engine and none answers: {why}"
-    ));
-    false
 }

@@ -1,5 +1,6 @@
 //! Tests of the packet-level link. Those that build a link need root and `ip netns`:
-//! without them they fail under `CI=true` and print a loud SKIPPED line elsewhere.
+//! without them they fail under `CI=true` and under nextest (which would report a test
+//! that returns early as passed), and print a loud SKIPPED line elsewhere.
 //! Traffic only ever flows between the two namespaces a test made.
 
 use super::*;
@@ -14,6 +15,9 @@ fn link() -> Option<PacketLink> {
         Err(PacketLinkError::Unavailable(reason)) => {
             if std::env::var("CI").is_ok_and(|v| v == "true") {
                 panic!("CI=true and the packet-level link cannot be built here: {reason}");
+            }
+            if std::env::var_os("NEXTEST_RUN_ID").is_some() {
+                panic!("under nextest, which cannot mark a test skipped once it runs: {reason}");
             }
             eprintln!(
                 "\n\n*** SKIPPED: this test needs root and `ip netns` to build a packet-level link: {reason} ***\n\n"
