@@ -80,6 +80,25 @@ impl Verdict {
     }
 }
 
+/// Whether a negative control failed the checks it exists to fail (its suite's
+/// `expect_failing`): each of them judged and failed, not passed nor left unknown.
+/// `Err` names each that did not, with its outcome.
+pub fn failed_as_expected(verdicts: &[Verdict], expect_failing: &[String]) -> Result<(), String> {
+    let wrong: Vec<String> = expect_failing
+        .iter()
+        .filter_map(|name| match verdicts.iter().find(|v| v.name == *name) {
+            Some(v) if v.outcome == Outcome::Failed => None,
+            Some(v) => Some(format!("`{name}` was expected to fail and is {:?}: {}", v.outcome, v.detail)),
+            None => Some(format!("`{name}` was expected to fail and was not judged")),
+        })
+        .collect();
+    if wrong.is_empty() {
+        Ok(())
+    } else {
+        Err(wrong.join("; "))
+    }
+}
+
 /// What checks need to know about the run besides its timeline.
 #[derive(Debug, Clone, Default)]
 pub struct Context {
@@ -121,4 +140,38 @@ fn judge_one(check: &Check, ctx: &Context, entries: &[Entry]) -> Verdict {
         failed_at_ms: None,
         phase: None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn verdict(name: &str, outcome: Outcome) -> Verdict {
+        Verdict {
+            name: name.into(),
+            outcome,
+            detail: format!("{name} detail"),
+            measurements: Vec::new(),
+            failed_at_ms: None,
+            phase: None,
+        }
+    }
+
+    #[test]
+    fn a_negative_control_holds_only_when_the_checks_it_names_failed() {
+        let expect = ["propagation".to_string()];
+        let failed = [
+            verdict("propagation", Outcome::Failed),
+            verdict("outpost_traffic_flows", Outcome::Passed),
+        ];
+        assert_eq!(failed_as_expected(&failed, &expect), Ok(()));
+        // Negative controls of the check: it passed, could not judge, or was not there.
+        for outcome in [Outcome::Passed, Outcome::Unknown, Outcome::Invalid] {
+            let err = failed_as_expected(&[verdict("propagation", outcome)], &expect).unwrap_err();
+            assert!(err.contains("`propagation` was expected to fail"), "{err}");
+        }
+        let err = failed_as_expected(&failed[1..], &expect).unwrap_err();
+        assert!(err.contains("was not judged"), "{err}");
+        assert_eq!(failed_as_expected(&failed, &[]), Ok(()));
+    }
 }

@@ -68,6 +68,8 @@ pub struct Plan {
     pub phases: Vec<PlannedPhase>,
     /// The checks that judge the run, in suite order.
     pub checks: Vec<Check>,
+    /// A negative control's checks that must fail (empty for any other suite).
+    pub expect_failing: Vec<String>,
     /// Official images the Docker backend runs instead of the ones tether builds.
     pub images: Images,
     /// Set for a soak: the phases repeat in cycles.

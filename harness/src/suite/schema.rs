@@ -43,6 +43,10 @@ pub struct Suite {
     /// Docker backend: official images to run instead of the ones tether builds.
     #[serde(default)]
     pub images: Option<Images>,
+    /// A negative control: the checks it exists to fail. The suite counts as passed
+    /// (in a sign-off, and in `cargo test`) when exactly these fail.
+    #[serde(default)]
+    pub expect_failing: Vec<Spanned<String>>,
 }
 
 /// A soak: how long it runs by default, what comes first, and when it stops early.

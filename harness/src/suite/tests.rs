@@ -312,3 +312,24 @@ fn bad_soaks_name_file_line_column_and_what_was_expected() {
     ];
     expect_errors("suites/soak-quick.yaml", &cases);
 }
+
+#[test]
+fn a_negative_controls_expected_failures_are_checks_of_its_own() {
+    let cases = [
+        (
+            "expect_failing: [propagation]",
+            "expect_failing: [propagaton]",
+            "broken.yaml:6:18: `expect_failing` names `propagaton`, which is not a check of this suite; expected one of: propagation",
+        ),
+        (
+            "expect_failing: [propagation]",
+            "expect_failing: [propagation, propagation]",
+            "broken.yaml:6:31: `propagation` is named twice in `expect_failing`",
+        ),
+    ];
+    expect_errors("suites/negative/propagation-partitioned.yaml", &cases);
+    let plan = load(&repo("suites/negative/propagation-partitioned.yaml")).unwrap();
+    assert_eq!(plan.expect_failing, ["propagation"]);
+    let plan = load(&repo("suites/outpost-partition.yaml")).unwrap();
+    assert!(plan.expect_failing.is_empty());
+}

@@ -66,6 +66,7 @@ fn with_changes(changes: Vec<(Duration, Change)>) -> Plan {
             draws: Default::default(),
         }],
         checks: Vec::new(),
+        expect_failing: Vec::new(),
         images: Images::default(),
         soak: None,
     }

@@ -25,6 +25,33 @@ pub(super) fn validate(
     for c in &suite.checks {
         check(path, suite, c, phase_names)?;
     }
+    expect_failing(path, suite)
+}
+
+/// Each check a negative control expects to fail is one of its checks, named once.
+fn expect_failing(path: &Path, suite: &Suite) -> Result<(), InputError> {
+    let names: BTreeSet<&str> = suite.checks.iter().map(|c| c.name().as_str()).collect();
+    let mut seen = BTreeSet::new();
+    for name in &suite.expect_failing {
+        if !names.contains(name.as_str()) {
+            return Err(InputError::spanned(
+                path,
+                name,
+                format!(
+                    "`expect_failing` names `{}`, which is not a check of this suite; expected one of: {}",
+                    **name,
+                    join(&names)
+                ),
+            ));
+        }
+        if !seen.insert(name.as_str()) {
+            return Err(InputError::spanned(
+                path,
+                name,
+                format!("`{}` is named twice in `expect_failing`", **name),
+            ));
+        }
+    }
     Ok(())
 }
 
