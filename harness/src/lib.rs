@@ -30,6 +30,8 @@
 //! - [`checks`]: judge the timeline and give verdicts; they never talk to processes.
 //! - [`result`]: a run's result as one typed model (`result.json`), with its schema.
 //! - [`compare`]: a candidate's runs against a baseline's, beyond the run-to-run noise.
+//! - [`signoff`]: a release's suites, each judged from its run folders (and against the
+//!   last release's), as one verdict to sign.
 //! - [`report`]: render verdicts (console, `result.json`, `junit.xml`, `summary.yaml`,
 //!   `report.html`, comparisons); they never judge.
 //! - [`run`]: a whole run: bring up, carry out the schedule (the interpreter), take
@@ -78,6 +80,8 @@ pub mod checks;
 pub mod result;
 
 pub mod compare;
+
+pub mod signoff;
 
 pub mod report;
 

@@ -81,22 +81,45 @@ impl Verdict {
 }
 
 /// Whether a negative control failed the checks it exists to fail (its suite's
-/// `expect_failing`): each of them judged and failed, not passed nor left unknown.
-/// `Err` names each that did not, with its outcome.
-pub fn failed_as_expected(verdicts: &[Verdict], expect_failing: &[String]) -> Result<(), String> {
-    let wrong: Vec<String> = expect_failing
-        .iter()
-        .filter_map(|name| match verdicts.iter().find(|v| v.name == *name) {
-            Some(v) if v.outcome == Outcome::Failed => None,
-            Some(v) => Some(format!("`{name}` was expected to fail and is {:?}: {}", v.outcome, v.detail)),
-            None => Some(format!("`{name}` was expected to fail and was not judged")),
-        })
-        .collect();
+/// `expect_failing`): each of them judged (by name, or as `name@phase` where the suite
+/// uses it more than once) and failed every time, not passed nor left unknown.
+/// `judged` gives each verdict as (name, outcome, detail); `Err` names what did not fail.
+pub fn failed_as_expected<'a>(
+    judged: impl IntoIterator<Item = (&'a str, Outcome, &'a str)>,
+    expect_failing: &[String],
+) -> Result<(), String> {
+    let judged: Vec<_> = judged.into_iter().collect();
+    let mut wrong = Vec::new();
+    for name in expect_failing {
+        let named = |n: &str| {
+            n == name
+                || n.strip_prefix(name.as_str())
+                    .is_some_and(|r| r.starts_with('@'))
+        };
+        let mine: Vec<_> = judged.iter().filter(|(n, ..)| named(n)).collect();
+        if mine.is_empty() {
+            wrong.push(format!("`{name}` was expected to fail and was not judged"));
+        }
+        for (n, outcome, detail) in mine {
+            if *outcome != Outcome::Failed {
+                wrong.push(format!(
+                    "`{n}` was expected to fail and is {outcome:?}: {detail}"
+                ));
+            }
+        }
+    }
     if wrong.is_empty() {
         Ok(())
     } else {
         Err(wrong.join("; "))
     }
+}
+
+/// Each verdict as (name, outcome, detail), for [`failed_as_expected`].
+pub fn judged(verdicts: &[Verdict]) -> impl Iterator<Item = (&str, Outcome, &str)> {
+    verdicts
+        .iter()
+        .map(|v| (v.name.as_str(), v.outcome, v.detail.as_str()))
 }
 
 /// What checks need to know about the run besides its timeline.
@@ -164,14 +187,25 @@ mod tests {
             verdict("propagation", Outcome::Failed),
             verdict("outpost_traffic_flows", Outcome::Passed),
         ];
-        assert_eq!(failed_as_expected(&failed, &expect), Ok(()));
+        assert_eq!(failed_as_expected(judged(&failed), &expect), Ok(()));
         // Negative controls of the check: it passed, could not judge, or was not there.
         for outcome in [Outcome::Passed, Outcome::Unknown, Outcome::Invalid] {
-            let err = failed_as_expected(&[verdict("propagation", outcome)], &expect).unwrap_err();
+            let err = failed_as_expected(judged(&[verdict("propagation", outcome)]), &expect)
+                .unwrap_err();
             assert!(err.contains("`propagation` was expected to fail"), "{err}");
         }
-        let err = failed_as_expected(&failed[1..], &expect).unwrap_err();
+        let err = failed_as_expected(judged(&failed[1..]), &expect).unwrap_err();
         assert!(err.contains("was not judged"), "{err}");
-        assert_eq!(failed_as_expected(&failed, &[]), Ok(()));
+        assert_eq!(failed_as_expected(judged(&failed), &[]), Ok(()));
+        // A check used in two phases is named `name@phase`: both must fail.
+        let twice = [
+            verdict("propagation@one", Outcome::Failed),
+            verdict("propagation@two", Outcome::Passed),
+        ];
+        let err = failed_as_expected(judged(&twice), &expect).unwrap_err();
+        assert!(
+            err.contains("`propagation@two` was expected to fail"),
+            "{err}"
+        );
     }
 }

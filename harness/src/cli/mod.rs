@@ -8,6 +8,7 @@
 
 mod machine;
 mod roles;
+mod signoff;
 mod suites;
 mod targets;
 mod tools;
@@ -61,13 +62,21 @@ impl SoakArgs {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run a suite: bring up the mesh, drive load, break and heal links, judge, report.
+    /// Given a folder of suites or several suite files, run each in turn with the same
+    /// options as a release sign-off: signoff.html, signoff.json and junit.xml.
     Run {
-        /// The suite file.
-        suite: PathBuf,
+        /// The suite file; or a folder of suites (its *.yaml), or several suite files.
+        #[arg(required = true, num_args = 1..)]
+        suites: Vec<PathBuf>,
+        /// With a folder of suites: also run the negative controls of its `negative/`
+        /// folder, which pass when they fail the checks they exist to fail.
+        #[arg(long)]
+        with_negative: bool,
         /// Where the mesh runs: child processes, or containers on Docker networks.
         #[arg(long, value_enum, default_value = "process")]
         backend: crate::backend::Backend,
-        /// Report folder (default: reports/<suite>-<UTC time>/).
+        /// Report folder (default: reports/<suite>-<UTC time>/, or for a sign-off
+        /// reports/signoff-<UTC time>/).
         #[arg(long)]
         report_dir: Option<PathBuf>,
         /// Seed for anything random.
@@ -103,6 +112,19 @@ enum Command {
         /// would make against the target, and make none.
         #[arg(long, requires = "target")]
         dry_run: bool,
+    },
+    /// Sign a sign-off folder (`--signed-by NAME`: recorded in signoff.json with a digest
+    /// of every report it covers), or check that nothing in a signed one changed since
+    /// (`--verify`: exit 0 when intact, 1 naming what changed).
+    Signoff {
+        /// The sign-off folder (`tether run FOLDER` wrote it).
+        dir: PathBuf,
+        /// Who signs.
+        #[arg(long, required_unless_present = "verify", conflicts_with = "verify")]
+        signed_by: Option<String>,
+        /// Check the signature instead of signing.
+        #[arg(long)]
+        verify: bool,
     },
     /// Remove every fault a run left on a target (after a run was killed), as its fault
     /// ledger lists them; says what it removed.
@@ -303,7 +325,8 @@ pub fn main() -> i32 {
     runtime.block_on(async move {
         match cli.command {
             Command::Run {
-                suite,
+                suites,
+                with_negative,
                 backend,
                 report_dir,
                 seed,
@@ -329,8 +352,25 @@ pub fn main() -> i32 {
                     target,
                     dry_run,
                 };
-                suites::run(suite, options).await
+                match suites.as_slice() {
+                    [suite] if !suite.is_dir() && !with_negative => {
+                        suites::run(suite.clone(), options).await
+                    }
+                    _ => signoff::run(suites, with_negative, options).await,
+                }
             }
+            Command::Signoff {
+                dir,
+                signed_by,
+                verify,
+            } => match signed_by {
+                _ if verify => signoff::verify(&dir),
+                Some(name) => signoff::sign(&dir, &name),
+                None => {
+                    eprintln!("error: tether signoff takes --signed-by NAME or --verify");
+                    exit::BAD_INPUT
+                }
+            },
             Command::Heal { target } => targets::heal(&target).await,
             Command::Report { run_dir } => suites::report_folder(&run_dir),
             Command::Compare {

@@ -68,6 +68,7 @@ fn load(suite: &Path, length: Option<SoakLength>) -> Result<Plan, String> {
 }
 
 /// What `tether run` was asked besides the suite.
+#[derive(Clone)]
 pub(super) struct SuiteOptions {
     pub backend: crate::backend::Backend,
     pub report_dir: Option<PathBuf>,
@@ -82,8 +83,25 @@ pub(super) struct SuiteOptions {
     pub dry_run: bool,
 }
 
+/// `tether run SUITE`: run it (repeated, against a baseline, as asked) until done or
+/// interrupted (Ctrl-C, SIGTERM); the exit code.
 pub(super) async fn run(suite: PathBuf, options: SuiteOptions) -> i32 {
-    let mut plan = match load(&suite, options.length) {
+    let interrupt = super::roles::shutdown_on_signal();
+    let on_signal = interrupt.clone();
+    tokio::spawn(async move {
+        on_signal.cancelled().await;
+        eprintln!("tether: interrupted; stopping everything and writing what was recorded");
+    });
+    run_until(&suite, options, interrupt).await
+}
+
+/// Run one suite as `tether run` does, stopping when `interrupt` is cancelled.
+pub(super) async fn run_until(
+    suite: &Path,
+    options: SuiteOptions,
+    interrupt: tokio_util::sync::CancellationToken,
+) -> i32 {
+    let mut plan = match load(suite, options.length) {
         Ok(plan) => plan,
         Err(e) => {
             eprintln!("error: {e}");
@@ -143,12 +161,6 @@ pub(super) async fn run(suite: PathBuf, options: SuiteOptions) -> i32 {
     let root = options.report_dir.unwrap_or_else(|| {
         let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
         PathBuf::from("reports").join(format!("{}-{stamp}", plan.name()))
-    });
-    let interrupt = super::roles::shutdown_on_signal();
-    let on_signal = interrupt.clone();
-    tokio::spawn(async move {
-        on_signal.cancelled().await;
-        eprintln!("tether: interrupted; stopping everything and writing what was recorded");
     });
     let mut code = exit::PASSED;
     for round in 1..=options.repeat {

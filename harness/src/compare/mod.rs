@@ -23,6 +23,8 @@ pub struct RunSet {
     pub dir: PathBuf,
     /// Its runs: the folder's own `result.json`, or one per repeat folder.
     pub runs: Vec<RunResult>,
+    /// The folder of each run, in the order of `runs`.
+    pub folders: Vec<PathBuf>,
 }
 
 /// Why a folder cannot be compared.
@@ -65,6 +67,10 @@ impl RunSet {
         Ok(RunSet {
             dir: dir.to_path_buf(),
             runs,
+            folders: files
+                .iter()
+                .map(|f| f.parent().unwrap_or(dir).to_path_buf())
+                .collect(),
         })
     }
 }
@@ -506,6 +512,7 @@ mod tests {
     fn set(runs: Vec<RunResult>) -> RunSet {
         RunSet {
             dir: PathBuf::from("x"),
+            folders: runs.iter().map(|_| PathBuf::from("x")).collect(),
             runs,
         }
     }

@@ -9,6 +9,7 @@ pub mod console;
 pub mod html;
 pub mod json;
 pub mod junit;
+pub mod signoff;
 pub mod summary;
 
 use crate::result::RunInfo;

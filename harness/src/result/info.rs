@@ -104,7 +104,7 @@ pub struct TargetInfo {
 }
 
 /// The machine a run ran on.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Machine {
     /// CPU cores available to tether.
     pub cores: usize,
