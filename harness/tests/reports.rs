@@ -253,7 +253,7 @@ fn tether_report_rerenders_a_hand_made_run_folder() {
         conformance_report(&std::fs::read_to_string(dir.path().join("summary.yaml")).unwrap());
     let other = summary.profiles.iter().find(|p| p.name == "OTHER").unwrap();
     assert_eq!(other.core.failed_tests, ["run_complete"]);
-    let junit = read_junit(&dir.path().join("junit.xml"));
+    let junit = common::read_junit(&dir.path().join("junit.xml"));
     let case = junit.test_suites[0]
         .test_cases
         .iter()
@@ -399,10 +399,6 @@ fn result_json_matches_its_schema_and_the_schema_rejects_a_result_without_passed
 
 /// `junit.xml`, parsed as a JUnit reader parses it (quick-junit's deserializer: counts
 /// and times as the attributes say, not recomputed).
-fn read_junit(path: &Path) -> quick_junit::Report {
-    let text = std::fs::read_to_string(path).unwrap();
-    quick_junit::Report::deserialize_from_str(&text).unwrap_or_else(|e| panic!("{e}\n{text}"))
-}
 
 /// The structure Jenkins, GitLab and GitHub's JUnit readers accept, with the times
 /// their dashboards show.
@@ -463,7 +459,7 @@ fn junit_xml_has_the_structure_ci_systems_accept_and_failures_carry_value_and_bo
     let dir = tempfile::tempdir().unwrap();
     hand_made_folder(dir.path(), &hand_made_timeline(true));
     report(dir.path());
-    let junit = read_junit(&dir.path().join("junit.xml"));
+    let junit = common::read_junit(&dir.path().join("junit.xml"));
     assert_junit_structure(&junit);
     let suite = &junit.test_suites[0];
     assert_eq!(suite.tests, 4, "one testcase per check");
@@ -502,7 +498,7 @@ fn junit_xml_has_the_structure_ci_systems_accept_and_failures_carry_value_and_bo
     // A run that never finished: one more erroring testcase says so.
     hand_made_folder(dir.path(), &hand_made_timeline(false));
     report(dir.path());
-    let junit = read_junit(&dir.path().join("junit.xml"));
+    let junit = common::read_junit(&dir.path().join("junit.xml"));
     assert_junit_structure(&junit);
     let run = junit.test_suites[0]
         .test_cases
@@ -518,57 +514,6 @@ fn junit_xml_has_the_structure_ci_systems_accept_and_failures_carry_value_and_bo
     ));
 }
 
-/// Run headless Chromium on `page` with `args`, killed after 90 s; (stdout, stderr).
-fn headless(chromium: &Path, profile: &Path, page: &Path, args: &[String]) -> (String, String) {
-    let mut child = Command::new(chromium)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--no-first-run",
-            "--disable-extensions",
-            "--enable-logging=stderr",
-            "--v=0",
-            "--window-size=1280,2000",
-        ])
-        .arg(format!("--user-data-dir={}", profile.display()))
-        .args(args)
-        .arg(format!("file://{}", page.display()))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (mut out, mut err) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
-    let out = std::thread::spawn(move || {
-        let mut s = String::new();
-        std::io::Read::read_to_string(&mut out, &mut s).map(|_| s)
-    });
-    let err = std::thread::spawn(move || {
-        let mut s = String::new();
-        std::io::Read::read_to_string(&mut err, &mut s).map(|_| s)
-    });
-    let started = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if started.elapsed() > Duration::from_secs(90) {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("chromium did not finish within 90 s");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    (
-        out.join().unwrap().unwrap_or_default(),
-        err.join().unwrap().unwrap_or_default(),
-    )
-}
-
-fn console_errors(stderr: &str) -> Vec<&str> {
-    stderr
-        .lines()
-        .filter(|l| l.contains("Uncaught") || l.contains("ERROR:CONSOLE"))
-        .collect()
-}
-
 fn report_html_loads_in_headless_chromium_with_verdict_and_charts() {
     let chromium = common::chromium().expect("chromium, which the harness found");
     // Kept after the test (reports/ is git-ignored): the page and its screenshot are the
@@ -581,7 +526,7 @@ fn report_html_loads_in_headless_chromium_with_verdict_and_charts() {
     report(&dir);
     let page = dir.canonicalize().unwrap().join("report.html");
 
-    let (dom, stderr) = headless(&chromium, profile.path(), &page, &["--dump-dom".into()]);
+    let (dom, stderr) = common::headless(&chromium, profile.path(), &page, &["--dump-dom".into()]);
     assert!(
         dom.contains("outpost-partition: <span class=\"fail\">FAILED</span>"),
         "{dom}"
@@ -600,7 +545,7 @@ fn report_html_loads_in_headless_chromium_with_verdict_and_charts() {
     );
     assert!(dom.contains("Static stability") && dom.contains("Reconvergence"));
     assert!(dom.contains("tether run suites/outpost-partition.yaml --seed 42"));
-    assert_eq!(console_errors(&stderr), Vec::<&str>::new());
+    assert_eq!(common::console_errors(&stderr), Vec::<&str>::new());
 
     let shot = dir.join("report.png");
     let (_, stderr) = headless(
@@ -614,7 +559,7 @@ fn report_html_loads_in_headless_chromium_with_verdict_and_charts() {
         png.starts_with(b"\x89PNG") && png.len() > 10_000,
         "a real screenshot"
     );
-    assert_eq!(console_errors(&stderr), Vec::<&str>::new());
+    assert_eq!(common::console_errors(&stderr), Vec::<&str>::new());
     eprintln!("report and screenshot kept in {}", dir.display());
 }
 
@@ -684,7 +629,7 @@ fn a_killed_run_still_yields_an_incomplete_but_readable_report() {
     assert!(html.contains("INCOMPLETE"));
     assert!(html.matches("<svg").count() >= 2);
     assert!(html.contains("blackhole on xds"), "the events it saw");
-    assert_junit_structure(&read_junit(&dir.path().join("junit.xml")));
+    assert_junit_structure(&common::read_junit(&dir.path().join("junit.xml")));
 }
 
 /// The outpost partition, shortened so three runs fit in a CI run: the same faults,
@@ -801,7 +746,7 @@ fn real_runs_render_in_chromium_and_compare_against_a_baseline() {
     // The real run's report, as a browser shows it.
     let profile = tempfile::tempdir().unwrap();
     let page = baseline.join("repeat-1/report.html");
-    let (dom, stderr) = headless(&chromium, profile.path(), &page, &["--dump-dom".into()]);
+    let (dom, stderr) = common::headless(&chromium, profile.path(), &page, &["--dump-dom".into()]);
     assert!(dom.contains("short-partition: <span class=\"pass\">PASSED</span>"));
     for heading in [
         "Load: requests per second",
@@ -828,14 +773,14 @@ fn real_runs_render_in_chromium_and_compare_against_a_baseline() {
         dom.contains("timeout downstream {\"timeout\":0}"),
         "toxic attributes"
     );
-    assert_eq!(console_errors(&stderr), Vec::<&str>::new());
+    assert_eq!(common::console_errors(&stderr), Vec::<&str>::new());
     let (_, stderr) = headless(
         &chromium,
         profile.path(),
         &page,
         &[format!("--screenshot={}", dir.join("report.png").display())],
     );
-    assert_eq!(console_errors(&stderr), Vec::<&str>::new());
+    assert_eq!(common::console_errors(&stderr), Vec::<&str>::new());
 
     // The candidate: repeated to measure its noise, compared as it finishes.
     let (code, stdout) = tether_cli(&[
@@ -880,10 +825,10 @@ fn real_runs_render_in_chromium_and_compare_against_a_baseline() {
         "{comparison:#}"
     );
     let page = candidate.join("comparison.html");
-    let (dom, stderr) = headless(&chromium, profile.path(), &page, &["--dump-dom".into()]);
+    let (dom, stderr) = common::headless(&chromium, profile.path(), &page, &["--dump-dom".into()]);
     assert!(dom.contains("Candidate against baseline"));
     assert!(dom.contains("reconvergence_ms.client"));
-    assert_eq!(console_errors(&stderr), Vec::<&str>::new());
+    assert_eq!(common::console_errors(&stderr), Vec::<&str>::new());
 
     // Negative control: a candidate whose traffic check failed regresses.
     let failing = dir.join("failing");

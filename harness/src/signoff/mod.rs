@@ -77,6 +77,8 @@ pub struct SuiteSignOff {
     pub regressed: bool,
     /// Envoy's version, as its first run reported it (empty when it did not run).
     pub envoy_version: String,
+    /// When its first run started (RFC 3339; empty when it did not run).
+    pub started_at: String,
 }
 
 /// A suite to sign off, as run: its name, file, negative-control checks and the folder
@@ -107,6 +109,7 @@ pub fn judge(ran: &Ran, root: &Path, baseline: Option<&Path>) -> SuiteSignOff {
         checks: Vec::new(),
         regressed: false,
         envoy_version: String::new(),
+        started_at: String::new(),
     };
     let dir = match &ran.dir {
         Ok(dir) => dir,
@@ -125,6 +128,7 @@ pub fn judge(ran: &Ran, root: &Path, baseline: Option<&Path>) -> SuiteSignOff {
         }
     };
     entry.envoy_version = runs.runs[0].envoy_version.clone();
+    entry.started_at = runs.runs[0].started_at.clone();
     let mut wrong = Vec::new();
     for (i, run) in runs.runs.iter().enumerate() {
         let repeat = i as u32 + 1;

@@ -50,6 +50,7 @@ fn a_sign_off_passes_when_every_suite_that_ran_passed() {
         checks: Vec::new(),
         regressed: false,
         envoy_version: String::new(),
+        started_at: String::new(),
     };
     let signoff = |suites: Vec<SuiteSignOff>| {
         SignOff::new(

@@ -2,7 +2,8 @@
 //! and exit code of `cargo test`'s, plus two things the built-in one cannot do.
 //!
 //! - **What a test needs is known before it runs.** Each test names the parts of the
-//!   machine it needs ([`Need`]: Envoy, a Docker engine, packet links, Chromium). One
+//!   machine it needs ([`Need`]: Envoy, a Docker engine, packet links, Chromium,
+//!   pdftoppm). One
 //!   that is missing makes the test *ignored* when the tests are listed, with the reason
 //!   on stderr, so `cargo test` shows it as ignored and `cargo nextest run` as skipped,
 //!   never as passed. Under `CI=true` nothing is ignored: the test runs and fails, saying
@@ -34,6 +35,8 @@ pub enum Need {
     PacketLinks,
     /// `chromium` on PATH (ci/test installs it).
     Chromium,
+    /// `pdftoppm` on PATH, to look at printed pages (ci/test installs poppler-utils).
+    Pdftoppm,
 }
 
 impl Need {
@@ -48,6 +51,9 @@ impl Need {
             Need::Chromium => super::chromium()
                 .is_none()
                 .then(|| "`chromium` is not on PATH (ci/test installs it)".to_string()),
+            Need::Pdftoppm => super::on_path("pdftoppm")
+                .is_none()
+                .then(|| "`pdftoppm` is not on PATH (ci/test installs poppler-utils)".to_string()),
         }
     }
 }

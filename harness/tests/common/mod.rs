@@ -3,6 +3,8 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 use tether::envoy::{EnvoyBinary, provision};
 
 pub mod harness;
@@ -25,9 +27,14 @@ pub fn envoy() -> EnvoyBinary {
 
 /// Chromium on PATH, if it is there.
 pub fn chromium() -> Option<PathBuf> {
+    on_path("chromium")
+}
+
+/// The program `name` on PATH, if it is there.
+pub fn on_path(name: &str) -> Option<PathBuf> {
     std::env::var_os("PATH").and_then(|paths| {
         std::env::split_paths(&paths)
-            .map(|p| p.join("chromium"))
+            .map(|p| p.join(name))
             .find(|p| p.is_file())
     })
 }
@@ -226,4 +233,62 @@ pub async fn outside_service() -> (std::net::SocketAddr, tokio_util::sync::Cance
         stop.clone(),
     ));
     (addr, stop)
+}
+
+/// `junit.xml` read as CI systems read it (quick-junit's reader).
+pub fn read_junit(path: &Path) -> quick_junit::Report {
+    let text = std::fs::read_to_string(path).unwrap();
+    quick_junit::Report::deserialize_from_str(&text).unwrap_or_else(|e| panic!("{e}\n{text}"))
+}
+
+/// Run headless Chromium on `page` with `args`, killed after 90 s; (stdout, stderr).
+pub fn headless(chromium: &Path, profile: &Path, page: &Path, args: &[String]) -> (String, String) {
+    let mut child = Command::new(chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-extensions",
+            "--enable-logging=stderr",
+            "--v=0",
+            "--window-size=1280,2000",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args(args)
+        .arg(format!("file://{}", page.display()))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (mut out, mut err) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
+    let out = std::thread::spawn(move || {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut out, &mut s).map(|_| s)
+    });
+    let err = std::thread::spawn(move || {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut err, &mut s).map(|_| s)
+    });
+    let started = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > Duration::from_secs(90) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("chromium did not finish within 90 s");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    (
+        out.join().unwrap().unwrap_or_default(),
+        err.join().unwrap().unwrap_or_default(),
+    )
+}
+
+/// The console errors Chromium's log shows.
+pub fn console_errors(stderr: &str) -> Vec<&str> {
+    stderr
+        .lines()
+        .filter(|l| l.contains("Uncaught") || l.contains("ERROR:CONSOLE"))
+        .collect()
 }

@@ -18,7 +18,7 @@ table{border-collapse:collapse;width:100%}td,th{text-align:left;padding:.25rem .
 .pass{color:#0b6b2b;font-weight:600}.fail{color:#b3261e;font-weight:600}.skip{color:#6b5e00;font-weight:600}\
 .verdict{font-size:1.3rem;padding:.5rem .8rem;border:2px solid;display:inline-block}\
 code{font-size:.9em;word-break:break-all}.sign td{height:2.4rem}\
-@page{size:auto;margin:14mm}@media print{body{margin:0;max-width:none}a{color:inherit}tr,li{break-inside:avoid}}";
+@page{size:auto;margin:14mm}@media print{body{margin:0;max-width:none}a{color:inherit}tr,li{break-inside:avoid}h2,h3{break-after:avoid;page-break-after:avoid}}";
 
 /// Checks whose figures the page sets side by side across suites.
 const KEY_CHECKS: [(&str, &str); 4] = [

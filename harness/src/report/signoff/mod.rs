@@ -64,6 +64,8 @@ pub fn junit(signoff: &SignOff) -> Result<String, quick_junit::SerializeError> {
     if let Ok(at) = chrono::DateTime::parse_from_rfc3339(&signoff.created_at) {
         report.set_timestamp(at);
     }
+    let total: f64 = signoff.suites.iter().map(|s| s.duration_s.max(0.0)).sum();
+    report.set_time(Duration::from_secs_f64(total));
     for suite in &signoff.suites {
         report.add_test_suite(junit_suite(suite));
     }
@@ -73,6 +75,9 @@ pub fn junit(signoff: &SignOff) -> Result<String, quick_junit::SerializeError> {
 fn junit_suite(suite: &SuiteSignOff) -> TestSuite {
     let mut out = TestSuite::new(suite.name.as_str());
     out.set_time(Duration::from_secs_f64(suite.duration_s.max(0.0)));
+    if let Ok(at) = chrono::DateTime::parse_from_rfc3339(&suite.started_at) {
+        out.set_timestamp(at);
+    }
     let class = format!("tether.{}", suite.name);
     let repeats = suite.checks.iter().map(|c| c.repeat).max().unwrap_or(1);
     if suite.status == Status::NotRun {

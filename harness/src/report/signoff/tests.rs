@@ -31,6 +31,7 @@ fn suite(name: &str, status: Status, checks: Vec<SignedCheck>, expect: &[&str]) 
         checks,
         regressed: false,
         envoy_version: "1.40.0".into(),
+        started_at: "2026-12-04T10:00:00Z".into(),
     }
 }
 
