@@ -8,7 +8,7 @@ mod common;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 use tether::plan::{Disruption, Fault, Link};
 use tether::result::RunInfo;
@@ -397,9 +397,6 @@ fn result_json_matches_its_schema_and_the_schema_rejects_a_result_without_passed
     );
 }
 
-/// `junit.xml`, parsed as a JUnit reader parses it (quick-junit's deserializer: counts
-/// and times as the attributes say, not recomputed).
-
 /// The structure Jenkins, GitLab and GitHub's JUnit readers accept, with the times
 /// their dashboards show.
 fn assert_junit_structure(report: &quick_junit::Report) {
@@ -548,7 +545,7 @@ fn report_html_loads_in_headless_chromium_with_verdict_and_charts() {
     assert_eq!(common::console_errors(&stderr), Vec::<&str>::new());
 
     let shot = dir.join("report.png");
-    let (_, stderr) = headless(
+    let (_, stderr) = common::headless(
         &chromium,
         profile.path(),
         &page,
@@ -774,7 +771,7 @@ fn real_runs_render_in_chromium_and_compare_against_a_baseline() {
         "toxic attributes"
     );
     assert_eq!(common::console_errors(&stderr), Vec::<&str>::new());
-    let (_, stderr) = headless(
+    let (_, stderr) = common::headless(
         &chromium,
         profile.path(),
         &page,

@@ -120,6 +120,7 @@ pub(super) async fn run(paths: Vec<PathBuf>, with_negative: bool, options: Suite
             name: plan.name.clone(),
             file: plan.suite_path.clone(),
             expect_failing: plan.expect_failing.clone(),
+            expect_stopped: plan.expect_stopped,
             dir: Err(String::new()),
         };
         let dir = root.join(&plan.name);
@@ -139,12 +140,12 @@ pub(super) async fn run(paths: Vec<PathBuf>, with_negative: bool, options: Suite
             let suite_options = SuiteOptions {
                 report_dir: Some(dir.clone()),
                 baseline: baseline.filter(|b| b.is_dir()),
+                // `--for`/`--cycles` are the soaks'; the other suites run their phases.
+                length: options.length.filter(|_| plan.soak.is_some()),
                 ..options.clone()
             };
-            let code = run_until(&plan.suite_path, suite_options, interrupt.clone()).await;
-            if code == exit::BAD_INPUT {
-                return code;
-            }
+            // What it printed says how it went; its folder is judged below either way.
+            run_until(&plan.suite_path, suite_options, interrupt.clone()).await;
             Ran {
                 dir: Ok(dir),
                 ..ran

@@ -70,6 +70,8 @@ pub struct Plan {
     pub checks: Vec<Check>,
     /// A negative control's checks that must fail (empty for any other suite).
     pub expect_failing: Vec<String>,
+    /// A negative control of a soak's stop condition: `stop_when` must end it early.
+    pub expect_stopped: bool,
     /// Official images the Docker backend runs instead of the ones tether builds.
     pub images: Images,
     /// Set for a soak: the phases repeat in cycles.

@@ -2,6 +2,7 @@
 //! for the console, as `comparison.json` and as `comparison.html` (self-contained, no
 //! scripts). Nothing is judged here: the flags come with the comparison.
 
+use super::html::esc;
 use crate::compare::{CheckMove, Comparison, FigureChange, Flag, Side, Stats};
 use anyhow::{Context, Result};
 use std::fmt::Write;
@@ -165,13 +166,6 @@ pub fn console(c: &Comparison) -> String {
         }
     );
     out
-}
-
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }
 
 /// `comparison.html`.

@@ -62,6 +62,8 @@ pub struct SuiteSignOff {
     pub file: String,
     /// The checks a negative control exists to fail (empty for any other suite).
     pub expect_failing: Vec<String>,
+    /// A negative control of a soak's stop condition: it exists to be stopped early.
+    pub expect_stopped: bool,
     /// What became of it.
     pub status: Status,
     /// Why, in a sentence.
@@ -91,6 +93,8 @@ pub struct Ran {
     pub file: PathBuf,
     /// Its `expect_failing`.
     pub expect_failing: Vec<String>,
+    /// Its `expect_stopped`.
+    pub expect_stopped: bool,
     /// Its run folder (or folder of repeats), or why it did not run.
     pub dir: Result<PathBuf, String>,
 }
@@ -102,6 +106,7 @@ pub fn judge(ran: &Ran, root: &Path, baseline: Option<&Path>) -> SuiteSignOff {
         name: ran.name.clone(),
         file: ran.file.display().to_string(),
         expect_failing: ran.expect_failing.clone(),
+        expect_stopped: ran.expect_stopped,
         status: Status::NotRun,
         reason: String::new(),
         dir: None,
@@ -149,10 +154,11 @@ pub fn judge(ran: &Ran, root: &Path, baseline: Option<&Path>) -> SuiteSignOff {
             .checks
             .iter()
             .map(|c| (c.name.as_str(), c.outcome, c.detail.as_str()));
-        let held = if ran.expect_failing.is_empty() {
-            run.passed.then_some(()).ok_or_else(|| failing(run))
-        } else {
-            failed_as_expected(judged, &ran.expect_failing)
+        let held = match (ran.expect_stopped, ran.expect_failing.is_empty()) {
+            (true, _) => stopped_as_expected(run)
+                .and_then(|()| failed_as_expected(judged, &ran.expect_failing)),
+            (false, true) => run.passed.then_some(()).ok_or_else(|| failing(run)),
+            (false, false) => failed_as_expected(judged, &ran.expect_failing),
         };
         if let Err(e) = held {
             wrong.push(format!("repeat {repeat}: {e}"));
@@ -167,21 +173,44 @@ pub fn judge(ran: &Ran, root: &Path, baseline: Option<&Path>) -> SuiteSignOff {
             wrong.push("regressed against the baseline (see its comparison.html)".into());
         }
     }
-    (entry.status, entry.reason) = match (wrong.is_empty(), ran.expect_failing.is_empty()) {
+    (entry.status, entry.reason) = match (wrong.is_empty(), !entry.negative()) {
         (true, true) => (
             Status::Passed,
             format!("{} of {} repeats passed", runs.runs.len(), runs.runs.len()),
         ),
-        (true, false) => (
-            Status::Passed,
-            format!(
-                "a negative control: failed {} as it exists to",
-                ran.expect_failing.join(", ")
-            ),
-        ),
+        (true, false) => (Status::Passed, negative_reason(ran)),
         (false, _) => (Status::Failed, wrong.join("; ")),
     };
     entry
+}
+
+/// Why a negative control passed, in a sentence.
+fn negative_reason(ran: &Ran) -> String {
+    let mut what = Vec::new();
+    if ran.expect_stopped {
+        what.push("was stopped by its stop condition".to_string());
+    }
+    if !ran.expect_failing.is_empty() {
+        what.push(format!("failed {}", ran.expect_failing.join(", ")));
+    }
+    format!("a negative control: {} as it exists to", what.join(" and "))
+}
+
+/// A negative control of a stop condition held: the run was stopped by it.
+fn stopped_as_expected(run: &crate::result::RunResult) -> Result<(), String> {
+    match &run.stopped {
+        Some(_) => Ok(()),
+        None => {
+            Err("it was expected to be stopped by its stop condition and ran to its end".into())
+        }
+    }
+}
+
+impl SuiteSignOff {
+    /// A negative control: a suite that exists to fail (checks, or its stop condition).
+    pub fn negative(&self) -> bool {
+        self.expect_stopped || !self.expect_failing.is_empty()
+    }
 }
 
 /// `path` relative to `root`, as the sign-off's files link to it.

@@ -5,6 +5,7 @@ fn ran(name: &str, dir: Result<PathBuf, String>) -> Ran {
         name: name.into(),
         file: PathBuf::from(format!("suites/{name}.yaml")),
         expect_failing: Vec::new(),
+        expect_stopped: false,
         dir,
     }
 }
@@ -43,6 +44,7 @@ fn a_sign_off_passes_when_every_suite_that_ran_passed() {
         name: "s".into(),
         file: "s.yaml".into(),
         expect_failing: Vec::new(),
+        expect_stopped: false,
         status,
         reason: String::new(),
         dir: None,
@@ -104,6 +106,7 @@ fn result(dir: &Path, suite: &str, checks: &[(&str, &str)], reconvergence_ms: f6
 fn negative(name: &str, dir: PathBuf, expect: &str) -> Ran {
     Ran {
         expect_failing: vec![expect.into()],
+        expect_stopped: false,
         ..ran(name, Ok(dir))
     }
 }
@@ -317,5 +320,44 @@ fn the_schema_file_is_generated_from_the_signoff_type() {
         committed == generated,
         "{} is not what SignOff gives; run `TETHER_BLESS=1 cargo test --lib signoff` and review the diff",
         path.display()
+    );
+}
+
+#[test]
+fn a_stop_condition_control_passes_only_when_its_stop_condition_ended_it() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("soak-data-cut");
+    let stopped = Ran {
+        expect_stopped: true,
+        ..ran("soak-data-cut", Ok(dir.clone()))
+    };
+    result(
+        &dir,
+        "soak-data-cut",
+        &[("outpost_traffic_flows", "unknown")],
+        0.0,
+    );
+    let entry = judge(&stopped, root.path(), None);
+    assert_eq!(
+        entry.status,
+        Status::Failed,
+        "ran to its end: {}",
+        entry.reason
+    );
+    assert!(
+        entry.reason.contains("expected to be stopped"),
+        "{}",
+        entry.reason
+    );
+    let mut json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("result.json")).unwrap()).unwrap();
+    json["stopped"] = "outpost success below 50% for 3 s".into();
+    std::fs::write(dir.join("result.json"), json.to_string()).unwrap();
+    let entry = judge(&stopped, root.path(), None);
+    assert_eq!(entry.status, Status::Passed, "{}", entry.reason);
+    assert!(entry.negative());
+    assert_eq!(
+        entry.reason,
+        "a negative control: was stopped by its stop condition as it exists to"
     );
 }

@@ -74,6 +74,7 @@ pub(super) fn plan(suite: Suite, sources: Sources) -> Result<Plan, InputError> {
         phases,
         checks: suite.checks.clone(),
         expect_failing: suite.expect_failing.iter().map(|n| n.to_string()).collect(),
+        expect_stopped: suite.expect_stopped.as_ref().is_some_and(|s| **s),
         images: Images {
             envoy: images.and_then(|i| i.envoy.clone()),
             fault_proxy: images.and_then(|i| i.fault_proxy.clone()),

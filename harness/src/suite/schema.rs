@@ -47,6 +47,10 @@ pub struct Suite {
     /// (in a sign-off, and in `cargo test`) when exactly these fail.
     #[serde(default)]
     pub expect_failing: Vec<Spanned<String>>,
+    /// A negative control of a soak's stop condition: it passes when `stop_when` ends it
+    /// early (in a sign-off, and in `cargo test`).
+    #[serde(default)]
+    pub expect_stopped: Option<Spanned<bool>>,
 }
 
 /// A soak: how long it runs by default, what comes first, and when it stops early.

@@ -331,5 +331,19 @@ fn a_negative_controls_expected_failures_are_checks_of_its_own() {
     let plan = load(&repo("suites/negative/propagation-partitioned.yaml")).unwrap();
     assert_eq!(plan.expect_failing, ["propagation"]);
     let plan = load(&repo("suites/outpost-partition.yaml")).unwrap();
-    assert!(plan.expect_failing.is_empty());
+    assert!(plan.expect_failing.is_empty() && !plan.expect_stopped);
+    // Only a soak with a stop condition can be expected to stop.
+    expect_errors(
+        "suites/outpost-partition.yaml",
+        &[(
+            "name: outpost-partition\n",
+            "name: outpost-partition\nexpect_stopped: true\n",
+            "broken.yaml:6:17: `expect_stopped` needs a soak with `stop_when`",
+        )],
+    );
+    assert!(
+        load(&repo("suites/negative/soak-data-cut.yaml"))
+            .unwrap()
+            .expect_stopped
+    );
 }

@@ -131,6 +131,13 @@ pub async fn run_plan_on(
     ) {
         panic!("negative control {}: {e}", plan.name);
     }
+    if plan.expect_stopped {
+        assert!(
+            outcome.stopped.is_some(),
+            "negative control {}: its stop condition was expected to end it",
+            plan.name
+        );
+    }
     outcome
 }
 
@@ -235,7 +242,8 @@ pub async fn outside_service() -> (std::net::SocketAddr, tokio_util::sync::Cance
     (addr, stop)
 }
 
-/// `junit.xml` read as CI systems read it (quick-junit's reader).
+/// `junit.xml`, parsed as a JUnit reader parses it (quick-junit's deserializer: counts
+/// and times as the attributes say, not recomputed).
 pub fn read_junit(path: &Path) -> quick_junit::Report {
     let text = std::fs::read_to_string(path).unwrap();
     quick_junit::Report::deserialize_from_str(&text).unwrap_or_else(|e| panic!("{e}\n{text}"))

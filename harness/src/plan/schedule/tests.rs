@@ -67,6 +67,7 @@ fn with_changes(changes: Vec<(Duration, Change)>) -> Plan {
         }],
         checks: Vec::new(),
         expect_failing: Vec::new(),
+        expect_stopped: false,
         images: Images::default(),
         soak: None,
     }

@@ -16,8 +16,8 @@ use crate::plan::Area;
 use crate::timeline::{Entry, Event, LoadKind, XdsKind};
 use std::fmt::Write;
 
-/// Escape text for HTML.
-fn esc(s: &str) -> String {
+/// Escape text for HTML (every page tether writes uses this one).
+pub(crate) fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")

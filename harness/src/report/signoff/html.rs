@@ -7,7 +7,7 @@
 
 use super::held;
 use crate::plan::Area;
-use crate::report::html::failure_anchor;
+use crate::report::html::{esc, failure_anchor};
 use crate::signoff::{SignOff, SignedCheck, Status, SuiteSignOff};
 use std::fmt::Write as _;
 
@@ -41,13 +41,6 @@ pub fn render(signoff: &SignOff) -> String {
     signature(&mut page, signoff);
     page.push_str("</body></html>\n");
     page
-}
-
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }
 
 fn header(page: &mut String, s: &SignOff) {
@@ -179,7 +172,7 @@ fn bounds(check: &SignedCheck) -> String {
 fn in_area(s: &SignOff, area: Area, negative: bool) -> Vec<&SignedCheck> {
     s.suites
         .iter()
-        .filter(|suite| suite.expect_failing.is_empty() != negative)
+        .filter(|suite| suite.negative() == negative)
         .flat_map(|suite| &suite.checks)
         .filter(|c| Area::of_verdict(&c.name) == area)
         .collect()
@@ -241,7 +234,7 @@ fn suite_link(suite: &SuiteSignOff) -> String {
 }
 
 fn status(suite: &SuiteSignOff) -> &'static str {
-    match (suite.status, suite.expect_failing.is_empty()) {
+    match (suite.status, !suite.negative()) {
         (Status::Passed, true) => "<span class=\"pass\">PASS</span>",
         (Status::Passed, false) => "<span class=\"pass\">PASS</span> (negative control)",
         (Status::Failed, _) => "<span class=\"fail\">FAIL</span>",
@@ -259,7 +252,7 @@ fn figures(page: &mut String, s: &SignOff) {
         let rows: Vec<(&SuiteSignOff, &SignedCheck)> = s
             .suites
             .iter()
-            .filter(|suite| suite.expect_failing.is_empty())
+            .filter(|suite| !suite.negative())
             .flat_map(|suite| suite.checks.iter().map(move |c| (suite, c)))
             .filter(|(_, c)| c.name.split('@').next() == Some(check))
             .collect();

@@ -24,6 +24,7 @@ fn suite(name: &str, status: Status, checks: Vec<SignedCheck>, expect: &[&str]) 
         name: name.into(),
         file: format!("suites/{name}.yaml"),
         expect_failing: expect.iter().map(|e| e.to_string()).collect(),
+        expect_stopped: false,
         status,
         reason: format!("{name} reason"),
         dir: (status != Status::NotRun).then(|| name.to_string()),

@@ -28,8 +28,18 @@ pub(super) fn validate(
     expect_failing(path, suite)
 }
 
-/// Each check a negative control expects to fail is one of its checks, named once.
+/// Each check a negative control expects to fail is one of its checks, named once; one
+/// that expects to be stopped is a soak with a stop condition.
 fn expect_failing(path: &Path, suite: &Suite) -> Result<(), InputError> {
+    if let Some(stopped) = suite.expect_stopped.as_ref().filter(|s| ***s)
+        && suite.soak.as_ref().is_none_or(|s| s.stop_when.is_none())
+    {
+        return Err(InputError::spanned(
+            path,
+            stopped,
+            "`expect_stopped` needs a soak with `stop_when`, the condition expected to stop it",
+        ));
+    }
     let names: BTreeSet<&str> = suite.checks.iter().map(|c| c.name().as_str()).collect();
     let mut seen = BTreeSet::new();
     for name in &suite.expect_failing {
