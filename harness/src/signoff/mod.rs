@@ -239,6 +239,9 @@ fn failing(run: &crate::result::RunResult) -> String {
         .collect();
     match (names.is_empty(), &run.stopped) {
         (_, Some(why)) => format!("stopped early: {why}"),
+        (true, None) if run.interrupted => {
+            "interrupted (Ctrl-C, SIGTERM) before it finished".into()
+        }
         (true, None) => "the run did not finish".into(),
         (false, None) => format!("did not pass: {}", names.join(", ")),
     }
