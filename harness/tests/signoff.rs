@@ -158,14 +158,7 @@ fn check_page(dir: &Path, keep: &Path) {
     assert!(dom.contains("id=\"verdict\""), "{dom}");
     assert_eq!(common::console_errors(&stderr), Vec::<&str>::new());
     let shot = keep.join("signoff.png");
-    let (_, stderr) = common::headless(
-        &chromium,
-        profile.path(),
-        &page,
-        &[format!("--screenshot={}", shot.display())],
-    );
-    let png = std::fs::read(&shot).unwrap_or_else(|e| panic!("no screenshot ({e}): {stderr}"));
-    assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000);
+    common::screenshot(&chromium, profile.path(), &page, &shot);
     let pdf = keep.join("signoff.pdf");
     common::headless(
         &chromium,

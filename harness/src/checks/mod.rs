@@ -91,12 +91,10 @@ pub fn failed_as_expected<'a>(
     let judged: Vec<_> = judged.into_iter().collect();
     let mut wrong = Vec::new();
     for name in expect_failing {
-        let named = |n: &str| {
-            n == name
-                || n.strip_prefix(name.as_str())
-                    .is_some_and(|r| r.starts_with('@'))
-        };
-        let mine: Vec<_> = judged.iter().filter(|(n, ..)| named(n)).collect();
+        let mine: Vec<_> = judged
+            .iter()
+            .filter(|(n, ..)| crate::plan::CheckName::base_of(n) == name)
+            .collect();
         if mine.is_empty() {
             wrong.push(format!("`{name}` was expected to fail and was not judged"));
         }

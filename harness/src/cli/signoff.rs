@@ -4,10 +4,11 @@
 //! progress line per suite; then each is judged ([`crate::signoff`]) and the sign-off's
 //! `signoff.json`, `signoff.html` and `junit.xml` are written.
 
-use super::suites::{SuiteOptions, run_until};
+use super::suites::{SuiteOptions, interrupt_saying, run_until};
 use crate::plan::Plan;
 use crate::run::exit;
 use crate::signoff::{Ran, SignOff, SuiteSignOff, Totals};
+use crate::target::Target;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -71,11 +72,10 @@ fn load_all(files: &[PathBuf], options: &SuiteOptions) -> Result<Vec<Plan>, Stri
     Ok(plans)
 }
 
-/// Why `plan` cannot run with `options`, if it cannot.
-fn cannot_run(plan: &Plan, options: &SuiteOptions) -> Option<String> {
-    match &options.target {
-        Some(path) => {
-            let target = crate::target::load(path).ok()?;
+/// Why `plan` cannot run against `target` (if given) or on the options' backend.
+fn cannot_run(plan: &Plan, target: Option<&Target>, options: &SuiteOptions) -> Option<String> {
+    match target {
+        Some(target) => {
             let unfit = target.fits(plan).err()?;
             let problems: Vec<String> = unfit.0.iter().map(|p| p.to_string()).collect();
             Some(format!("the target cannot run it: {}", problems.join("; ")))
@@ -100,18 +100,23 @@ pub(super) async fn run(paths: Vec<PathBuf>, with_negative: bool, options: Suite
         eprintln!("error: --dry-run takes one suite file");
         return exit::BAD_INPUT;
     }
+    // A target file that cannot be read is bad input, said before anything runs.
+    let target = match options
+        .target
+        .as_deref()
+        .map(super::targets::load)
+        .transpose()
+    {
+        Ok(target) => target,
+        Err(code) => return code,
+    };
     let root = options.report_dir.clone().unwrap_or_else(|| {
         let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
         PathBuf::from("reports").join(format!("signoff-{stamp}"))
     });
-    let interrupt = super::roles::shutdown_on_signal();
-    let on_signal = interrupt.clone();
-    tokio::spawn(async move {
-        on_signal.cancelled().await;
-        eprintln!(
-            "tether: interrupted; stopping the suite that runs and writing the sign-off of what ran"
-        );
-    });
+    let interrupt = interrupt_saying(
+        "tether: interrupted; stopping the suite that runs and writing the sign-off of what ran",
+    );
     let started = chrono::Utc::now();
     let mut clock = Progress::new(&plans, options.repeat);
     let mut judged: Vec<SuiteSignOff> = Vec::new();
@@ -124,22 +129,22 @@ pub(super) async fn run(paths: Vec<PathBuf>, with_negative: bool, options: Suite
             dir: Err(String::new()),
         };
         let dir = root.join(&plan.name);
+        let baseline = options.baseline.as_ref().map(|b| b.join(&plan.name));
         let ran = if interrupt.is_cancelled() {
             Ran {
                 dir: Err("interrupted before it ran".into()),
                 ..ran
             }
-        } else if let Some(why) = cannot_run(plan, &options) {
+        } else if let Some(why) = cannot_run(plan, target.as_ref(), &options) {
             Ran {
                 dir: Err(why),
                 ..ran
             }
         } else {
             println!("{}", clock.line(plan, &judged));
-            let baseline = options.baseline.as_ref().map(|b| b.join(&plan.name));
             let suite_options = SuiteOptions {
                 report_dir: Some(dir.clone()),
-                baseline: baseline.filter(|b| b.is_dir()),
+                baseline: baseline.clone().filter(|b| b.is_dir()),
                 // `--for`/`--cycles` are the soaks'; the other suites run their phases.
                 length: options.length.filter(|_| plan.soak.is_some()),
                 ..options.clone()
@@ -151,7 +156,6 @@ pub(super) async fn run(paths: Vec<PathBuf>, with_negative: bool, options: Suite
                 ..ran
             }
         };
-        let baseline = options.baseline.as_ref().map(|b| b.join(&plan.name));
         let entry = crate::signoff::judge(&ran, &root, baseline.as_deref());
         clock.done(plan, ran.dir.is_ok());
         judged.push(entry);

@@ -86,13 +86,20 @@ pub(super) struct SuiteOptions {
 /// `tether run SUITE`: run it (repeated, against a baseline, as asked) until done or
 /// interrupted (Ctrl-C, SIGTERM); the exit code.
 pub(super) async fn run(suite: PathBuf, options: SuiteOptions) -> i32 {
+    let interrupt =
+        interrupt_saying("tether: interrupted; stopping everything and writing what was recorded");
+    run_until(&suite, options, interrupt).await
+}
+
+/// Cancelled on Ctrl-C or SIGTERM, saying `message` on stderr when it is.
+pub(super) fn interrupt_saying(message: &'static str) -> tokio_util::sync::CancellationToken {
     let interrupt = super::roles::shutdown_on_signal();
     let on_signal = interrupt.clone();
     tokio::spawn(async move {
         on_signal.cancelled().await;
-        eprintln!("tether: interrupted; stopping everything and writing what was recorded");
+        eprintln!("{message}");
     });
-    run_until(&suite, options, interrupt).await
+    interrupt
 }
 
 /// Run one suite as `tether run` does, stopping when `interrupt` is cancelled.

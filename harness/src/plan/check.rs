@@ -227,8 +227,14 @@ impl CheckName {
     /// The check a verdict is of: verdict names are a check's name, or
     /// `<check>@<phase>` when a suite uses the check more than once.
     pub fn of_verdict(verdict: &str) -> Option<CheckName> {
-        let base = verdict.split('@').next().unwrap_or(verdict);
+        let base = CheckName::base_of(verdict);
         CheckName::EVERY.into_iter().find(|c| c.as_str() == base)
+    }
+
+    /// The check's name in a verdict's name: `<check>` of `<check>` or `<check>@<phase>`
+    /// (a suite that uses a check more than once names its verdicts by phase).
+    pub fn base_of(verdict: &str) -> &str {
+        verdict.split('@').next().unwrap_or(verdict)
     }
 
     /// The area (report section, `summary.yaml` profile) the check belongs to.
@@ -338,5 +344,7 @@ mod tests {
             Area::of_verdict("restart_waits_for_heal"),
             Area::Reconvergence
         );
+        assert_eq!(CheckName::base_of("propagation@changes"), "propagation");
+        assert_ne!(CheckName::base_of("propagation_x"), "propagation");
     }
 }

@@ -10,6 +10,7 @@ pub mod seal;
 
 use crate::checks::{Outcome, failed_as_expected};
 use crate::compare::{RunSet, compare};
+use crate::plan::CheckName;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -123,7 +124,7 @@ pub fn judge(ran: &Ran, root: &Path, baseline: Option<&Path>) -> SuiteSignOff {
             return entry;
         }
     };
-    entry.dir = Some(dir.strip_prefix(root).unwrap_or(dir).display().to_string());
+    entry.dir = Some(relative(root, dir));
     let runs = match RunSet::load(dir) {
         Ok(runs) => runs,
         Err(e) => {
@@ -144,7 +145,10 @@ pub fn judge(ran: &Ran, root: &Path, baseline: Option<&Path>) -> SuiteSignOff {
                 repeat,
                 outcome: c.outcome,
                 detail: c.detail.clone(),
-                expected_to_fail: ran.expect_failing.iter().any(|e| named(&c.name, e)),
+                expected_to_fail: ran
+                    .expect_failing
+                    .iter()
+                    .any(|e| CheckName::base_of(&c.name) == e),
                 failed_at_ms: c.failed_at_ms,
                 measurements: c.measurements.clone(),
                 report: relative(root, &runs.folders[i]),
@@ -219,14 +223,6 @@ fn relative(root: &Path, path: &Path) -> String {
         .unwrap_or(path)
         .display()
         .to_string()
-}
-
-/// Whether `name` (`check` or `check@phase`) is the check `expected`.
-fn named(name: &str, expected: &str) -> bool {
-    name == expected
-        || name
-            .strip_prefix(expected)
-            .is_some_and(|rest| rest.starts_with('@'))
 }
 
 /// The checks of `run` that did not pass, named.

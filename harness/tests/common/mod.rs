@@ -293,6 +293,23 @@ pub fn headless(chromium: &Path, profile: &Path, page: &Path, args: &[String]) -
     )
 }
 
+/// A screenshot of `page` into `shot` by headless Chromium, which must be a real PNG;
+/// Chromium's stderr.
+pub fn screenshot(chromium: &Path, profile: &Path, page: &Path, shot: &Path) -> String {
+    let (_, stderr) = headless(
+        chromium,
+        profile,
+        page,
+        &[format!("--screenshot={}", shot.display())],
+    );
+    let png = std::fs::read(shot).unwrap_or_else(|e| panic!("no screenshot ({e}): {stderr}"));
+    assert!(
+        png.starts_with(b"\x89PNG") && png.len() > 10_000,
+        "a real screenshot"
+    );
+    stderr
+}
+
 /// The console errors Chromium's log shows.
 pub fn console_errors(stderr: &str) -> Vec<&str> {
     stderr

@@ -6,7 +6,7 @@
 //! figures across suites; and the block for who signed and when.
 
 use super::held;
-use crate::plan::Area;
+use crate::plan::{Area, CheckName};
 use crate::report::html::{esc, failure_anchor};
 use crate::signoff::{SignOff, SignedCheck, Status, SuiteSignOff};
 use std::fmt::Write as _;
@@ -254,7 +254,7 @@ fn figures(page: &mut String, s: &SignOff) {
             .iter()
             .filter(|suite| !suite.negative())
             .flat_map(|suite| suite.checks.iter().map(move |c| (suite, c)))
-            .filter(|(_, c)| c.name.split('@').next() == Some(check))
+            .filter(|(_, c)| CheckName::base_of(&c.name) == check)
             .collect();
         let mut values: Vec<f64> = rows
             .iter()

@@ -16,18 +16,10 @@ use std::time::Duration;
 /// Write `signoff.json`, `junit.xml` and `signoff.html` into `dir`.
 pub fn write(dir: &Path, signoff: &SignOff) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    for (name, text) in [
-        (
-            "signoff.json",
-            serde_json::to_string_pretty(signoff)? + "\n",
-        ),
-        ("junit.xml", junit(signoff)?),
-        ("signoff.html", html::render(signoff)),
-    ] {
-        let path = dir.join(name);
-        std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
-    }
-    Ok(())
+    let path = dir.join("junit.xml");
+    std::fs::write(&path, junit(signoff)?)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    write_document(dir, signoff)
 }
 
 /// Rewrite only the signed document (`signoff.json` and `signoff.html`), as signing
