@@ -35,6 +35,7 @@ async fn both_loops_in_every_protocol_through_real_envoy() {
         stop,
         timeout: Duration::from_secs(2),
         spin: 0.0,
+        blocking: false,
     };
     let cases = [
         (
@@ -88,6 +89,25 @@ async fn both_loops_in_every_protocol_through_real_envoy() {
             open.elapsed
         );
     }
+
+    // The closed loop on threads (a thread per connection, blocking reads) too.
+    let threads = drive(Config {
+        blocking: true,
+        ..config(
+            Protocol::Http1,
+            target(egress, "web.protocols.local", "/v2/exact"),
+            Pace::Closed,
+            Stop::Requests(300),
+        )
+    })
+    .await;
+    assert_eq!(
+        (threads.all.sent, threads.all.ok),
+        (300, 300),
+        "{:?}",
+        threads.all.errors
+    );
+    assert_eq!(threads.all.served_by["web-v2"], 300);
 
     // A gRPC call that fails is counted by kind.
     let failing = drive(Config {
@@ -146,6 +166,7 @@ async fn the_open_loop_records_a_one_second_stall_that_the_closed_loop_hides() {
             stop: Stop::Duration(Duration::from_secs(3)),
             timeout: Duration::from_secs(5),
             spin: 0.05,
+            blocking: false,
         })
         .await
     };

@@ -29,6 +29,10 @@ pub struct Options {
     pub duration: Duration,
     /// Measurements per (tool, target, connections).
     pub repeat: usize,
+    /// Closed loop: a measurement alternates wrk and tether in slices this long (whole
+    /// seconds, at least one), so a drift of the machine's speed over seconds, which on a
+    /// shared virtual machine is larger than the difference measured, falls on both.
+    pub slice: Duration,
     /// Connection counts (closed loop).
     pub connections: Vec<usize>,
     /// Requests per second (open loop).
@@ -183,60 +187,101 @@ fn closed(
     target: &str,
     port: u16,
 ) -> Result<Vec<Row>> {
-    let secs = options.duration.as_secs().max(1);
     let mut rows = Vec::new();
-    {
-        let url = format!("http://127.0.0.1:{port}/");
-        for &connections in &options.connections {
-            let mut row = Row {
-                target: target.into(),
-                connections,
-                wrk: Vec::new(),
-                tether: Vec::new(),
-                ratios: Vec::new(),
-            };
-            for round in 0..options.repeat {
-                eprintln!(
-                    "bench: {target}, {connections} connections, round {}/{}",
-                    round + 1,
-                    options.repeat
-                );
-                let (out, cpu) = pinned(
-                    wrk,
-                    &[
-                        "-t1".into(),
-                        format!("-c{connections}"),
-                        format!("-d{secs}s"),
-                        url.clone(),
-                    ],
-                )?;
-                let rps = wrk_rps(&out)?;
-                let wrk_sample = Sample::new(rps, rps * secs as f64, cpu);
-                let (out, cpu) = pinned(
-                    tether,
-                    &[
-                        "load".into(),
-                        url.clone(),
-                        "-c".into(),
-                        connections.to_string(),
-                        "-d".into(),
-                        format!("{secs}s"),
-                        "--json".into(),
-                    ],
-                )?;
-                let report: crate::timeline::LoadRun = serde_json::from_str(&out)
-                    .with_context(|| format!("tether load gave no figures:\n{out}"))?;
-                let tether_sample =
-                    Sample::new(report.requests_per_second, report.requests as f64, cpu);
-                row.ratios
-                    .push(tether_sample.requests_per_second / wrk_sample.requests_per_second);
-                row.wrk.push(wrk_sample);
-                row.tether.push(tether_sample);
-            }
-            rows.push(row);
+    let url = format!("http://127.0.0.1:{port}/");
+    for &connections in &options.connections {
+        let mut row = Row {
+            target: target.into(),
+            connections,
+            wrk: Vec::new(),
+            tether: Vec::new(),
+            ratios: Vec::new(),
+        };
+        for round in 0..options.repeat {
+            eprintln!(
+                "bench: {target}, {connections} connections, round {}/{}",
+                round + 1,
+                options.repeat
+            );
+            let (wrk_sample, tether_sample) =
+                closed_round(options, wrk, tether, &url, connections)?;
+            row.ratios
+                .push(tether_sample.requests_per_second / wrk_sample.requests_per_second);
+            row.wrk.push(wrk_sample);
+            row.tether.push(tether_sample);
         }
+        rows.push(row);
     }
     Ok(rows)
+}
+
+/// One closed-loop measurement of each tool: `duration` of each, in alternating slices.
+fn closed_round(
+    options: &Options,
+    wrk: &Path,
+    tether: &Path,
+    url: &str,
+    connections: usize,
+) -> Result<(Sample, Sample)> {
+    let secs = options.duration.as_secs().max(1);
+    let slice = options.slice.as_secs().clamp(1, secs);
+    let (mut wrk_total, mut tether_total) = (Tally::default(), Tally::default());
+    let mut left = secs;
+    while left > 0 {
+        let this = slice.min(left);
+        left -= this;
+        let (out, cpu) = pinned(
+            wrk,
+            &[
+                "-t1".into(),
+                format!("-c{connections}"),
+                format!("-d{this}s"),
+                url.to_string(),
+            ],
+        )?;
+        wrk_total.add(wrk_rps(&out)? * this as f64, this as f64, cpu);
+        let (out, cpu) = pinned(
+            tether,
+            &[
+                "load".into(),
+                url.to_string(),
+                "-c".into(),
+                connections.to_string(),
+                "-d".into(),
+                format!("{this}s"),
+                "--json".into(),
+            ],
+        )?;
+        let report: crate::timeline::LoadRun = serde_json::from_str(&out)
+            .with_context(|| format!("tether load gave no figures:\n{out}"))?;
+        tether_total.add(report.requests as f64, report.elapsed_s, cpu);
+    }
+    Ok((wrk_total.sample(), tether_total.sample()))
+}
+
+/// One tool's slices of a measurement, added up.
+#[derive(Default)]
+struct Tally {
+    requests: f64,
+    seconds: f64,
+    cpu: Cpu,
+}
+
+impl Tally {
+    fn add(&mut self, requests: f64, seconds: f64, cpu: Cpu) {
+        self.requests += requests;
+        self.seconds += seconds;
+        self.cpu.user += cpu.user;
+        self.cpu.sys += cpu.sys;
+    }
+
+    fn sample(&self) -> Sample {
+        Sample::new(
+            self.requests / self.seconds.max(1e-9),
+            self.requests,
+            self.cpu,
+        )
+    }
 }
 
 /// The rows as a table: medians with [min-max].

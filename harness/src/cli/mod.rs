@@ -209,7 +209,9 @@ enum Command {
         /// Per-request timeout.
         #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
         timeout: std::time::Duration,
-        /// Worker threads of the generator.
+        /// Worker threads of the generator. A closed loop over HTTP/1.1 with no more
+        /// connections than threads gives each connection a thread of its own with
+        /// blocking reads (two system calls per request, no event loop).
         #[arg(long, short = 't', default_value_t = 1)]
         threads: usize,
         /// Open loop: the generator's own p99 scheduling delay past which the figures
@@ -244,6 +246,10 @@ enum Command {
         /// Measurements per tool, target and connection count.
         #[arg(long, default_value_t = 3)]
         repeat: usize,
+        /// Closed loop: each measurement alternates the two tools in slices this long, so
+        /// that the machine's slow drifts fall on both.
+        #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+        slice: std::time::Duration,
         /// Connection counts (closed loop).
         #[arg(long, value_delimiter = ',', default_value = "1,16,64")]
         connections: Vec<usize>,
@@ -408,6 +414,7 @@ pub fn main() -> i32 {
                 mode: None,
                 duration,
                 repeat,
+                slice,
                 connections,
                 rates,
                 open_connections,
@@ -417,6 +424,7 @@ pub fn main() -> i32 {
                 let options = crate::bench::Options {
                     duration,
                     repeat,
+                    slice,
                     connections,
                     rates,
                     open_connections,

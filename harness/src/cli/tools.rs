@@ -6,14 +6,14 @@ use crate::run::exit;
 pub(super) fn load(options: &crate::load::standalone::Options, json: bool) -> i32 {
     match crate::load::standalone::run(options) {
         Ok(report) => {
-            if json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&report).unwrap_or_default()
-                );
+            use std::io::Write;
+            let text = if json {
+                serde_json::to_string_pretty(&report).unwrap_or_default() + "\n"
             } else {
-                print!("{}", crate::load::standalone::Printed(&report));
-            }
+                crate::load::standalone::Printed(&report).to_string()
+            };
+            // A reader that stops early (`| head`) is not an error of the run.
+            let _ = std::io::stdout().write_all(text.as_bytes());
             if report.valid {
                 exit::PASSED
             } else {

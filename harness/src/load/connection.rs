@@ -2,6 +2,7 @@
 //! with keep-alive (see [`super::http1`]), HTTP/2 cleartext (h2c, many streams per connection) and gRPC unary
 //! (over h2c).
 
+use super::http1::Http1;
 use super::record::ErrorKind;
 use crate::service::SERVED_BY;
 use bytes::Bytes;
@@ -66,7 +67,7 @@ impl Target {
 /// A connection's request sender.
 pub enum Sender {
     /// HTTP/1.1: one request at a time, with the request's bytes made once.
-    Http1(Box<super::http1::Http1>, std::sync::Arc<[u8]>),
+    Http1(Box<Http1<tokio::net::TcpStream>>, std::sync::Arc<[u8]>),
     /// HTTP/2: cloned per stream.
     Http2(http2::SendRequest<Full<Bytes>>),
 }
@@ -88,7 +89,7 @@ impl Sender {
             let _ = stream.set_nodelay(true);
             Ok(match protocol {
                 Protocol::Http1 => Sender::Http1(
-                    Box::new(super::http1::Http1::new(stream)),
+                    Box::new(Http1::new(stream)),
                     super::http1::request_bytes(target).into(),
                 ),
                 Protocol::H2c | Protocol::Grpc => {
@@ -131,12 +132,7 @@ impl Sender {
     ) -> Result<(), ErrorKind> {
         let send = match self {
             Sender::Http1(c, request) => {
-                return match c.request(request, served_by).await? {
-                    200..=299 => Ok(()),
-                    400..=499 => Err(ErrorKind::Status4xx),
-                    500..=599 => Err(ErrorKind::Status5xx),
-                    _ => Err(ErrorKind::StatusOther),
-                };
+                return outcome(c.request(request, served_by).await?);
             }
             Sender::Http2(s) => s,
         };
@@ -172,12 +168,45 @@ impl Sender {
             200..=299 if protocol == Protocol::Grpc && grpc_status != Some(true) => {
                 Err(ErrorKind::Grpc)
             }
-            200..=299 => Ok(()),
-            400..=499 => Err(ErrorKind::Status4xx),
-            500..=599 => Err(ErrorKind::Status5xx),
-            _ => Err(ErrorKind::StatusOther),
+            _ => outcome(status),
         }
     }
+}
+
+/// A request's outcome from its answer's status: success for 2xx.
+pub fn outcome(status: u16) -> Result<(), ErrorKind> {
+    match status {
+        200..=299 => Ok(()),
+        400..=499 => Err(ErrorKind::Status4xx),
+        500..=599 => Err(ErrorKind::Status5xx),
+        _ => Err(ErrorKind::StatusOther),
+    }
+}
+
+/// How often a blocking connection's read looks at its request's deadline.
+const BLOCKING_TICK: Duration = Duration::from_millis(100);
+
+/// Open an HTTP/1.1 connection to `target` for a thread of its own, within `timeout`,
+/// with blocking reads that wake at least every [`BLOCKING_TICK`] to look at the deadline
+/// (see [`Http1::request_blocking`]).
+pub fn connect_blocking(
+    target: &Target,
+    timeout: Duration,
+) -> Result<Http1<std::net::TcpStream>, ErrorKind> {
+    let stream =
+        std::net::TcpStream::connect_timeout(&target.addr, timeout).map_err(|e| {
+            match e.kind() {
+                std::io::ErrorKind::ConnectionRefused => ErrorKind::ConnectRefused,
+                _ => ErrorKind::Connect,
+            }
+        })?;
+    let tick = Some(timeout.clamp(Duration::from_millis(1), BLOCKING_TICK));
+    stream
+        .set_nodelay(true)
+        .and_then(|()| stream.set_read_timeout(tick))
+        .and_then(|()| stream.set_write_timeout(tick))
+        .map_err(|_| ErrorKind::Connect)?;
+    Ok(Http1::new(stream))
 }
 
 /// The request for `target` in `protocol`.

@@ -60,6 +60,7 @@ pub async fn run(spec: LoadSpec, timeline: Timeline, stop: CancellationToken) {
         stop: Stop::Duration(spec.duration),
         timeout: spec.timeout,
         spin: SPIN,
+        blocking: false,
     };
     let origin = Instant::now() - Duration::from_millis(timeline.elapsed_ms());
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(u64, record::Second)>();

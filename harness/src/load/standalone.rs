@@ -133,6 +133,8 @@ pub fn run(options: &Options) -> Result<LoadRun> {
         stop,
         timeout: options.timeout,
         spin: options.spin,
+        // A thread per connection when each has a core's share of its own.
+        blocking: options.connections <= options.threads,
     };
     let runtime = if options.threads == 1 {
         tokio::runtime::Builder::new_current_thread()

@@ -18,6 +18,7 @@
 //! Each request records its response time (from the intended time), its service time
 //! (from the actual send) and the generator's own lag.
 
+mod blocking;
 mod seconds;
 mod worker;
 
@@ -75,6 +76,11 @@ pub struct Config {
     /// hundred microseconds late on a virtual machine; see [`Pacer::spin_until`]), half
     /// to read each answer as it arrives (see `worker`).
     pub spin: f64,
+    /// Closed-loop HTTP/1.1 only: each connection on a thread of its own with blocking
+    /// reads ([`blocking`]), the fastest path when there are no more connections than
+    /// cores; otherwise (and for every other pace and protocol) async workers on the
+    /// caller's runtime.
+    pub blocking: bool,
 }
 
 impl Config {
@@ -86,6 +92,11 @@ impl Config {
             1
         };
         self.connections.max(1) * streams
+    }
+
+    /// Does each worker get a thread of its own (see [`Config::blocking`])?
+    fn on_threads(&self) -> bool {
+        self.blocking && self.pace == Pace::Closed && self.protocol == Protocol::Http1
     }
 }
 
@@ -138,7 +149,17 @@ pub async fn run(
     });
     let scheduler = schedule.map(|schedule| tokio::spawn(keep(shared.clone(), schedule)));
     let mut tasks = Vec::with_capacity(workers);
-    for connection in 0..shared.config.connections.max(1) {
+    if shared.config.on_threads() {
+        for index in 0..workers {
+            let shared = shared.clone();
+            tasks.push(tokio::task::spawn_blocking(move || {
+                blocking::run(shared, index);
+                worker::Done::default()
+            }));
+        }
+    }
+    for connection in (0..shared.config.connections.max(1)).filter(|_| !shared.config.on_threads())
+    {
         // Workers on one h2 connection share its sender (cloned per stream).
         let slot = Arc::new(tokio::sync::Mutex::new(None));
         for stream in 0..streams {
@@ -198,6 +219,34 @@ impl Shared {
             Stop::Duration(d) => Some(self.start + d),
             Stop::Requests(_) => None,
         }
+    }
+
+    /// Is sending over at `now` (the duration is up, or the run is cancelled)? What is
+    /// still due then is left unsent (and counted), however far behind the schedule.
+    fn over(&self, now: Instant) -> bool {
+        self.end().is_some_and(|end| now >= end) || self.cancel.is_cancelled()
+    }
+
+    /// The closed loop's next request for worker `index`: claimed against the request
+    /// count, sent now unless sending is over, and the worker's mark moved to its second
+    /// (`on_second` is the second it last told the seconds it is on). Returns when it is
+    /// sent.
+    fn next_closed(&self, index: usize, on_second: &mut Option<u64>) -> Option<Instant> {
+        if let Stop::Requests(n) = self.config.stop
+            && self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) >= n
+        {
+            return None;
+        }
+        let sent = Instant::now();
+        if self.over(sent) {
+            return None;
+        }
+        let second = self.seconds.second_of(sent);
+        if *on_second != Some(second) {
+            self.seconds.start(index, second);
+            *on_second = Some(second);
+        }
+        Some(sent)
     }
 }
 

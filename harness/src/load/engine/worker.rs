@@ -6,13 +6,12 @@
 //! way (see [`Timeout::run`]), so the service time it reads is the target's and not its
 //! own thread's wake-up from sleep.
 
-use super::{Pace, Shared, Stop};
+use super::{Pace, Shared};
 use crate::load::connection::{Protocol, Sender};
 use crate::load::record::{ErrorKind, Timing};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::task::Poll;
 use std::time::Duration;
 use tokio::time::{Instant, Sleep};
@@ -21,6 +20,7 @@ use tokio::time::{Instant, Sleep};
 pub(super) type Slot = Arc<tokio::sync::Mutex<Option<Sender>>>;
 
 /// What a worker reports when it stops.
+#[derive(Default)]
 pub(super) struct Done {
     /// How late its last request left after its intended time (open loop).
     pub behind: Duration,
@@ -41,49 +41,33 @@ pub(super) async fn run(shared: Arc<Shared>, index: usize, slot: Slot) -> Done {
     let mut served_by = String::new();
     let mut timeout = Timeout::new(c.timeout);
     let mut behind = Duration::ZERO;
-    let end = shared.end();
     let mut free_at = Instant::now();
     // The second this worker last told the seconds it is on (closed loop).
     let mut on_second = None;
     loop {
-        let intended = match c.pace {
+        let (intended, sent) = match c.pace {
             Pace::Open { .. } => {
                 let ticket = tokio::select! {
                     _ = shared.cancel.cancelled() => None,
                     ticket = shared.seconds.take(index) => ticket,
                 };
-                match ticket {
-                    Some(intended) => Some(intended),
-                    None => break,
-                }
-            }
-            Pace::Closed => {
-                if let Stop::Requests(n) = c.stop
-                    && shared.next.fetch_add(1, Ordering::Relaxed) >= n
-                {
+                let Some(intended) = ticket else { break };
+                let sent = Instant::now();
+                if shared.over(sent) {
                     break;
                 }
-                None
+                (Some(intended), sent)
             }
+            Pace::Closed => match shared.next_closed(index, &mut on_second) {
+                Some(sent) => (None, sent),
+                None => break,
+            },
         };
-        let sent = Instant::now();
-        // At the end of the duration, what is still due is left unsent (and counted),
-        // however far behind the schedule the run is.
-        if end.is_some_and(|end| sent >= end) || shared.cancel.is_cancelled() {
-            break;
-        }
         let lag = intended.map(|intended| {
             behind = sent.saturating_duration_since(intended);
             sent.saturating_duration_since(intended.max(free_at))
         });
         let intended = intended.unwrap_or(sent);
-        if lag.is_none() {
-            let second = shared.seconds.second_of(intended);
-            if on_second != Some(second) {
-                shared.seconds.start(index, second);
-                on_second = Some(second);
-            }
-        }
         let request = one(c, &mut own, &slot, &mut served_by);
         let result = timeout
             .run(sent, spin, request)
