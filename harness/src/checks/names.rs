@@ -42,6 +42,9 @@ pub const NOTICED_MS: Keyed = Keyed("noticed_ms.");
 pub const PROPAGATION_MS: Keyed = Keyed("propagation_ms.");
 /// The slowest ACK of each change, by config version (`v2`, ...).
 pub const PROPAGATION_MAX_MS: Keyed = Keyed("propagation_ms.max.");
+/// The control plane's fan-out: from a change to its last push of the change's routes to
+/// an affected sidecar, over the changes (`p50`, `max`).
+pub const PROPAGATION_FAN_OUT_MS: Keyed = Keyed("propagation_fan_out_ms.");
 /// How many ACKs propagation judged.
 pub const PROPAGATION_ACKS: &str = "propagation.acks";
 /// Closed-loop throughput (`direct`, `proxied`).

@@ -77,7 +77,8 @@ pub(super) async fn serve_stream(
                     cp.log(&node, short, XdsKind::Ack, &request.version_info, None);
                 }
                 sub.names = request.resource_names.clone();
-                if !send_if_stale(&cp, &node, type_url, sub, &mut nonce, &tx).await {
+                let snapshot = cp.snapshot(&node);
+                if !send_if_stale(&cp, &node, type_url, sub, &snapshot, &mut nonce, &tx).await {
                     return;
                 }
             }
@@ -85,9 +86,11 @@ pub(super) async fn serve_stream(
                 if changed.is_err() {
                     return;
                 }
+                // One translation for every type of the change.
+                let snapshot = cp.snapshot(&node);
                 for type_url in ORDER {
                     let Some(sub) = subs.get_mut(type_url) else { continue };
-                    if !send_if_stale(&cp, &node, type_url, sub, &mut nonce, &tx).await {
+                    if !send_if_stale(&cp, &node, type_url, sub, &snapshot, &mut nonce, &tx).await {
                         return;
                     }
                 }
@@ -96,24 +99,25 @@ pub(super) async fn serve_stream(
     }
 }
 
-/// Send `type_url` to the stream unless it already has the current version with the same
-/// names. Returns false when the stream is gone.
+/// Send `type_url` of `snapshot` (a version and the node's resources) to the stream unless
+/// it already has that version with the same names. Returns false when the stream is gone.
 async fn send_if_stale(
     cp: &ControlPlane,
     node: &str,
     type_url: &'static str,
     sub: &mut Subscription,
+    (version, resources): &(u64, Resources),
     nonce: &mut u64,
     tx: &mpsc::Sender<Result<DiscoveryResponse, Status>>,
 ) -> bool {
-    let (version, resources) = cp.snapshot(node);
+    let version = *version;
     if sub.sent_version == Some(version) && sub.sent_names == sub.names {
         return true;
     }
     *nonce += 1;
     let response = DiscoveryResponse {
         version_info: version.to_string(),
-        resources: resources_of(&resources, type_url, &sub.names),
+        resources: resources_of(resources, type_url, &sub.names),
         type_url: type_url.to_string(),
         nonce: nonce.to_string(),
         ..Default::default()

@@ -9,6 +9,7 @@
 
 use super::ControlPlane;
 use super::resources::{ORDER, is_wildcard_type, named, short_type};
+use super::translate::Resources;
 use crate::timeline::XdsKind;
 use envoy_types::pb::envoy::service::discovery::v3::{
     DeltaDiscoveryRequest, DeltaDiscoveryResponse, Resource,
@@ -107,7 +108,8 @@ pub(super) async fn serve_stream(
                 // since versions from another stream mean nothing here.
                 let stale: Vec<String> = request.initial_resource_versions.keys().cloned().collect();
                 let subscribed = first || !request.resource_names_subscribe.is_empty();
-                if !push(&cp, &node, type_url, sub, &stale, subscribed, &mut nonce, &tx).await {
+                let snapshot = cp.snapshot(&node);
+                if !push(&cp, &node, type_url, sub, &snapshot, &stale, subscribed, &mut nonce, &tx).await {
                     return;
                 }
             }
@@ -115,9 +117,11 @@ pub(super) async fn serve_stream(
                 if changed.is_err() {
                     return;
                 }
+                // One translation for every type of the change.
+                let snapshot = cp.snapshot(&node);
                 for type_url in ORDER {
                     let Some(sub) = subs.get_mut(type_url) else { continue };
-                    if !push(&cp, &node, type_url, sub, &[], false, &mut nonce, &tx).await {
+                    if !push(&cp, &node, type_url, sub, &snapshot, &[], false, &mut nonce, &tx).await {
                         return;
                     }
                 }
@@ -126,7 +130,8 @@ pub(super) async fn serve_stream(
     }
 }
 
-/// Send what the Envoy lacks of `type_url`: new and changed resources, and removals of
+/// Send what the Envoy lacks of `type_url` in `snapshot` (a version and the node's
+/// resources): new and changed resources, and removals of
 /// what it has that is gone (or in `stale`). A request that (re)subscribed is always
 /// answered, even with nothing, so the Envoy's initial fetch completes. Returns false when
 /// the stream is gone.
@@ -136,13 +141,14 @@ async fn push(
     node: &str,
     type_url: &'static str,
     sub: &mut Subscription,
+    (version, resources): &(u64, Resources),
     stale: &[String],
     must_answer: bool,
     nonce: &mut u64,
     tx: &mpsc::Sender<Result<DeltaDiscoveryResponse, Status>>,
 ) -> bool {
-    let (version, resources) = cp.snapshot(node);
-    let current: BTreeMap<String, _> = named(&resources, type_url)
+    let version = *version;
+    let current: BTreeMap<String, _> = named(resources, type_url)
         .into_iter()
         .filter(|(name, _)| sub.wants(name))
         .collect();

@@ -75,8 +75,9 @@ pub struct ControlPlane {
 }
 
 struct State {
-    mesh: Mesh,
-    placement: Placement,
+    /// Shared with the streams translating it, so none holds the lock while it does.
+    mesh: Arc<Mesh>,
+    placement: Arc<Placement>,
     version: u64,
     /// Every change applied since the mesh file, in order.
     changes: Vec<Change>,
@@ -106,8 +107,8 @@ impl ControlPlane {
         let (version_tx, _) = watch::channel(1);
         ControlPlane {
             state: Arc::new(Mutex::new(State {
-                mesh,
-                placement,
+                mesh: Arc::new(mesh),
+                placement: Arc::new(placement),
                 version: 1,
                 changes: Vec::new(),
                 state_file: None,
@@ -126,7 +127,7 @@ impl ControlPlane {
             let saved: PersistedState =
                 serde_json::from_slice(&text).map_err(|e| format!("{}: {e}", path.display()))?;
             for change in &saved.changes {
-                change.apply(&mut state.mesh)?;
+                change.apply(Arc::make_mut(&mut state.mesh))?;
             }
             state.version = saved.version;
             state.changes = saved.changes;
@@ -174,13 +175,17 @@ impl ControlPlane {
     }
 
     /// The resources for the Envoy with this node id, and the version they belong to.
+    /// Translated outside the lock: the streams of a fan-out translate side by side.
     pub fn snapshot(&self, node_id: &str) -> (u64, Resources) {
-        let state = self.lock();
-        let resources = match state.mesh.member_of(node_id) {
-            Some(name) => translate(&state.mesh, name, &state.placement),
+        let (version, mesh, placement) = {
+            let state = self.lock();
+            (state.version, state.mesh.clone(), state.placement.clone())
+        };
+        let resources = match mesh.member_of(node_id) {
+            Some(name) => translate(&mesh, name, &placement),
             None => Resources::default(),
         };
-        (state.version, resources)
+        (version, resources)
     }
 
     /// Apply a mesh change and push it to every connected Envoy; returns the new version.
@@ -188,9 +193,9 @@ impl ControlPlane {
         let version = {
             let mut state = self.lock();
             // Applied to a copy first, so a refused change leaves nothing half done.
-            let mut mesh = state.mesh.clone();
+            let mut mesh = Mesh::clone(&state.mesh);
             change.apply(&mut mesh)?;
-            state.mesh = mesh;
+            state.mesh = Arc::new(mesh);
             state.version += 1;
             state.changes.push(change.clone());
             if let Some(path) = &state.state_file {

@@ -37,15 +37,32 @@ pub struct AdminClient {
     http: reqwest::Client,
 }
 
+/// The admin requests one [`AdminClient::snapshot`] makes: the filtered `/stats` and
+/// `/ready`.
+pub const REQUESTS_PER_SNAPSHOT: u64 = 2;
+
 impl AdminClient {
+    /// A client for the same admin endpoint with connections of its own (for another
+    /// runtime: a connection is tied to the runtime that opened it).
+    pub fn fresh(&self) -> Self {
+        AdminClient {
+            base: self.base.clone(),
+            http: Self::http(),
+        }
+    }
+
+    fn http() -> reqwest::Client {
+        reqwest::Client::builder()
+            .timeout(Duration::from_secs(2))
+            .build()
+            .unwrap_or_default()
+    }
+
     /// A client for the admin endpoint at `addr`.
     pub fn new(addr: SocketAddr) -> Self {
         AdminClient {
             base: format!("http://{addr}"),
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(2))
-                .build()
-                .unwrap_or_default(),
+            http: Self::http(),
         }
     }
 

@@ -25,6 +25,32 @@ const FILES: [(&str, &str); 3] = [
 /// The folder of the dumps, in the run folder.
 pub const DIR: &str = "sidecars";
 
+/// The most sidecars dumped at the end of a phase. A larger fleet is dumped in part: the
+/// sidecar the load enters through and the others evenly spread over the names, so a
+/// phase's end does not ask 500 Envoys for their whole config at once (a `config_dump`
+/// costs an Envoy milliseconds) while the next phase's changes are on their way.
+pub const MAX_DUMPED: usize = 50;
+
+/// The sidecars of `envoys` to dump: all of them up to [`MAX_DUMPED`], else `keep` and
+/// evenly spread others, [`MAX_DUMPED`] in all.
+fn chosen(
+    envoys: BTreeMap<String, AdminClient>,
+    keep: Option<&str>,
+) -> BTreeMap<String, AdminClient> {
+    let n = envoys.len();
+    if n <= MAX_DUMPED {
+        return envoys;
+    }
+    let others = MAX_DUMPED - usize::from(keep.is_some_and(|k| envoys.contains_key(k)));
+    envoys
+        .into_iter()
+        .enumerate()
+        .filter(|(i, (name, _))| Some(name.as_str()) == keep || i * others % n < others)
+        .map(|(_, e)| e)
+        .take(MAX_DUMPED)
+        .collect()
+}
+
 /// The dumps of one run.
 pub struct SidecarDumps {
     envoys: BTreeMap<String, AdminClient>,
@@ -34,10 +60,16 @@ pub struct SidecarDumps {
 }
 
 impl SidecarDumps {
-    /// Dumps of `envoys` into `run_dir/sidecars/`, each recorded on `timeline`.
-    pub fn new(envoys: BTreeMap<String, AdminClient>, run_dir: &Path, timeline: &Timeline) -> Self {
+    /// Dumps of `envoys` (at most [`MAX_DUMPED`], `keep` among them) into
+    /// `run_dir/sidecars/`, each recorded on `timeline`.
+    pub fn new(
+        envoys: BTreeMap<String, AdminClient>,
+        keep: Option<&str>,
+        run_dir: &Path,
+        timeline: &Timeline,
+    ) -> Self {
         SidecarDumps {
-            envoys,
+            envoys: chosen(envoys, keep),
             run_dir: run_dir.to_path_buf(),
             timeline: timeline.clone(),
             pending: Mutex::new(Vec::new()),
@@ -121,6 +153,27 @@ mod tests {
         assert_eq!(folder_name("after heal/../x"), "after_heal____x");
     }
 
+    #[test]
+    fn a_large_fleet_is_dumped_in_part_and_spread_with_the_load_s_sidecar() {
+        let admin = AdminClient::new(std::net::SocketAddr::from(([127, 0, 0, 1], 9)));
+        let fleet = |n: usize| -> BTreeMap<String, AdminClient> {
+            (1..=n)
+                .map(|i| (format!("client-{i:03}"), admin.clone()))
+                .collect()
+        };
+        assert_eq!(chosen(fleet(40), None).len(), 40);
+        let some = chosen(fleet(502), Some("client-333"));
+        assert_eq!(some.len(), MAX_DUMPED);
+        assert!(some.contains_key("client-333"));
+        // Spread over the names, not the first fifty.
+        assert!(some.contains_key("client-001") || some.contains_key("client-002"));
+        assert!(
+            some.keys().any(|k| k.as_str() > "client-490"),
+            "{:?}",
+            some.keys()
+        );
+    }
+
     #[tokio::test]
     async fn a_sidecar_that_does_not_answer_is_left_out_and_the_dump_still_recorded() {
         let dir = tempfile::tempdir().unwrap();
@@ -130,7 +183,7 @@ mod tests {
             "client".to_string(),
             AdminClient::new(std::net::SocketAddr::from(([127, 0, 0, 1], 9))),
         )]);
-        let dumps = SidecarDumps::new(envoys, dir.path(), &timeline);
+        let dumps = SidecarDumps::new(envoys, None, dir.path(), &timeline);
         dumps.phase_ended("baseline");
         dumps.finish().await;
         let recorded: Vec<Event> = timeline.entries().into_iter().map(|e| e.event).collect();

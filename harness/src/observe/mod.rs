@@ -1,45 +1,148 @@
-//! Observers: sample each Envoy's admin endpoint onto the timeline at a fixed period,
-//! and the resident memory of the control plane and of tether itself; save each
-//! sidecar's whole admin state at the end of every phase ([`dumps`]).
+//! Observers: sample each Envoy's admin endpoint onto the timeline at a fixed period (on
+//! a thread of its own, whose CPU time is the observer's cost: [`ObserverCost`]), and the
+//! resident memory of the control plane and of tether itself; save each sidecar's whole
+//! admin state at the end of every phase ([`dumps`]).
 
 pub mod dumps;
 
 use crate::envoy::AdminClient;
+use crate::envoy::admin::REQUESTS_PER_SNAPSHOT;
 use crate::timeline::{Event, Timeline};
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
+
+/// What sampling the Envoys cost tether over a run: the samples and admin requests it
+/// made and the CPU time of the thread that made them (requests, answers parsed, entries
+/// written), beside the wall time it ran.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct ObserverCost {
+    /// Sidecars sampled.
+    pub sidecars: usize,
+    /// Each sidecar sampled this often, ms.
+    pub period_ms: u64,
+    /// Samples taken, all sidecars together.
+    pub samples: u64,
+    /// Admin requests made.
+    pub admin_requests: u64,
+    /// CPU time of the sampling thread, ms.
+    pub cpu_ms: f64,
+    /// How long it sampled, ms.
+    pub wall_ms: f64,
+}
+
+impl ObserverCost {
+    /// The cost in words, as the report and the console give it.
+    pub fn describe(&self) -> String {
+        let per_s = |n: f64| n * 1000.0 / self.wall_ms.max(1.0);
+        format!(
+            "{} sidecars every {:.2} s: {} admin requests ({:.0} a second), {:.2} s of tether's CPU ({:.2}% of a core)",
+            self.sidecars,
+            self.period_ms as f64 / 1000.0,
+            self.admin_requests,
+            per_s(self.admin_requests as f64),
+            self.cpu_ms / 1000.0,
+            per_s(self.cpu_ms) / 10.0,
+        )
+    }
+}
+
+/// How often each of `sidecars` Envoys is sampled: every 250 ms, less often for a large
+/// fleet (each sample is two admin requests of one Envoy), so the whole fleet costs at
+/// most about 80 admin requests a second.
+pub fn period_for(sidecars: usize) -> Duration {
+    Duration::from_millis((25 * sidecars as u64).max(250))
+}
+
+/// [`sample_envoys`] on a thread of its own, with a runtime and admin connections of its
+/// own, so that its CPU time is measured apart from the rest of tether. The thread ends
+/// when `stop` is cancelled and returns what the sampling cost.
+pub fn spawn_sampler(
+    envoys: &BTreeMap<String, AdminClient>,
+    period: Duration,
+    timeline: Timeline,
+    stop: CancellationToken,
+) -> std::io::Result<std::thread::JoinHandle<ObserverCost>> {
+    let envoys: BTreeMap<String, AdminClient> =
+        envoys.iter().map(|(n, a)| (n.clone(), a.fresh())).collect();
+    std::thread::Builder::new()
+        .name("observer".into())
+        .spawn(move || {
+            let sidecars = envoys.len();
+            let (cpu, wall) = (thread_cpu(), Instant::now());
+            let samples = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime.block_on(sample_envoys(envoys, period, timeline, stop)),
+                Err(_) => 0,
+            };
+            ObserverCost {
+                sidecars,
+                period_ms: period.as_millis() as u64,
+                samples,
+                admin_requests: samples * REQUESTS_PER_SNAPSHOT,
+                cpu_ms: thread_cpu().saturating_sub(cpu).as_secs_f64() * 1000.0,
+                wall_ms: wall.elapsed().as_secs_f64() * 1000.0,
+            }
+        })
+}
+
+/// The calling thread's CPU time so far.
+fn thread_cpu() -> Duration {
+    let mut t = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes the timespec we pass; this clock needs nothing else.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) };
+    Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
+}
 
 /// Every `period`, record each Envoy's connected state, readiness and served config
 /// versions, until `stop` is cancelled. Each Envoy is sampled on its own, so one that
-/// answers slowly (paused, cut off) does not delay the others' samples.
+/// answers slowly (paused, cut off) does not delay the others' samples. Returns how many
+/// samples it took.
 pub async fn sample_envoys(
     envoys: BTreeMap<String, AdminClient>,
     period: Duration,
     timeline: Timeline,
     stop: CancellationToken,
-) {
-    let each = envoys
-        .into_iter()
-        .map(|(node, admin)| sample_one(node, admin, period, timeline.clone(), stop.clone()));
-    futures::future::join_all(each).await;
+) -> u64 {
+    // Each sidecar's samples start a share of the period after the last one's, so a
+    // fleet's admin requests are spread over the period instead of made all at once.
+    let n = envoys.len().max(1) as u32;
+    let each = envoys.into_iter().enumerate().map(|(i, (node, admin))| {
+        let first = period * i as u32 / n;
+        let (timeline, stop) = (timeline.clone(), stop.clone());
+        async move {
+            tokio::select! {
+                _ = stop.cancelled() => 0,
+                _ = tokio::time::sleep(first) => sample_one(node, admin, period, timeline, stop).await,
+            }
+        }
+    });
+    futures::future::join_all(each).await.into_iter().sum()
 }
 
-/// Samples one Envoy every `period` until `stop`.
+/// Samples one Envoy every `period` until `stop`; returns how many samples it took.
 async fn sample_one(
     node: String,
     admin: AdminClient,
     period: Duration,
     timeline: Timeline,
     stop: CancellationToken,
-) {
+) -> u64 {
+    let mut taken = 0;
     let mut tick = ticker(period);
     while next_tick(&mut tick, &stop).await {
         let t_ms = timeline.elapsed_ms();
         let s = tokio::select! {
-            _ = stop.cancelled() => return,
+            _ = stop.cancelled() => return taken,
             s = admin.snapshot() => s,
         };
+        taken += 1;
         timeline.record_at(
             t_ms,
             Event::EnvoySample {
@@ -56,6 +159,7 @@ async fn sample_one(
             },
         );
     }
+    taken
 }
 
 /// Every `period`, record tether's own resident memory and the control plane's (from its

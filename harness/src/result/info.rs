@@ -62,6 +62,9 @@ pub struct RunInfo {
     /// The machine it ran on.
     #[serde(default)]
     pub machine: Machine,
+    /// What sampling the sidecars cost tether (absent before the run sampled).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observer: Option<crate::observe::ObserverCost>,
     /// The run was interrupted before all phases ran.
     #[serde(skip)]
     pub interrupted: bool,

@@ -17,6 +17,7 @@ use crate::backend::load::{HarnessLoad, Progress};
 use crate::backend::{Backend, BackendOptions, RunningTopology};
 use crate::checks::{self, Verdict};
 use crate::envoy::provision;
+use crate::observe::ObserverCost;
 use crate::plan::{LinkKind, Plan, Schedule};
 use crate::report::{self, Judged};
 use crate::result::RunInfo;
@@ -217,7 +218,12 @@ pub async fn run(plan: &Plan, opts: &RunOptions) -> Result<Outcome, EnvironmentE
                 console: &console,
                 stop: &stop,
             };
-            run.drive(topo).await
+            let (result, cost) = run.drive(topo).await;
+            if let Some(cost) = cost {
+                console.line(&format!("observer: {}", cost.describe()));
+                info.observer = Some(cost);
+            }
+            result
         }
         None => Ok(()),
     };
@@ -300,6 +306,7 @@ fn run_info(plan: &Plan, opts: &RunOptions) -> RunInfo {
         tether_version: crate::result::TETHER_VERSION.into(),
         git_revision: crate::result::GIT_REVISION.into(),
         machine: crate::result::Machine::this(),
+        observer: None,
         interrupted: false,
         incomplete: false,
         stopped: None,
@@ -430,24 +437,40 @@ struct Drive<'a> {
 impl Drive<'_> {
     /// The observers for the whole run, and the schedule carried out through the
     /// topology's actuators.
-    async fn drive(&self, topo: &RunningTopology) -> Result<()> {
+    async fn drive(&self, topo: &RunningTopology) -> (Result<()>, Option<ObserverCost>) {
         let observing = self.stop.child_token();
-        let observers = [
-            tokio::spawn(crate::observe::sample_envoys(
-                topo.envoys.clone(),
-                // Each sample makes two admin requests of every Envoy: sample a large
-                // fleet less often.
-                Duration::from_millis((25 * topo.envoys.len() as u64).max(250)),
-                self.timeline.clone(),
-                observing.clone(),
-            )),
-            tokio::spawn(crate::observe::sample_memory(
-                topo.control_plane_api(),
-                Duration::from_secs(1),
-                self.timeline.clone(),
-                observing.clone(),
-            )),
-        ];
+        let sampler = crate::observe::spawn_sampler(
+            &topo.envoys,
+            crate::observe::period_for(topo.envoys.len()),
+            self.timeline.clone(),
+            observing.clone(),
+        );
+        let memory = tokio::spawn(crate::observe::sample_memory(
+            topo.control_plane_api(),
+            Duration::from_secs(1),
+            self.timeline.clone(),
+            observing.clone(),
+        ));
+        let result = match &sampler {
+            Ok(_) => self.carry_out(topo).await,
+            Err(e) => Err(anyhow!("cannot start the observer's thread: {e}")),
+        };
+        observing.cancel();
+        let _ = memory.await;
+        let cost = match sampler {
+            Ok(thread) => tokio::task::spawn_blocking(move || thread.join().ok())
+                .await
+                .ok()
+                .flatten(),
+            Err(_) => None,
+        };
+        self.console.finish().await;
+        (result, cost)
+    }
+
+    /// The schedule carried out through the topology's actuators, with the load and the
+    /// sidecar dumps it drives.
+    async fn carry_out(&self, topo: &RunningTopology) -> Result<()> {
         let progress: Progress = {
             let console = self.console.clone();
             Arc::new(move |line: &str| console.line(line))
@@ -465,6 +488,7 @@ impl Drive<'_> {
         )?;
         let dumps = crate::observe::dumps::SidecarDumps::new(
             topo.envoys.clone(),
+            Some(self.plan.load.through.as_str()),
             self.report_dir,
             self.timeline,
         );
@@ -485,11 +509,6 @@ impl Drive<'_> {
         .await;
         // Every phase's dumps are written while the sidecars are still up.
         dumps.finish().await;
-        observing.cancel();
-        for observer in observers {
-            let _ = observer.await;
-        }
-        self.console.finish().await;
         result
     }
 }

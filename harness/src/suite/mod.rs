@@ -12,6 +12,7 @@ mod validate;
 use crate::mesh::Mesh;
 use crate::plan::Plan;
 use crate::source::{self, InputError};
+use marked_yaml::Spanned;
 use std::path::Path;
 
 /// Parse and validate the suite at `path` and the mesh it names.
@@ -24,7 +25,7 @@ pub fn load(path: &Path) -> Result<Plan, InputError> {
 pub fn load_with_mesh(path: &Path, mesh: Option<&Path>) -> Result<Plan, InputError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| InputError::file(path, format!("cannot read suite: {e}")))?;
-    let suite: schema::Suite = source::parse(path, &text)?;
+    let mut suite: schema::Suite = source::parse(path, &text)?;
     let mesh_path = match mesh {
         Some(mesh) => mesh.to_path_buf(),
         None => path
@@ -40,6 +41,7 @@ pub fn load_with_mesh(path: &Path, mesh: Option<&Path>) -> Result<Plan, InputErr
         ));
     }
     let mesh = Mesh::load(&mesh_path)?;
+    place_fleets(&mut suite.topology, &mesh);
     validate::validate(path, &suite, &mesh)?;
     lower::plan(
         suite,
@@ -50,6 +52,23 @@ pub fn load_with_mesh(path: &Path, mesh: Option<&Path>) -> Result<Plan, InputErr
             mesh,
         },
     )
+}
+
+/// A fleet placed by its name is placed as its members, each at the fleet's name in the
+/// suite (see [`Mesh::fleet`]).
+fn place_fleets(topology: &mut schema::Topology, mesh: &Mesh) {
+    for site in [&mut topology.outpost, &mut topology.region] {
+        *site = std::mem::take(site)
+            .into_iter()
+            .flat_map(|n| match mesh.fleet(&n) {
+                Some(members) => members
+                    .iter()
+                    .map(|m| Spanned::new(*n.span(), m.clone()))
+                    .collect(),
+                None => vec![n],
+            })
+            .collect();
+    }
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@ fn bundled_suites_are_valid() {
         "suites/control-plane-restart.yaml",
         "suites/negative/control-plane-stays-down.yaml",
         "suites/propagation.yaml",
+        "suites/scale-500.yaml",
         "suites/negative/propagation-partitioned.yaml",
         "suites/link-latency.yaml",
         "suites/negative/link-latency-past-keepalive.yaml",
@@ -48,6 +49,11 @@ fn bundled_suites_are_valid() {
         }
         other => panic!("{other:?}"),
     }
+    // A fleet placed by its name is placed as its members.
+    let plan = load(&repo("suites/propagation.yaml")).unwrap();
+    assert_eq!(plan.sites.len(), 52);
+    assert!(plan.sites.contains_key("client-01") && plan.sites.contains_key("client-50"));
+    assert!(!plan.sites.contains_key("client"));
     let plan = load(&repo("suites/outpost-partition.yaml")).unwrap();
     assert_eq!(plan.sites.len(), 3);
     assert_eq!(

@@ -160,6 +160,40 @@ pub(super) fn change_applied(
     ))
 }
 
+/// Each sidecar's route pushes or ACKs from the control plane's log, in the order logged,
+/// by virtual node name.
+struct RouteLog<'a>(std::collections::HashMap<&'a str, Vec<(u64, &'a str)>>);
+
+impl<'a> RouteLog<'a> {
+    fn of(entries: &'a [Entry], kind: XdsKind) -> RouteLog<'a> {
+        let mut log: std::collections::HashMap<&str, Vec<(u64, &str)>> = Default::default();
+        for e in entries {
+            if let Event::Xds {
+                node,
+                type_name,
+                xds,
+                version,
+                ..
+            } = &e.event
+                && *xds == kind
+                && type_name == "rds"
+                && let Some((_, name)) = node.rsplit_once("/virtualNode/")
+            {
+                log.entry(name).or_default().push((e.t_ms, version));
+            }
+        }
+        RouteLog(log)
+    }
+
+    /// How long after `t` the first entry of `node` at `version` or newer came.
+    fn first(&self, node: &str, t: u64, version: &str) -> Option<u64> {
+        self.0
+            .get(node)?
+            .iter()
+            .find_map(|(at, v)| (*at >= t && at_least(v, version)).then(|| at - t))
+    }
+}
+
 /// Every change made in the phase reaches every sidecar it affects within the bound.
 pub(super) fn propagation(entries: &[Entry], phase: &str, within_ms: u64) -> Judged {
     let w = phase_window(entries, phase)?;
@@ -167,26 +201,18 @@ pub(super) fn propagation(entries: &[Entry], phase: &str, within_ms: u64) -> Jud
     let mut delays = Vec::new();
     let mut missing = Vec::new();
     let mut measurements = Vec::new();
+    let acks = RouteLog::of(entries, XdsKind::Ack);
+    let pushes = RouteLog::of(entries, XdsKind::Push);
+    let mut fan_outs = Vec::new();
     for (t, version, affects) in &changes {
         let mut worst = 0;
+        let last_push = affects
+            .iter()
+            .filter_map(|node| pushes.first(node, *t, version))
+            .max();
+        fan_outs.extend(last_push);
         for node in affects.iter() {
-            let suffix = format!("/virtualNode/{node}");
-            let acked = entries.iter().find_map(|e| match &e.event {
-                Event::Xds {
-                    node: n,
-                    type_name,
-                    xds: XdsKind::Ack,
-                    version: v,
-                    ..
-                } if e.t_ms >= *t
-                    && type_name == "rds"
-                    && n.ends_with(&suffix)
-                    && at_least(v, version) =>
-                {
-                    Some(e.t_ms - t)
-                }
-                _ => None,
-            });
+            let acked = acks.first(node, *t, version);
             match acked {
                 Some(d) => {
                     worst = worst.max(d);
@@ -218,9 +244,25 @@ pub(super) fn propagation(entries: &[Entry], phase: &str, within_ms: u64) -> Jud
             measure(names::PROPAGATION_ACKS, delays.len() as f64, "acks", None),
         ],
     );
+    fan_outs.sort_unstable();
+    let (fan_p50, _, fan_max) = p50_p99_max(&fan_outs);
+    measurements.extend([
+        measure(
+            names::PROPAGATION_FAN_OUT_MS.of("p50"),
+            fan_p50 as f64,
+            "ms",
+            None,
+        ),
+        measure(
+            names::PROPAGATION_FAN_OUT_MS.of("max"),
+            fan_max as f64,
+            "ms",
+            None,
+        ),
+    ]);
     let passed = missing.is_empty() && max <= within_ms;
     let mut detail = format!(
-        "{} changes reached {} sidecar configs: p50 {p50} ms, p99 {p99} ms, max {max} ms (bound {within_ms} ms)",
+        "{} changes reached {} sidecar configs: p50 {p50} ms, p99 {p99} ms, max {max} ms (bound {within_ms} ms); the control plane's last push of a change came p50 {fan_p50} ms, max {fan_max} ms after it",
         changes.len(),
         delays.len(),
     );

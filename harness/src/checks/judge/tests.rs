@@ -409,12 +409,15 @@ fn propagation_reports_the_delay_to_every_affected_sidecar_and_fails_on_a_stragg
         within: secs(1),
     };
     let mut run = Run::new();
-    // The change at 15 s reaches the client at 15.2 s.
-    run.xds(15_200, "rds", XdsKind::Ack, "2");
+    // The change at 15 s is pushed at 15.05 s and reaches the client at 15.2 s.
+    run.xds(15_050, "rds", XdsKind::Push, "2")
+        .xds(15_200, "rds", XdsKind::Ack, "2");
     let v = run.judge(propagation());
     assert_eq!(v.outcome, Outcome::Passed, "{}", v.detail);
     assert_eq!(v.measurements[2].name, "propagation_ms.max");
     assert_eq!(v.measurements[2].value, 200.0);
+    let fan_out = v.measurement("propagation_fan_out_ms.max").unwrap();
+    assert_eq!(fan_out.value, 50.0);
 
     // Too late.
     let mut run = Run::new();

@@ -377,6 +377,10 @@ mod tests {
             .collect();
         files.sort();
         assert!(files.len() >= 4, "{files:?}");
+        // fleet-500 is fleet-50 with ten times the members: fleet-50's snapshot (whose
+        // fifty hand-written nodes became a fleet with the same names and resources)
+        // covers the translation of a fleet's members, without a megabyte of copies.
+        files.retain(|f| !f.ends_with("fleet-500.yaml"));
         for file in files {
             let mesh = Mesh::load(&file).unwrap_or_else(|e| panic!("{e}"));
             let placement = placement(&mesh);

@@ -36,6 +36,9 @@ pub struct Mesh {
     /// Gateway routes: which virtual service a gateway sends a request to.
     #[serde(default)]
     pub gateway_routes: Vec<GatewayRoute>,
+    /// Each fleet's name and its members, in order (see `fleet:` on a virtual node).
+    #[serde(skip)]
+    pub fleets: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 /// The mesh resource.
@@ -109,7 +112,8 @@ impl std::fmt::Display for Protocol {
 impl Mesh {
     /// Load and validate a mesh file.
     pub fn load(path: &Path) -> Result<Mesh, InputError> {
-        let mesh: Mesh = source::load(path)?;
+        let mut mesh: Mesh = source::load(path)?;
+        mesh.expand_fleets(path)?;
         mesh.validate(path)?;
         Ok(mesh)
     }

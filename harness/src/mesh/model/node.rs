@@ -159,6 +159,10 @@ pub struct VirtualNode {
     /// unset, or a DNS name.
     #[serde(default)]
     pub service_discovery: Option<ServiceDiscovery>,
+    /// This node stands for this many numbered copies of itself (`client` with `fleet:
+    /// 500` is `client-001` to `client-500`); see [`crate::mesh::Mesh::fleet`].
+    #[serde(default)]
+    pub fleet: Option<Spanned<u32>>,
     /// Set by the change API, never in a file: the node's instances are deregistered,
     /// so callers get no endpoints for it.
     #[serde(skip)]

@@ -164,6 +164,9 @@ fn meta_table(html: &mut String, info: &RunInfo, cycles: Option<u32>) {
         ),
         ("machine", info.machine.describe()),
     ];
+    if let Some(cost) = &info.observer {
+        rows.push(("observer", cost.describe()));
+    }
     if let Some(target) = &info.target {
         rows.insert(
             4,
