@@ -110,19 +110,9 @@ pub async fn sample_envoys(
     timeline: Timeline,
     stop: CancellationToken,
 ) -> u64 {
-    // Each sidecar's samples start a share of the period after the last one's, so a
-    // fleet's admin requests are spread over the period instead of made all at once.
-    let n = envoys.len().max(1) as u32;
-    let each = envoys.into_iter().enumerate().map(|(i, (node, admin))| {
-        let first = period * i as u32 / n;
-        let (timeline, stop) = (timeline.clone(), stop.clone());
-        async move {
-            tokio::select! {
-                _ = stop.cancelled() => 0,
-                _ = tokio::time::sleep(first) => sample_one(node, admin, period, timeline, stop).await,
-            }
-        }
-    });
+    let each = envoys
+        .into_iter()
+        .map(|(node, admin)| sample_one(node, admin, period, timeline.clone(), stop.clone()));
     futures::future::join_all(each).await.into_iter().sum()
 }
 
