@@ -157,18 +157,18 @@ pub async fn run(
                 worker::Done::default()
             }));
         }
-    }
-    for connection in (0..shared.config.connections.max(1)).filter(|_| !shared.config.on_threads())
-    {
-        // Workers on one h2 connection share its sender (cloned per stream).
-        let slot = Arc::new(tokio::sync::Mutex::new(None));
-        for stream in 0..streams {
-            let index = connection * streams + stream;
-            tasks.push(tokio::spawn(worker::run(
-                shared.clone(),
-                index,
-                slot.clone(),
-            )));
+    } else {
+        for connection in 0..shared.config.connections.max(1) {
+            // Workers on one h2 connection share its sender (cloned per stream).
+            let slot = Arc::new(tokio::sync::Mutex::new(None));
+            for stream in 0..streams {
+                let index = connection * streams + stream;
+                tasks.push(tokio::spawn(worker::run(
+                    shared.clone(),
+                    index,
+                    slot.clone(),
+                )));
+            }
         }
     }
     let mut behind = Duration::ZERO;
