@@ -9,7 +9,7 @@ use crate::envoy::AdminClient;
 use crate::envoy::admin::REQUESTS_PER_SNAPSHOT;
 use crate::timeline::{Event, Timeline};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
@@ -20,6 +20,9 @@ use tokio_util::sync::CancellationToken;
 pub struct ObserverCost {
     /// Sidecars sampled.
     pub sidecars: usize,
+    /// Sidecars in the run (the rest were not sampled: no check reads them).
+    #[serde(default)]
+    pub of: usize,
     /// Each sidecar sampled this often, ms.
     pub period_ms: u64,
     /// Samples taken, all sidecars together.
@@ -36,8 +39,19 @@ impl ObserverCost {
     /// The cost in words, as the report and the console give it.
     pub fn describe(&self) -> String {
         let per_s = |n: f64| n * 1000.0 / self.wall_ms.max(1.0);
+        if self.sidecars == 0 {
+            return format!(
+                "none of the {} sidecars sampled (no check reads their admin state)",
+                self.of
+            );
+        }
+        let of = if self.of > self.sidecars {
+            format!(" of {} (the ones the checks read)", self.of)
+        } else {
+            String::new()
+        };
         format!(
-            "{} sidecars every {:.2} s: {} admin requests ({:.0} a second), {:.2} s of tether's CPU ({:.2}% of a core)",
+            "{} sidecars{of} every {:.2} s: {} admin requests ({:.0} a second), {:.2} s of tether's CPU ({:.2}% of a core)",
             self.sidecars,
             self.period_ms as f64 / 1000.0,
             self.admin_requests,
@@ -55,17 +69,23 @@ pub fn period_for(sidecars: usize) -> Duration {
     Duration::from_millis((25 * sidecars as u64).max(250))
 }
 
-/// [`sample_envoys`] on a thread of its own, with a runtime and admin connections of its
-/// own, so that its CPU time is measured apart from the rest of tether. The thread ends
-/// when `stop` is cancelled and returns what the sampling cost.
+/// [`sample_envoys`] of the `sampled` ones of `envoys` on a thread of its own, with a
+/// runtime and admin connections of its own, so that its CPU time is measured apart from
+/// the rest of tether. The thread ends when `stop` is cancelled and returns what the
+/// sampling cost.
 pub fn spawn_sampler(
     envoys: &BTreeMap<String, AdminClient>,
+    sampled: &BTreeSet<String>,
     period: Duration,
     timeline: Timeline,
     stop: CancellationToken,
 ) -> std::io::Result<std::thread::JoinHandle<ObserverCost>> {
-    let envoys: BTreeMap<String, AdminClient> =
-        envoys.iter().map(|(n, a)| (n.clone(), a.fresh())).collect();
+    let of = envoys.len();
+    let envoys: BTreeMap<String, AdminClient> = envoys
+        .iter()
+        .filter(|(n, _)| sampled.contains(*n))
+        .map(|(n, a)| (n.clone(), a.fresh()))
+        .collect();
     std::thread::Builder::new()
         .name("observer".into())
         .spawn(move || {
@@ -80,6 +100,7 @@ pub fn spawn_sampler(
             };
             ObserverCost {
                 sidecars,
+                of,
                 period_ms: period.as_millis() as u64,
                 samples,
                 admin_requests: samples * REQUESTS_PER_SNAPSHOT,

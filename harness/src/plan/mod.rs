@@ -4,7 +4,7 @@
 //! Standing only on the YAML reader ([`crate::source`]) and the mesh model
 //! ([`crate::mesh`]), this is the vocabulary of a run: the sites ([`Site`]), link faults
 //! ([`link`]), container faults ([`container`]), mesh changes ([`change`]), xDS settings
-//! ([`xds`]), load ([`load`]), checks ([`check`]), the [`Disruption`]s all of them make,
+//! ([`xds`]), load ([`load`]), checks ([`check`]), what a run samples ([`observe`]), the [`Disruption`]s all of them make,
 //! and the [`schedule`]: the plan and a seed as an ordered list of timed operations,
 //! computed before anything starts. [`Plan`] is a validated suite with its mesh; the
 //! `suite` module makes one from YAML.
@@ -15,6 +15,7 @@ pub mod container;
 pub mod disruption;
 pub mod link;
 pub mod load;
+pub mod observe;
 pub mod schedule;
 pub mod site;
 pub mod soak;
@@ -26,6 +27,7 @@ pub use container::{Action, ContainerFault, Part};
 pub use disruption::{Disruption, Draw, DrawClass};
 pub use link::{Direction, Fault, Link, LinkKind, Rate};
 pub use load::{Generator, JourneysPlan, LoadPlan};
+pub use observe::{Observe, Reads, Sidecars};
 pub use schedule::{Operation, Schedule, Timed};
 pub use site::Site;
 pub use soak::{PhaseDraws, Rng, Soak, SoakLength, StopWhen, SuccessBelow};
@@ -68,6 +70,8 @@ pub struct Plan {
     pub phases: Vec<PlannedPhase>,
     /// The checks that judge the run, in suite order.
     pub checks: Vec<Check>,
+    /// Which sidecars the run samples, and how often.
+    pub observe: Observe,
     /// A negative control's checks that must fail (empty for any other suite).
     pub expect_failing: Vec<String>,
     /// A negative control of a soak's stop condition: `stop_when` must end it early.

@@ -217,6 +217,7 @@ pub async fn run(plan: &Plan, opts: &RunOptions) -> Result<Outcome, EnvironmentE
                 timeline: &timeline,
                 console: &console,
                 stop: &stop,
+                xds_log: !checks_context(plan, &info).judge_from_envoys,
             };
             let (result, cost) = run.drive(topo).await;
             if let Some(cost) = cost {
@@ -432,6 +433,8 @@ struct Drive<'a> {
     timeline: &'a Timeline,
     console: &'a Console,
     stop: &'a CancellationToken,
+    /// The control plane's xDS log is on the timeline (it is tether's own).
+    xds_log: bool,
 }
 
 impl Drive<'_> {
@@ -439,9 +442,15 @@ impl Drive<'_> {
     /// topology's actuators.
     async fn drive(&self, topo: &RunningTopology) -> (Result<()>, Option<ObserverCost>) {
         let observing = self.stop.child_token();
+        // The sidecars the checks read (or what the suite's `observe:` asks for).
+        let sampled = self.plan.sampled_sidecars(self.xds_log);
         let sampler = crate::observe::spawn_sampler(
             &topo.envoys,
-            crate::observe::period_for(topo.envoys.len()),
+            &sampled,
+            self.plan
+                .observe
+                .every
+                .unwrap_or_else(|| crate::observe::period_for(sampled.len())),
             self.timeline.clone(),
             observing.clone(),
         );

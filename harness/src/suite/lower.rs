@@ -1,12 +1,14 @@
 //! Lowering: a validated suite as written made into a [`Plan`] (names resolved, defaults
 //! filled in, phases placed on the run's clock).
 
-use super::schema::{ContainerFaultSpec, ControlPlaneState, Phase, SoakSpec, Suite, XdsConfig};
+use super::schema::{
+    ContainerFaultSpec, ControlPlaneState, ObserveSpec, Phase, SoakSpec, Suite, XdsConfig,
+};
 use super::validate::{container_fault, parse_at_range};
 use crate::mesh::Mesh;
 use crate::plan::{
-    Images, JourneysPlan, Link, LoadPlan, Overhead, PhaseDraws, Plan, PlannedPhase, Site, Soak,
-    SoakLength, StopWhen, SuccessBelow, XdsSettings,
+    Images, JourneysPlan, Link, LoadPlan, Observe, Overhead, PhaseDraws, Plan, PlannedPhase, Site,
+    Soak, SoakLength, StopWhen, SuccessBelow, XdsSettings,
 };
 use crate::source::InputError;
 use std::collections::BTreeMap;
@@ -73,6 +75,7 @@ pub(super) fn plan(suite: Suite, sources: Sources) -> Result<Plan, InputError> {
         },
         phases,
         checks: suite.checks.clone(),
+        observe: suite.observe.as_ref().map(observe).unwrap_or_default(),
         expect_failing: suite.expect_failing.iter().map(|n| n.to_string()).collect(),
         expect_stopped: suite.expect_stopped.as_ref().is_some_and(|s| **s),
         images: Images {
@@ -81,6 +84,14 @@ pub(super) fn plan(suite: Suite, sources: Sources) -> Result<Plan, InputError> {
         },
         soak: suite.soak.as_ref().map(soak),
     })
+}
+
+/// What to sample as the suite writes it.
+fn observe(spec: &ObserveSpec) -> Observe {
+    Observe {
+        sidecars: spec.sidecars.as_ref().map(|s| **s).unwrap_or_default(),
+        every: spec.every.as_ref().map(|d| d.0),
+    }
 }
 
 /// A soak as the suite writes it: one hour by default.

@@ -4,7 +4,7 @@
 //! checked it.
 
 use crate::plan::{
-    Action, Change, Check, Fault, Generator, KeepaliveKind, LinkKind, NodeXds, XdsVariant,
+    Action, Change, Check, Fault, Generator, KeepaliveKind, LinkKind, NodeXds, Sidecars, XdsVariant,
 };
 use crate::source::{Duration, DurationRange};
 use marked_yaml::Spanned;
@@ -40,6 +40,10 @@ pub struct Suite {
     pub soak: Option<SoakSpec>,
     /// The checks that judge the run.
     pub checks: Vec<Check>,
+    /// Which sidecars' admin endpoints the run samples, and how often (default: the
+    /// ones the checks read, at a period adapted to how many).
+    #[serde(default)]
+    pub observe: Option<ObserveSpec>,
     /// Docker backend: official images to run instead of the ones tether builds.
     #[serde(default)]
     pub images: Option<Images>,
@@ -51,6 +55,18 @@ pub struct Suite {
     /// early (in a sign-off, and in `cargo test`).
     #[serde(default)]
     pub expect_stopped: Option<Spanned<bool>>,
+}
+
+/// `observe:` as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObserveSpec {
+    /// `checked` (the default), `all` or `none`.
+    #[serde(default)]
+    pub sidecars: Option<Spanned<Sidecars>>,
+    /// Sample each this often (default: 250 ms, longer for a large fleet).
+    #[serde(default)]
+    pub every: Option<Spanned<Duration>>,
 }
 
 /// A soak: how long it runs by default, what comes first, and when it stops early.

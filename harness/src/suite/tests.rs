@@ -353,3 +353,68 @@ fn a_negative_controls_expected_failures_are_checks_of_its_own() {
             .expect_stopped
     );
 }
+
+#[test]
+fn a_run_samples_the_sidecars_its_checks_read() {
+    let sampled = |suite: &str, xds_log: bool| {
+        let plan = load(&repo(suite)).unwrap_or_else(|e| panic!("{e}"));
+        plan.sampled_sidecars(xds_log)
+            .into_iter()
+            .collect::<Vec<_>>()
+    };
+    // Propagation judges from the control plane's ACK log and the load: nothing to sample,
+    // unless the control plane is a target's own (no log): then every sidecar.
+    assert!(sampled("suites/scale-500.yaml", true).is_empty());
+    assert_eq!(sampled("suites/propagation.yaml", false).len(), 52);
+    // The partition's checks read every outpost sidecar (the load enters through one).
+    assert_eq!(
+        sampled("suites/outpost-partition.yaml", true),
+        ["client", "svc-v1", "svc-v2"]
+    );
+    // A restart check reads the restarted sidecar.
+    let restarts = load(&repo("suites/container-faults.yaml")).unwrap();
+    for node in restarts.restarted_sidecars() {
+        assert!(restarts.sampled_sidecars(true).contains(&node), "{node}");
+    }
+    // `observe: { sidecars: all }` samples every one, at the period asked for.
+    let text = std::fs::read_to_string(repo("suites/propagation.yaml"))
+        .unwrap()
+        .replace("checks:", "observe: { sidecars: all, every: 1s }\nchecks:");
+    let dir = tempfile::tempdir_in(repo("suites")).unwrap();
+    let path = dir.path().join("all.yaml");
+    std::fs::write(&path, text.replace("../fixtures", "../../fixtures")).unwrap();
+    let plan = load(&path).unwrap();
+    assert_eq!(plan.sampled_sidecars(true).len(), 52);
+    assert_eq!(plan.observe.every, Some(std::time::Duration::from_secs(1)));
+}
+
+#[test]
+fn bad_observe_settings_name_file_line_column_and_what_was_expected() {
+    expect_errors(
+        "suites/outpost-partition.yaml",
+        &[
+            (
+                "checks:",
+                "observe: { sidecars: none }\nchecks:",
+                "broken.yaml:39:22: `config_frozen` judges from the sidecars' samples, which `sidecars: none` turns off",
+            ),
+            (
+                "checks:",
+                "observe: { every: 10ms }\nchecks:",
+                "broken.yaml:39:19: expected observe.every from 50ms to 10m",
+            ),
+            (
+                "checks:",
+                "observe: { sidecars: some }\nchecks:",
+                "broken.yaml:39:22: observe.sidecars: unknown variant `some`",
+            ),
+        ],
+    );
+    // `none` is fine where no check reads a sample.
+    let text = std::fs::read_to_string(repo("suites/propagation.yaml")).unwrap();
+    let dir = tempfile::tempdir_in(repo("suites")).unwrap();
+    let path = dir.path().join("none.yaml");
+    let text = text.replace("checks:", "observe: { sidecars: none }\nchecks:");
+    std::fs::write(&path, text.replace("../fixtures", "../../fixtures")).unwrap();
+    assert!(load(&path).unwrap().sampled_sidecars(true).is_empty());
+}

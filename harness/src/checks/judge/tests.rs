@@ -2,6 +2,7 @@
 //! (the negative control), built by hand.
 
 use super::super::{Context, Outcome, evaluate};
+use crate::plan::observe::Scope;
 use crate::plan::{Action, Check, Disruption, Part};
 use crate::source::Duration;
 use crate::timeline::{Entry, Event, LoadSecond, XdsKind};
@@ -156,7 +157,7 @@ impl Run {
     }
 
     fn judge(&self, check: Check) -> super::super::Verdict {
-        evaluate(&[check], &ctx(), &self.entries).remove(0)
+        judged_on(check, &ctx(), &self.entries)
     }
 
     /// Judged as for a foreign control plane: without its xDS log.
@@ -171,8 +172,53 @@ impl Run {
             .filter(|e| !matches!(e.event, Event::Xds { .. }))
             .cloned()
             .collect();
-        evaluate(&[check], &ctx, &entries).remove(0)
+        judged_on(check, &ctx, &entries)
     }
+}
+
+/// `check`'s verdict on `entries`, once it has shown that the sidecars it says it reads
+/// ([`Check::reads`], which decides whom a run samples) are all it needs: judged again
+/// with every other sidecar's samples left out, it gives the same verdict. Every test
+/// here thereby checks the declaration too: one too narrow changes a verdict.
+fn judged_on(check: Check, ctx: &Context, entries: &[Entry]) -> super::super::Verdict {
+    let verdict = evaluate(std::slice::from_ref(&check), ctx, entries).remove(0);
+    let mut every: Vec<String> = ctx.outpost_nodes.clone();
+    let mut restarted = Vec::new();
+    for e in entries {
+        match &e.event {
+            Event::EnvoySample { node, .. } => every.push(node.clone()),
+            Event::FaultApplied {
+                disruption:
+                    Disruption::Container {
+                        part: Part::Sidecar(node),
+                        action: Action::Restart,
+                    },
+                ..
+            } => restarted.push(node.clone()),
+            _ => {}
+        }
+    }
+    let scope = Scope {
+        outpost: &ctx.outpost_nodes,
+        load_through: &ctx.load_through,
+        restarted: &restarted,
+        every: &every,
+    };
+    let read = check.reads(!ctx.judge_from_envoys).nodes(scope);
+    let narrowed: Vec<Entry> = entries
+        .iter()
+        .filter(|e| match &e.event {
+            Event::EnvoySample { node, .. } => read.contains(node),
+            _ => true,
+        })
+        .cloned()
+        .collect();
+    let again = evaluate(&[check], ctx, &narrowed).remove(0);
+    assert_eq!(
+        verdict, again,
+        "judged on the samples of {read:?} alone, the check gives another verdict"
+    );
+    verdict
 }
 
 fn traffic() -> Check {

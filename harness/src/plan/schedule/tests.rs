@@ -66,6 +66,7 @@ fn with_changes(changes: Vec<(Duration, Change)>) -> Plan {
             draws: Default::default(),
         }],
         checks: Vec::new(),
+        observe: Default::default(),
         expect_failing: Vec::new(),
         expect_stopped: false,
         images: Images::default(),

@@ -1,16 +1,13 @@
-//! The page's charts: requests and latency per second, a lane per sidecar, and the
-//! control plane's pushes and answers; each with disruption windows shaded, mesh changes
-//! dashed and failed checks marked.
+//! The page's charts of the load: requests and latency per second, with disruption
+//! windows shaded, mesh changes dashed and failed checks marked (the helpers that do so
+//! serve the sidecars' charts too).
 
 use super::{LEFT, RIGHT, W, esc, failure_anchor};
 use crate::checks::Verdict;
 use crate::plan::DrawClass;
-use crate::timeline::{Entry, Event, XdsKind};
+use crate::timeline::{Entry, Event};
 use std::collections::BTreeMap;
 use std::fmt::Write;
-
-/// One sample in a sidecar's lane: time, connected, route version, keepalive timeouts.
-type LaneSample<'a> = (u64, Option<bool>, Option<&'a str>, Option<u64>);
 
 /// Requests per second, ok and failed.
 pub(super) fn requests(
@@ -84,87 +81,8 @@ pub(super) fn requests(
     html.push_str("</svg><p>Blue: successful requests, red: failed ones. Shaded: fault windows. Dashed: mesh changes. Red lines: where a check failed.</p>");
 }
 
-/// A lane per sidecar: connected (green) or not (red), the config version as text.
-pub(super) fn lanes(html: &mut String, entries: &[Entry], x: &dyn Fn(u64) -> f64, end_ms: u64) {
-    let mut lanes: BTreeMap<&str, Vec<LaneSample>> = BTreeMap::new();
-    for e in entries {
-        if let Event::EnvoySample {
-            node,
-            connected,
-            route_version,
-            xds_keepalive_timeouts,
-            ..
-        } = &e.event
-        {
-            lanes.entry(node).or_default().push((
-                e.t_ms,
-                *connected,
-                route_version.as_deref(),
-                *xds_keepalive_timeouts,
-            ));
-        }
-    }
-    let lane_h = 26.0;
-    html.push_str("<h2>Sidecars: connection to the control plane and config version</h2>");
-    let _ = write!(
-        html,
-        r#"<svg viewBox="0 0 {W} {}" role="img" aria-label="sidecar lanes">"#,
-        lanes.len() as f64 * lane_h + 46.0
-    );
-    shade_faults(html, entries, x, 16.0, lanes.len() as f64 * lane_h);
-    for (i, (node, samples)) in lanes.iter().enumerate() {
-        let ly = 16.0 + i as f64 * lane_h;
-        let _ = write!(
-            html,
-            r#"<text x="2" y="{:.1}" font-size="11">{}</text>"#,
-            ly + 16.0,
-            esc(node)
-        );
-        let mut last_version = None;
-        for w in samples.windows(2) {
-            let (t, c, v, _) = w[0];
-            // A tick where the sidecar's keepalive on the xDS connection timed out.
-            if let (Some(before), Some(after)) = (w[0].3, w[1].3)
-                && after > before
-            {
-                let _ = write!(
-                    html,
-                    r##"<rect x="{:.1}" y="{:.1}" width="2" height="14" fill="#222"><title>keepalive timeout</title></rect>"##,
-                    x(w[1].0),
-                    ly + 1.0
-                );
-            }
-            let color = match c {
-                Some(true) => "#2e9d5b",
-                Some(false) => "#d83b3b",
-                None => "#aaa",
-            };
-            let _ = write!(
-                html,
-                r#"<rect x="{:.1}" y="{:.1}" width="{:.1}" height="8" fill="{color}"/>"#,
-                x(t),
-                ly + 4.0,
-                (x(w[1].0) - x(t)).max(0.5)
-            );
-            if v != last_version {
-                let _ = write!(
-                    html,
-                    r#"<text x="{:.1}" y="{:.1}" font-size="10">v{}</text>"#,
-                    x(t),
-                    ly + 23.0,
-                    esc(v.unwrap_or("-"))
-                );
-                last_version = v;
-            }
-        }
-    }
-    mark_changes(html, entries, x, 16.0, lanes.len() as f64 * lane_h);
-    axis(html, end_ms, x, lanes.len() as f64 * lane_h + 36.0);
-    html.push_str("</svg><p>Green: Envoy reports itself connected to the control plane (<code>control_plane.connected_state</code>); red: not connected. Black ticks: an HTTP/2 keepalive timeout on the xDS connection (the sidecar noticed a silent link). Through a TCP-terminating fault proxy the connected state returns as soon as a reconnect is accepted by the proxy, so during a blackhole it flaps; the ticks show each detection. <code>vN</code>: the route config version served from then on.</p>");
-}
-
 /// Each disruption's window: shaded by its kind and labelled as the timeline draws it.
-fn shade_faults(
+pub(super) fn shade_faults(
     html: &mut String,
     entries: &[Entry],
     x: &dyn Fn(u64) -> f64,
@@ -262,7 +180,7 @@ fn mark_failures(
     }
 }
 
-fn mark_changes(
+pub(super) fn mark_changes(
     html: &mut String,
     entries: &[Entry],
     x: &dyn Fn(u64) -> f64,
@@ -282,7 +200,7 @@ fn mark_changes(
     }
 }
 
-fn axis(html: &mut String, end_ms: u64, x: &dyn Fn(u64) -> f64, y: f64) {
+pub(super) fn axis(html: &mut String, end_ms: u64, x: &dyn Fn(u64) -> f64, y: f64) {
     let step = ((end_ms / 1000) / 10).max(1) * 1000;
     let mut t = 0;
     while t <= end_ms {
@@ -382,74 +300,4 @@ pub(super) fn latency(
     mark_failures(html, verdicts, x, top, height);
     axis(html, end_ms, x, top + height + 16.0);
     html.push_str("</svg><p>Each second's latency percentiles (logarithmic scale), measured from each request's intended send time, so a stalled second shows its full wait. Seconds with no answered request are left out.</p>");
-}
-
-/// A lane per sidecar: the control plane's pushes (blue, top), the sidecar's ACKs
-/// (green, bottom) and NACKs (red, full height).
-pub(super) fn xds(html: &mut String, entries: &[Entry], x: &dyn Fn(u64) -> f64, end_ms: u64) {
-    let mut lanes: BTreeMap<&str, Vec<(u64, XdsKind, &str, &str)>> = BTreeMap::new();
-    for e in entries {
-        if let Event::Xds {
-            node,
-            type_name,
-            xds,
-            version,
-            ..
-        } = &e.event
-        {
-            lanes
-                .entry(node)
-                .or_default()
-                .push((e.t_ms, *xds, type_name, version));
-        }
-    }
-    html.push_str("<h2>Control plane: pushes, ACKs and NACKs per sidecar</h2>");
-    if lanes.is_empty() {
-        html.push_str("<p>No xDS message was recorded.</p>");
-        return;
-    }
-    let lane_h = 18.0;
-    let height = lanes.len() as f64 * lane_h;
-    let _ = write!(
-        html,
-        r#"<svg viewBox="0 0 {W} {}" role="img" aria-label="xDS pushes and answers">"#,
-        height + 46.0
-    );
-    shade_faults(html, entries, x, 16.0, height);
-    for (i, (node, messages)) in lanes.iter().enumerate() {
-        let ly = 16.0 + i as f64 * lane_h;
-        let _ = write!(
-            html,
-            r##"<text x="2" y="{:.1}" font-size="10">{}</text><line x1="{LEFT}" y1="{2:.1}" x2="{3}" y2="{2:.1}" stroke="#eee"/>"##,
-            ly + 12.0,
-            esc(short_node(node)),
-            ly + lane_h / 2.0,
-            W - RIGHT
-        );
-        for (t, kind, type_name, version) in messages {
-            let (dy, h, color, word) = match kind {
-                XdsKind::Push => (2.0, 7.0, "#3b7dd8", "push"),
-                XdsKind::Ack => (9.0, 7.0, "#2e9d5b", "ACK"),
-                XdsKind::Nack => (1.0, 16.0, "#d83b3b", "NACK"),
-                XdsKind::Request => continue,
-            };
-            let _ = write!(
-                html,
-                r##"<rect x="{:.1}" y="{:.1}" width="1.5" height="{h}" fill="{color}"><title>{:.3} s: {word} {} v{}</title></rect>"##,
-                x(*t),
-                ly + dy,
-                *t as f64 / 1000.0,
-                esc(type_name),
-                esc(version)
-            );
-        }
-    }
-    mark_changes(html, entries, x, 16.0, height);
-    axis(html, end_ms, x, height + 36.0);
-    html.push_str("</svg><p>Blue (top half): the control plane sent the sidecar a config. Green (bottom half): the sidecar ACKed one. Red (full height): it NACKed one. Hover a tick for its type and version.</p>");
-}
-
-/// The node name without the `mesh/<mesh>/virtualNode/` prefix of its xDS id.
-fn short_node(node: &str) -> &str {
-    node.rsplit('/').next().unwrap_or(node)
 }

@@ -6,7 +6,9 @@
 //! proxy, propagation per change and latency per phase, and the disruptions with what
 //! was set to make them ([`tables`]); the events; and the suite and mesh as run.
 
+mod bands;
 mod charts;
+mod sidecars;
 mod soak;
 mod tables;
 
@@ -66,9 +68,9 @@ pub fn render(
     let end_ms = entries.iter().map(|e| e.t_ms).max().unwrap_or(1).max(1);
     let x = |t: u64| LEFT + (t as f64 / end_ms as f64) * (W - LEFT - RIGHT);
     charts::requests(&mut html, entries, verdicts, &x, end_ms);
-    charts::lanes(&mut html, entries, &x, end_ms);
+    sidecars::lanes(&mut html, entries, &x, end_ms);
     charts::latency(&mut html, entries, verdicts, &x, end_ms);
-    charts::xds(&mut html, entries, &x, end_ms);
+    sidecars::xds(&mut html, entries, &x, end_ms);
     tables::reconvergence(&mut html, verdicts);
     tables::propagation(&mut html, verdicts);
     tables::phases(&mut html, phases);

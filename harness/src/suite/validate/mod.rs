@@ -10,7 +10,7 @@ pub(super) use containers::container_fault;
 use super::schema::Suite;
 use crate::mesh::Mesh;
 use crate::mesh::model::join;
-use crate::plan::Generator;
+use crate::plan::{Generator, Sidecars};
 use crate::source::InputError;
 use marked_yaml::Spanned;
 use std::collections::BTreeSet;
@@ -21,6 +21,7 @@ pub(super) fn validate(path: &Path, suite: &Suite, mesh: &Mesh) -> Result<(), In
     let placed = topology(path, suite, mesh)?;
     load(path, suite, mesh)?;
     xds(path, suite)?;
+    observe(path, suite)?;
     let phase_names = phases::validate(path, suite, mesh, &placed)?;
     checks::validate(path, suite, &phase_names)
 }
@@ -178,6 +179,36 @@ fn xds(path: &Path, suite: &Suite) -> Result<(), InputError> {
             path,
             &suite.name,
             "expected xds.backoff with base above zero and max at least base",
+        ));
+    }
+    Ok(())
+}
+
+/// A sampling period in range; no `sidecars: none` when a check reads samples.
+fn observe(path: &Path, suite: &Suite) -> Result<(), InputError> {
+    let Some(spec) = &suite.observe else {
+        return Ok(());
+    };
+    if let Some(every) = &spec.every {
+        let range = std::time::Duration::from_millis(50)..=std::time::Duration::from_secs(600);
+        if !range.contains(&every.0) {
+            return Err(InputError::spanned(
+                path,
+                every,
+                "expected observe.every from 50ms to 10m",
+            ));
+        }
+    }
+    if let Some(none) = spec.sidecars.as_ref().filter(|s| ***s == Sidecars::None)
+        && let Some(check) = suite.checks.iter().find(|c| c.reads(true).any())
+    {
+        return Err(InputError::spanned(
+            path,
+            none,
+            format!(
+                "`{}` judges from the sidecars' samples, which `sidecars: none` turns off; expected `checked` or `all`",
+                check.name()
+            ),
         ));
     }
     Ok(())
