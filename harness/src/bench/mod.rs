@@ -3,12 +3,16 @@
 //! 1, the same connections and duration, repeated. Closed loop at each connection count:
 //! requests per second and CPU milliseconds per 1,000 requests of each tool, and the
 //! ratio tether / wrk with its spread. Open loop at each rate ([`open`]): tether's
-//! response time, service time and lag beside the target's true answer time. A
-//! benchmark, not a test: `cargo test` never runs it.
+//! response time, service time and lag beside the target's true answer time. Both tools
+//! send the same request ([`WRK_SAME_REQUEST`]); the CPUs are held out of their sleep
+//! states while it measures ([`idle`]); the limits the generator is held to are judged
+//! at the end ([`limits`]). A benchmark, not a test: `cargo test` never runs it.
 //! `tether bench fault-proxy` measures the fault proxy instead ([`fault_proxy`]), and
 //! `tether bench observer` what a run's sampling costs the Envoy it samples ([`observer`]).
 
 pub mod fault_proxy;
+pub mod idle;
+pub mod limits;
 pub mod observer;
 pub mod open;
 mod targets;
@@ -43,7 +47,13 @@ pub struct Options {
     pub out: PathBuf,
     /// Envoy binary (default: found or installed as `tether run` does).
     pub envoy_bin: Option<PathBuf>,
+    /// How the CPUs idle while it measures.
+    pub cpu_idle: idle::CpuIdle,
 }
+
+/// wrk's arguments that make its request the one tether sends (tether names itself in a
+/// `User-Agent`; wrk sends none), so that the target does the same work for both.
+pub const WRK_SAME_REQUEST: [&str; 2] = ["-H", "User-Agent: tether"];
 
 /// One measurement of one tool.
 #[derive(Debug, Clone, Serialize)]
@@ -88,10 +98,14 @@ pub struct Row {
 /// What `tether bench` measured (`bench/results.json`).
 #[derive(Debug, Clone, Serialize)]
 pub struct Results {
+    /// How the CPUs idled while it measured.
+    pub cpu_idle: String,
     /// Closed loop, tether against wrk.
     pub closed: Vec<Row>,
     /// Open loop, tether's latencies beside the target's.
     pub open: Vec<OpenRow>,
+    /// The limits the generator is held to, judged from the figures above.
+    pub limits: Vec<limits::Limit>,
 }
 
 /// Run the benchmark, print the table, write the figures to `options.out`.
@@ -114,13 +128,21 @@ pub fn run(options: &Options) -> Result<Results> {
     let envoy = provision::find_or_install(options.envoy_bin.as_deref())
         .context("the benchmark needs Envoy")?;
     let tether = std::env::current_exe().context("cannot find the tether executable")?;
-    let dir = std::env::temp_dir().join(format!("tether-bench-{}", std::process::id()));
+    remove_stale_folders();
+    let dir = std::env::temp_dir().join(format!("{FOLDER}{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
+    let hold = idle::IdleHold::new(options.cpu_idle);
+    eprintln!("bench: CPUs idle {}", hold.described);
     let result = measure(options, &wrk, &nginx, &envoy.path, &tether, &dir);
+    drop(hold.file);
     let _ = std::fs::remove_dir_all(&dir);
-    let rows = result?;
+    let mut rows = result?;
+    rows.cpu_idle = hold.described;
+    rows.limits = limits::judge(&rows.closed, &rows.open);
+    println!("CPUs idle {}", rows.cpu_idle);
     println!("{}", table(&rows.closed));
     println!("{}", open::table(&rows.open));
+    println!("{}", limits::table(&rows.limits));
     if let Some(parent) = options.out.parent() {
         std::fs::create_dir_all(parent)?;
     }
@@ -128,6 +150,26 @@ pub fn run(options: &Options) -> Result<Results> {
         .with_context(|| format!("cannot write {}", options.out.display()))?;
     println!("figures: {}", options.out.display());
     Ok(rows)
+}
+
+/// A bench's working folder in the temporary folder: this and its process id.
+const FOLDER: &str = "tether-bench-";
+
+/// Remove the working folders of benches that were killed (their process is gone): a
+/// signal skips the removal at the end of [`run`]. The processes they ran died with them.
+fn remove_stale_folders() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(|n| n.strip_prefix(FOLDER)) else {
+            continue;
+        };
+        if pid.parse::<u32>().is_ok() && !Path::new("/proc").join(pid).exists() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 /// Start the targets in `dir` and measure both tools against each.
@@ -143,8 +185,10 @@ fn measure(
     let _nginx = start_nginx(nginx, dir, nginx_port)?;
     let (_envoy, _) = start_envoy(envoy, dir, envoy_port, nginx_port)?;
     let mut results = Results {
+        cpu_idle: String::new(),
         closed: Vec::new(),
         open: Vec::new(),
+        limits: Vec::new(),
     };
     for (target, port) in [("nginx", nginx_port), ("envoy->nginx", envoy_port)] {
         results
@@ -236,6 +280,8 @@ fn closed_round(
                 "-t1".into(),
                 format!("-c{connections}"),
                 format!("-d{this}s"),
+                WRK_SAME_REQUEST[0].into(),
+                WRK_SAME_REQUEST[1].into(),
                 url.to_string(),
             ],
         )?;

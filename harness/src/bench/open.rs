@@ -74,6 +74,8 @@ pub(super) fn round(
             "-c1".into(),
             format!("-d{secs}s"),
             "--latency".into(),
+            super::WRK_SAME_REQUEST[0].into(),
+            super::WRK_SAME_REQUEST[1].into(),
             url.clone(),
         ],
     )?;

@@ -83,13 +83,15 @@ pub(super) fn wait_listening(addr: SocketAddr, what: &str) -> Result<()> {
     Ok(())
 }
 
-/// Start nginx (one worker, pinned to core 1) answering `ok` on `port`.
+/// Start nginx (one process, pinned to core 1) answering `ok` on `port`. With no master
+/// process the one process that serves is the one started, so it dies with the bench
+/// (a master killed by a signal leaves its workers running).
 pub(super) fn start_nginx(nginx: &Path, dir: &Path, port: u16) -> Result<Guard> {
     let conf = dir.join("nginx.conf");
     std::fs::write(
         &conf,
         format!(
-            "worker_processes 1;\ndaemon off;\npid {d}/nginx.pid;\nerror_log {d}/nginx-error.log;\n\
+            "master_process off;\nworker_processes 1;\ndaemon off;\npid {d}/nginx.pid;\nerror_log {d}/nginx-error.log;\n\
              events {{ worker_connections 4096; }}\n\
              http {{\n  access_log off;\n  client_body_temp_path {d};\n  proxy_temp_path {d};\n  fastcgi_temp_path {d};\n  uwsgi_temp_path {d};\n  scgi_temp_path {d};\n\
                server {{ listen 127.0.0.1:{port}; keepalive_requests 1000000; location / {{ return 200 \"ok\"; }} }}\n}}\n",
@@ -207,8 +209,17 @@ fn envoy_config(dir: &Path, admin: u16, port: u16, upstream: u16) -> Result<Path
 
 /// Run `program args` pinned to core 0, and return its stdout and the CPU it used.
 pub(super) fn pinned(program: &Path, args: &[String]) -> Result<(String, Cpu)> {
+    use std::os::unix::process::CommandExt;
     let before = children_cpu();
-    let out = Command::new("taskset")
+    let mut command = Command::new("taskset");
+    // SAFETY: prctl is async-signal-safe; the tool dies with the bench.
+    unsafe {
+        command.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+    let out = command
         .args(["-c", "0"])
         .arg(program)
         .args(args)

@@ -265,6 +265,11 @@ enum Command {
         /// Envoy binary (default: found or installed as `tether run` does).
         #[arg(long)]
         envoy_bin: Option<PathBuf>,
+        /// How the CPUs idle while it measures: `poll` holds /dev/cpu_dma_latency at 0
+        /// so that no core halts between requests (an open loop at a low rate otherwise
+        /// measures the wake-up of halted virtual CPUs); `as-is` leaves them as configured.
+        #[arg(long, value_enum, default_value_t = crate::bench::idle::CpuIdle::Poll)]
+        cpu_idle: crate::bench::idle::CpuIdle,
     },
     /// Show which Envoy, fault proxy and Docker engine tether finds, and what runs left
     /// behind (network namespaces, Docker containers and networks).
@@ -420,6 +425,7 @@ pub fn main() -> i32 {
                 open_connections,
                 out,
                 envoy_bin,
+                cpu_idle,
             } => {
                 let options = crate::bench::Options {
                     duration,
@@ -430,6 +436,7 @@ pub fn main() -> i32 {
                     open_connections,
                     out,
                     envoy_bin,
+                    cpu_idle,
                 };
                 tools::bench(move || crate::bench::run(&options)).await
             }
