@@ -35,31 +35,25 @@ pub(super) fn lanes(html: &mut String, entries: &[Entry], x: &dyn Fn(u64) -> f64
             ));
         }
     }
-    let lane_h = 26.0;
     html.push_str("<h2>Sidecars: connection to the control plane and config version</h2>");
     if lanes.is_empty() {
         html.push_str("<p>No sidecar was sampled: no check of this suite reads their admin state (<code>observe: { sidecars: all }</code> samples them all).</p>");
         return;
     }
-    let rows = bands::rows(lanes.keys().copied());
-    let (tops, height) = bands::tops(&rows, 16.0, lane_h);
-    let _ = write!(
-        html,
-        r#"<svg viewBox="0 0 {W} {}" role="img" aria-label="sidecar lanes">"#,
-        height + 46.0
-    );
-    shade_faults(html, entries, x, 16.0, height);
-    for (row, ly) in rows.iter().zip(tops) {
-        match row {
-            bands::Row::Lane(node) => sample_lane(html, node, &lanes[node], x, ly),
-            bands::Row::Band(fleet, members) => {
-                sample_band(html, fleet, members, &lanes, x, end_ms, ly)
-            }
+    let chart = Frame {
+        entries,
+        x,
+        end_ms,
+        lane_h: 26.0,
+        label: "sidecar lanes",
+    };
+    chart.draw(html, lanes.keys().copied(), |html, row, ly| match row {
+        bands::Row::Lane(node) => sample_lane(html, node, &lanes[node], x, ly),
+        bands::Row::Band(fleet, members) => {
+            sample_band(html, fleet, members, &lanes, x, end_ms, ly)
         }
-    }
-    mark_changes(html, entries, x, 16.0, height);
-    axis(html, end_ms, x, height + 36.0);
-    html.push_str("</svg><p>Green: Envoy reports itself connected to the control plane (<code>control_plane.connected_state</code>); red: not connected. Black ticks: an HTTP/2 keepalive timeout on the xDS connection (the sidecar noticed a silent link). Through a TCP-terminating fault proxy the connected state returns as soon as a reconnect is accepted by the proxy, so during a blackhole it flaps; the ticks show each detection. <code>vN</code>: the route config version served from then on. A fleet's band: the share of its members connected (green) and not (red) in each column of time, and the version most of them serve.</p>");
+    });
+    html.push_str("<p>Green: Envoy reports itself connected to the control plane (<code>control_plane.connected_state</code>); red: not connected. Black ticks: an HTTP/2 keepalive timeout on the xDS connection (the sidecar noticed a silent link). Through a TCP-terminating fault proxy the connected state returns as soon as a reconnect is accepted by the proxy, so during a blackhole it flaps; the ticks show each detection. <code>vN</code>: the route config version served from then on. A fleet's band: the share of its members connected (green) and not (red) in each column of time, and the version most of them serve.</p>");
 }
 
 /// A lane per sidecar: the control plane's pushes (blue, top), the sidecar's ACKs
@@ -87,15 +81,14 @@ pub(super) fn xds(html: &mut String, entries: &[Entry], x: &dyn Fn(u64) -> f64, 
         return;
     }
     let lane_h = 18.0;
-    let rows = bands::rows(lanes.keys().copied());
-    let (tops, height) = bands::tops(&rows, 16.0, lane_h);
-    let _ = write!(
-        html,
-        r#"<svg viewBox="0 0 {W} {}" role="img" aria-label="xDS pushes and answers">"#,
-        height + 46.0
-    );
-    shade_faults(html, entries, x, 16.0, height);
-    for (row, ly) in rows.iter().zip(tops) {
+    let chart = Frame {
+        entries,
+        x,
+        end_ms,
+        lane_h,
+        label: "xDS pushes and answers",
+    };
+    chart.draw(html, lanes.keys().copied(), |html, row, ly| {
         let _ = write!(
             html,
             r##"<line x1="{LEFT}" y1="{0:.1}" x2="{1}" y2="{0:.1}" stroke="#eee"/>"##,
@@ -108,10 +101,47 @@ pub(super) fn xds(html: &mut String, entries: &[Entry], x: &dyn Fn(u64) -> f64, 
                 xds_band(html, fleet, members, &lanes, x, end_ms, ly)
             }
         }
+    });
+    html.push_str("<p>Blue (top half): the control plane sent the sidecar a config. Green (bottom half): the sidecar ACKed one. Red (full height): it NACKed one. Hover a tick for its type and version. A fleet's band: the share of its members pushed a config (blue), ACKing one (green) or NACKing one (red) in each column of time.</p>");
+}
+
+/// A chart of a row per sidecar (or fleet) on the run's time axis.
+struct Frame<'a> {
+    entries: &'a [Entry],
+    x: &'a dyn Fn(u64) -> f64,
+    end_ms: u64,
+    /// A lane's height (a band's is [`bands::BAND_LANES`] times it).
+    lane_h: f64,
+    /// What the chart shows, for screen readers.
+    label: &'a str,
+}
+
+impl Frame<'_> {
+    /// The chart of `names`: a row each (or a band per fleet, see [`bands::rows`]),
+    /// each drawn by `row` at its top, with the disruption windows shaded, the mesh
+    /// changes dashed and the time axis below.
+    fn draw<'n>(
+        &self,
+        html: &mut String,
+        names: impl IntoIterator<Item = &'n str>,
+        mut row: impl FnMut(&mut String, &bands::Row<'n>, f64),
+    ) {
+        let rows = bands::rows(names);
+        let (tops, height) = bands::tops(&rows, 16.0, self.lane_h);
+        let _ = write!(
+            html,
+            r#"<svg viewBox="0 0 {W} {}" role="img" aria-label="{}">"#,
+            height + 46.0,
+            self.label
+        );
+        shade_faults(html, self.entries, self.x, 16.0, height);
+        for (r, top) in rows.iter().zip(tops) {
+            row(html, r, top);
+        }
+        mark_changes(html, self.entries, self.x, 16.0, height);
+        axis(html, self.end_ms, self.x, height + 36.0);
+        html.push_str("</svg>");
     }
-    mark_changes(html, entries, x, 16.0, height);
-    axis(html, end_ms, x, height + 36.0);
-    html.push_str("</svg><p>Blue (top half): the control plane sent the sidecar a config. Green (bottom half): the sidecar ACKed one. Red (full height): it NACKed one. Hover a tick for its type and version. A fleet's band: the share of its members pushed a config (blue), ACKing one (green) or NACKing one (red) in each column of time.</p>");
 }
 
 /// The node name without the `mesh/<mesh>/virtualNode/` prefix of its xDS id.
