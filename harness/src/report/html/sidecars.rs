@@ -296,10 +296,13 @@ fn sample_band(
     for member in members {
         let samples = &lanes[member];
         for (i, (t, connected, version, _)) in samples.iter().enumerate() {
+            let from = bands::column(*t, end_ms);
+            // (Samples out of time order cover nothing rather than panic.)
             let until = samples
                 .get(i + 1)
-                .map_or(end, |next| bands::column(next.0, end_ms));
-            for (up, down, versions) in &mut columns[bands::column(*t, end_ms)..until] {
+                .map_or(end, |next| bands::column(next.0, end_ms))
+                .max(from);
+            for (up, down, versions) in &mut columns[from..until] {
                 match connected {
                     Some(true) => *up += 1,
                     Some(false) => *down += 1,
@@ -381,4 +384,81 @@ fn column_bar(
         start as f64 / 1000.0,
         end as f64 / 1000.0,
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(node: &str, t_ms: u64, connected: bool) -> Entry {
+        Entry {
+            t_ms,
+            event: Event::EnvoySample {
+                node: node.into(),
+                connected: Some(connected),
+                route_version: Some("3".into()),
+                cluster_version: None,
+                listener_version: None,
+                xds_keepalive_timeouts: None,
+                ready: Some(true),
+                memory_allocated: None,
+                memory_heap: None,
+                updates_rejected: None,
+            },
+        }
+    }
+
+    fn push(node: &str, t_ms: u64) -> Entry {
+        Entry {
+            t_ms,
+            event: Event::Xds {
+                node: format!("mesh/m/virtualNode/{node}"),
+                type_name: "rds".into(),
+                xds: XdsKind::Push,
+                version: "3".into(),
+                error: None,
+            },
+        }
+    }
+
+    fn render(entries: &[Entry]) -> String {
+        let end_ms = entries.iter().map(|e| e.t_ms).max().unwrap_or(1);
+        let x = |t: u64| LEFT + t as f64 / end_ms as f64 * (W - LEFT - RIGHT);
+        let mut html = String::new();
+        lanes(&mut html, entries, &x, end_ms);
+        xds(&mut html, entries, &x, end_ms);
+        html
+    }
+
+    #[test]
+    fn a_fleet_is_one_band_with_the_share_of_its_members() {
+        let members: Vec<String> = (1..=30).map(|n| format!("client-{n:02}")).collect();
+        let mut entries = Vec::new();
+        for (i, m) in members.iter().enumerate() {
+            // Ten of the thirty are disconnected from 5 s on; each member pushed at 2 s.
+            entries.push(sample(m, 1_000, true));
+            entries.push(sample(m, 5_000, i >= 10));
+            entries.push(sample(m, 9_000, i >= 10));
+            entries.push(push(m, 2_000));
+        }
+        entries.push(sample("svc-v1", 1_000, true));
+        entries.push(sample("svc-v1", 9_000, true));
+        let html = render(&entries);
+        assert!(html.contains("client ×30"), "{html}");
+        assert!(html.contains("30 of 30 connected"), "{html}");
+        assert!(html.contains("20 of 30 connected") && html.contains("10 of 30 not connected"));
+        assert!(html.contains("30 of 30 pushed a config"));
+        assert!(!html.contains(">client-07<"), "no lane per member");
+        assert!(html.contains(">svc-v1<"), "the others keep their lanes");
+    }
+
+    #[test]
+    fn no_samples_say_why_and_samples_out_of_order_do_not_panic() {
+        assert!(render(&[push("client", 1_000)]).contains("No sidecar was sampled"));
+        let mut entries: Vec<Entry> = (1..=30)
+            .map(|n| sample(&format!("c-{n}"), 9_000, true))
+            .collect();
+        entries.extend((1..=30).map(|n| sample(&format!("c-{n}"), 1_000, false)));
+        assert!(render(&entries).contains("c ×30"));
+    }
 }
