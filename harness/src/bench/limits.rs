@@ -14,8 +14,8 @@ use serde::Serialize;
 pub struct Limit {
     /// What is held, e.g. `nginx, 16 connections: tether / wrk`.
     pub what: String,
-    /// The median measured.
-    pub measured: f64,
+    /// The median measured (none: not measured, or no valid round).
+    pub measured: Option<f64>,
     /// The bound.
     pub bound: f64,
     /// `>=` or `<=`.
@@ -30,7 +30,7 @@ impl Limit {
     fn at_least(what: String, measured: f64, bound: f64) -> Limit {
         Limit {
             what,
-            measured,
+            measured: Some(measured),
             bound,
             holds_if: ">=",
             met: measured >= bound,
@@ -41,11 +41,23 @@ impl Limit {
     fn at_most(what: String, measured: f64, bound: f64, against_probe: Option<f64>) -> Limit {
         Limit {
             what,
-            measured,
+            measured: Some(measured),
             bound,
             holds_if: "<=",
             met: measured <= bound,
             against_probe,
+        }
+    }
+
+    /// A limit the run could not judge (it is not met).
+    fn not_judged(what: String, bound: f64) -> Limit {
+        Limit {
+            what,
+            measured: None,
+            bound,
+            holds_if: "<=",
+            met: false,
+            against_probe: None,
         }
     }
 }
@@ -72,13 +84,24 @@ pub fn judge(closed: &[Row], open: &[OpenRow]) -> Vec<Limit> {
             None,
         ));
     }
-    for row in open
-        .iter()
-        .filter(|r| r.target == "nginx" && OPEN_RATES.contains(&r.rate))
-    {
-        let at = format!("nginx, open loop at {}/s", row.rate);
+    for rate in OPEN_RATES {
+        let at = format!("nginx, open loop at {rate}/s");
+        let row = open.iter().find(|r| r.target == "nginx" && r.rate == rate);
+        // A round the generator itself found invalid measured the generator: left out.
+        let rounds: Vec<&OpenSample> = row.map_or(Vec::new(), |r| {
+            r.rounds.iter().filter(|s| s.valid).collect()
+        });
+        if rounds.is_empty() {
+            let why = if row.is_none() {
+                "not measured (not in --rates)"
+            } else {
+                "no valid round"
+            };
+            limits.push(Limit::not_judged(format!("{at}: {why}"), 30.0));
+            continue;
+        }
         let median =
-            |f: fn(&OpenSample) -> f64| spread(&row.rounds.iter().map(f).collect::<Vec<_>>()).0;
+            |f: fn(&OpenSample) -> f64| spread(&rounds.iter().map(|s| f(s)).collect::<Vec<_>>()).0;
         let (wrk, probe) = (median(|s| s.wrk_c1_p50_us), median(|s| s.probe_p50_us));
         for (name, value, bound) in [
             (
@@ -119,10 +142,10 @@ pub fn table(limits: &[Limit]) -> String {
         let probe = l
             .against_probe
             .map_or(String::new(), |p| format!("   ({p:.1})"));
+        let measured = l.measured.map_or("-".into(), |m| format!("{m:.2}"));
         out.push_str(&format!(
-            "{:<78} {:>8.2}  {} {:<6.2} {}{probe}\n",
+            "{:<78} {measured:>8}  {} {:<6.2} {}{probe}\n",
             l.what,
-            l.measured,
             l.holds_if,
             l.bound,
             if l.met { "yes" } else { "NO " },
@@ -180,13 +203,13 @@ mod tests {
         let by = |what: &str| limits.iter().find(|l| l.what.ends_with(what)).unwrap();
         // Medians: ratio 0.98 (>= 0.97 through Envoy), CPU 9.5 against 10.
         assert!(by("tether / wrk requests/s").met);
-        assert_eq!(by("tether / wrk requests/s").measured, 0.98);
+        assert_eq!(by("tether / wrk requests/s").measured, Some(0.98));
         assert!(by("(bound: wrk's)").met);
         // Service 65 against wrk 41: 24 µs over (met), 19 over the probe; lag 9 µs.
         let service = by("service time p50 - wrk -c1 p50, µs");
         assert_eq!(
             (service.measured, service.met, service.against_probe),
-            (24.0, true, Some(19.0))
+            (Some(24.0), true, Some(19.0))
         );
         assert!(by("lag p50, µs").met);
         // Negative controls: a slower tether, a slower answer, a later send.

@@ -7,6 +7,7 @@ pub mod dumps;
 
 use crate::envoy::AdminClient;
 use crate::envoy::admin::REQUESTS_PER_SNAPSHOT;
+use crate::plan::Sidecars;
 use crate::timeline::{Event, Timeline};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -20,9 +21,12 @@ use tokio_util::sync::CancellationToken;
 pub struct ObserverCost {
     /// Sidecars sampled.
     pub sidecars: usize,
-    /// Sidecars in the run (the rest were not sampled: no check reads them).
+    /// Sidecars in the run.
     #[serde(default)]
     pub of: usize,
+    /// Which ones the suite asked to sample (`observe.sidecars`).
+    #[serde(default)]
+    pub asked: crate::plan::Sidecars,
     /// Each sidecar sampled this often, ms.
     pub period_ms: u64,
     /// Samples taken, all sidecars together.
@@ -39,14 +43,22 @@ impl ObserverCost {
     /// The cost in words, as the report and the console give it.
     pub fn describe(&self) -> String {
         let per_s = |n: f64| n * 1000.0 / self.wall_ms.max(1.0);
+        let why = match self.asked {
+            Sidecars::Checked => "the ones the checks read",
+            Sidecars::All => "observe: all",
+            Sidecars::None => "observe: none",
+        };
         if self.sidecars == 0 {
-            return format!(
-                "none of the {} sidecars sampled (no check reads their admin state)",
-                self.of
-            );
+            return match self.asked {
+                Sidecars::Checked => format!(
+                    "none of the {} sidecars sampled (no check reads their admin state)",
+                    self.of
+                ),
+                _ => format!("none of the {} sidecars sampled ({why})", self.of),
+            };
         }
         let of = if self.of > self.sidecars {
-            format!(" of {} (the ones the checks read)", self.of)
+            format!(" of {} ({why})", self.of)
         } else {
             String::new()
         };
@@ -101,6 +113,7 @@ pub fn spawn_sampler(
             ObserverCost {
                 sidecars,
                 of,
+                asked: Sidecars::default(),
                 period_ms: period.as_millis() as u64,
                 samples,
                 admin_requests: samples * REQUESTS_PER_SNAPSHOT,
@@ -221,5 +234,41 @@ async fn next_tick(tick: &mut tokio::time::Interval, stop: &CancellationToken) -
     tokio::select! {
         _ = stop.cancelled() => false,
         _ = tick.tick() => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cost_says_how_many_were_sampled_and_why() {
+        let cost = |sidecars, asked| ObserverCost {
+            sidecars,
+            of: 502,
+            asked,
+            period_ms: 250,
+            samples: 100,
+            admin_requests: 200,
+            cpu_ms: 50.0,
+            wall_ms: 10_000.0,
+        };
+        assert_eq!(
+            cost(0, Sidecars::Checked).describe(),
+            "none of the 502 sidecars sampled (no check reads their admin state)"
+        );
+        assert_eq!(
+            cost(0, Sidecars::None).describe(),
+            "none of the 502 sidecars sampled (observe: none)"
+        );
+        assert_eq!(
+            cost(3, Sidecars::Checked).describe(),
+            "3 sidecars of 502 (the ones the checks read) every 0.25 s: 200 admin requests (20 a second), 0.05 s of tether's CPU (0.50% of a core)"
+        );
+        assert!(
+            cost(502, Sidecars::All)
+                .describe()
+                .starts_with("502 sidecars every")
+        );
     }
 }

@@ -7,12 +7,12 @@
 //! period: `observe: { sidecars: all, every: 1s }`.
 
 use super::{Action, Check, Part, Plan};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::time::Duration;
 
 /// Which sidecars a run samples (`observe.sidecars`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Sidecars {
     /// The ones the suite's checks read (the default).
@@ -39,10 +39,9 @@ pub struct Observe {
 pub enum Reads {
     /// No sidecar's: it judges from the load or the control plane's xDS log.
     Nothing,
-    /// Every outpost sidecar's.
+    /// Every outpost sidecar's (the load's sidecar among them: a suite's load enters
+    /// through an outpost node).
     Outpost,
-    /// Every outpost sidecar's and the load's sidecar's.
-    OutpostAndLoad,
     /// These sidecars'.
     Nodes(Vec<String>),
     /// The sidecars the suite restarts.
@@ -56,8 +55,6 @@ pub enum Reads {
 pub struct Scope<'a> {
     /// Outpost nodes.
     pub outpost: &'a [String],
-    /// The node the load enters through.
-    pub load_through: &'a str,
     /// Nodes whose sidecar the suite restarts.
     pub restarted: &'a [String],
     /// Every node with a sidecar.
@@ -80,11 +77,6 @@ impl Reads {
         match self {
             Reads::Nothing => BTreeSet::new(),
             Reads::Outpost => all(scope.outpost),
-            Reads::OutpostAndLoad => {
-                let mut nodes: BTreeSet<String> = all(scope.outpost);
-                nodes.insert(scope.load_through.to_string());
-                nodes
-            }
             Reads::Nodes(nodes) => all(nodes),
             Reads::Restarted => all(scope.restarted),
             Reads::Every => all(scope.every),
@@ -109,8 +101,8 @@ impl Check {
             Check::Propagation { .. } => Reads::Every,
             Check::ConfigFrozen { .. }
             | Check::XdsStaysConnected { .. }
-            | Check::Reconvergence { .. } => Reads::Outpost,
-            Check::ChangeAppliedAfterHeal { .. } => Reads::OutpostAndLoad,
+            | Check::Reconvergence { .. }
+            | Check::ChangeAppliedAfterHeal { .. } => Reads::Outpost,
             Check::PartitionNoticed { nodes, .. } | Check::PartitionUnnoticed { nodes, .. } => {
                 listed(nodes)
             }
@@ -138,7 +130,6 @@ impl Plan {
                 let (outpost, restarted) = (self.outpost_nodes(), self.restarted_sidecars());
                 let scope = Scope {
                     outpost: &outpost,
-                    load_through: &self.load.through,
                     restarted: &restarted,
                     every: &every,
                 };
@@ -173,7 +164,6 @@ mod tests {
     fn scope<'a>(outpost: &'a [String], every: &'a [String]) -> Scope<'a> {
         Scope {
             outpost,
-            load_through: "client",
             restarted: &every[2..],
             every,
         }
@@ -190,7 +180,6 @@ mod tests {
         };
         assert!(nodes(Reads::Nothing).is_empty());
         assert_eq!(nodes(Reads::Outpost), ["svc-v1"]);
-        assert_eq!(nodes(Reads::OutpostAndLoad), ["client", "svc-v1"]);
         assert_eq!(nodes(Reads::Nodes(vec!["x".into()])), ["x"]);
         assert_eq!(nodes(Reads::Restarted), ["svc-v1"]);
         assert_eq!(nodes(Reads::Every), every);

@@ -472,7 +472,11 @@ impl Drive<'_> {
                 .ok()
                 .flatten(),
             Err(_) => None,
-        };
+        }
+        .map(|cost| ObserverCost {
+            asked: self.plan.observe.sidecars,
+            ..cost
+        });
         self.console.finish().await;
         (result, cost)
     }

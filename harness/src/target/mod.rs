@@ -428,12 +428,29 @@ impl Target {
         for why in cannot_on_a_target(plan) {
             say(self.spans.name.as_ref(), format!("suite `{suite}`: {why}"));
         }
+        if let Some(check) = self.unsampled_check(plan) {
+            say(
+                self.spans.control_plane.as_ref(),
+                format!(
+                    "suite `{suite}` says `observe: {{ sidecars: none }}`, but against this target's control plane (not tether's: no xDS log) `{}` judges from the sidecars' samples",
+                    check.name()
+                ),
+            );
+        }
         problems.dedup();
         if problems.is_empty() {
             Ok(())
         } else {
             Err(Unfit(problems))
         }
+    }
+
+    /// A check of `plan` that would have no samples to judge: the suite samples no
+    /// sidecar, and against this target's control plane the check reads them.
+    fn unsampled_check<'p>(&self, plan: &'p Plan) -> Option<&'p crate::plan::Check> {
+        let none = plan.observe.sidecars == crate::plan::Sidecars::None;
+        let xds_log = self.follows_log();
+        plan.checks.iter().find(|c| none && c.reads(xds_log).any())
     }
 
     /// How each link's faults are made, in words (credentials redacted).

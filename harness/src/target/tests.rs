@@ -152,3 +152,22 @@ fn state_folders_differ_per_target() {
         &rack.state_dir().file_name().unwrap().to_string_lossy()[13..]
     )));
 }
+
+#[test]
+fn a_suite_that_samples_no_sidecar_cannot_judge_a_foreign_control_plane_by_them() {
+    let mut plan = crate::suite::load(&repo("suites/propagation.yaml")).unwrap();
+    plan.observe.sidecars = crate::plan::Sidecars::None;
+    let foreign = parse(&MINIMAL.replace(
+        "tether: { api: 'http://127.0.0.1:3' }",
+        "foreign:\n    changes:\n      set_route_weights: { run: [x] }",
+    ))
+    .unwrap();
+    let unfit = foreign.fits(&plan).unwrap_err().to_string();
+    assert!(
+        unfit.contains("`observe: { sidecars: none }`") && unfit.contains("`propagation`"),
+        "{unfit}"
+    );
+    // Against tether's control plane propagation reads its log: no such complaint.
+    let ours = parse(MINIMAL).unwrap().fits(&plan).unwrap_err().to_string();
+    assert!(!ours.contains("sidecars: none"), "{ours}");
+}

@@ -122,6 +122,11 @@ pub(super) fn propagation(entries: &[Entry], phase: &str, within_ms: u64) -> Jud
     let mut missing = Vec::new();
     for (t, version, affects) in &changes {
         for node in affects.iter() {
+            if samples(entries, node).next().is_none() {
+                return Err(format!(
+                    "`{node}` was never sampled: nothing to judge it by"
+                ));
+            }
             let before = route_before(entries, node, *t);
             match samples(entries, node).find(|s| s.t >= *t && has_change(s, version, before)) {
                 Some(s) => delays.push(s.t - t),

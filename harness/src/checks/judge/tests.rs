@@ -200,7 +200,6 @@ fn judged_on(check: Check, ctx: &Context, entries: &[Entry]) -> super::super::Ve
     }
     let scope = Scope {
         outpost: &ctx.outpost_nodes,
-        load_through: &ctx.load_through,
         restarted: &restarted,
         every: &every,
     };
@@ -866,4 +865,71 @@ fn without_an_xds_log_a_rejected_change_is_named() {
     run.at(14_750, sample(0)).at(15_500, sample(0));
     let v = run.judge_without_log(propagation);
     assert!(!v.detail.contains("rejected"), "{}", v.detail);
+}
+
+/// Two outpost sidecars (`client`, where the load enters, and `svc-v1`) and one in the
+/// region, sampled every second: `svc-v1` takes version 2 at 15 s, inside the
+/// partition, and its memory grows by 1 MB a second; the others stay as they were.
+fn two_outpost_sidecars() -> (Context, Vec<Entry>) {
+    let ctx = Context {
+        outpost_nodes: vec!["client".into(), "svc-v1".into()],
+        ..ctx()
+    };
+    let mut run = Run::new();
+    for sec in 0..30u64 {
+        for node in ["client", "svc-v1", "region-svc"] {
+            let moved = node == "svc-v1" && sec >= 15;
+            let version = Some(if moved { "2" } else { "1" }.to_string());
+            run.at(
+                sec * 1000,
+                Event::EnvoySample {
+                    node: node.into(),
+                    connected: Some(!(11..20).contains(&sec) || node == "region-svc"),
+                    route_version: version.clone(),
+                    cluster_version: version,
+                    listener_version: None,
+                    xds_keepalive_timeouts: Some(u64::from(sec >= 11)),
+                    ready: Some(true),
+                    memory_allocated: Some(
+                        8_000_000 + if node == "svc-v1" { sec * 1_000_000 } else { 0 },
+                    ),
+                    memory_heap: None,
+                    updates_rejected: None,
+                },
+            );
+        }
+    }
+    (ctx, run.entries)
+}
+
+#[test]
+fn a_check_reads_the_samples_of_every_sidecar_it_judges_not_just_the_first() {
+    let (ctx, entries) = two_outpost_sidecars();
+    // The change on svc-v1 during the partition fails config_frozen; judged_on shows it
+    // is the same verdict on the outpost's samples alone (a declaration of `client` only
+    // would lose svc-v1 and pass).
+    let v = judged_on(frozen(), &ctx, &entries);
+    assert_eq!(v.outcome, Outcome::Failed, "{}", v.detail);
+    assert!(v.detail.contains("svc-v1"), "{}", v.detail);
+    let noticed = Check::PartitionNoticed {
+        phase: s("partition"),
+        within: secs(3),
+        nodes: vec![s("svc-v1")],
+    };
+    let v = judged_on(noticed, &ctx, &entries);
+    assert_eq!(v.outcome, Outcome::Passed, "{}", v.detail);
+    // memory_drift of one Envoy reads that Envoy's samples; of all, every sidecar's.
+    let drift = |parts: Vec<Spanned<String>>| Check::MemoryDrift {
+        phase: None,
+        max_per_hour: Spanned::new(Span::new_blank(), crate::source::Bytes(1e6)),
+        after: None,
+        parts,
+    };
+    for parts in [vec![s("envoy/svc-v1")], Vec::new()] {
+        let v = judged_on(drift(parts), &ctx, &entries);
+        assert_eq!(v.outcome, Outcome::Failed, "{}", v.detail);
+        assert!(v.detail.contains("envoy/svc-v1"), "{}", v.detail);
+    }
+    let v = judged_on(drift(vec![s("envoy/region-svc")]), &ctx, &entries);
+    assert_eq!(v.outcome, Outcome::Passed, "{}", v.detail);
 }

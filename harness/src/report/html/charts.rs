@@ -180,6 +180,7 @@ fn mark_failures(
     }
 }
 
+/// A dashed line at each mesh change, from `top` down `height`, its description as tooltip.
 pub(super) fn mark_changes(
     html: &mut String,
     entries: &[Entry],
@@ -200,6 +201,7 @@ pub(super) fn mark_changes(
     }
 }
 
+/// The time axis at height `y`: a label at every tenth of the run, in whole seconds.
 pub(super) fn axis(html: &mut String, end_ms: u64, x: &dyn Fn(u64) -> f64, y: f64) {
     let step = ((end_ms / 1000) / 10).max(1) * 1000;
     let mut t = 0;

@@ -200,8 +200,13 @@ impl Charts<'_> {
                 Some(format!("{} {:+.0} KiB/h", esc(part), m.value / 1024.0))
             })
             .collect();
+        let envoys = if parts.keys().any(|p| p.starts_with("envoy/")) {
+            "Envoys: server.memory_allocated"
+        } else {
+            "no Envoy sampled (no check reads their memory: add memory_drift)"
+        };
         let mut caption = format!(
-            "Envoys: server.memory_allocated; others: resident; at the end: {}",
+            "{envoys}; others: resident; at the end: {}",
             legend.join(", ")
         );
         if !growth.is_empty() {
