@@ -96,7 +96,7 @@ pub fn phase_figures(entries: &[Entry]) -> Vec<PhaseFigures> {
 fn figures_of(entries: &[Entry], phase: &str, window: Window) -> PhaseFigures {
     let seconds: Vec<_> = entries
         .iter()
-        .filter(|e| window.contains(e.t_ms))
+        .filter(|e| window.holds_second(e.t_ms))
         .filter_map(|e| match &e.event {
             Event::LoadSecond(second) => Some(second),
             _ => None,
@@ -165,32 +165,34 @@ mod tests {
 
     #[test]
     fn each_phase_gets_its_own_seconds() {
+        // `calm` from 0 to 2.4 s, `storm` from 2.4 s to 3.4 s: the second from 2 s to 3 s
+        // is mostly the storm's, so it is the storm's.
         let entries = vec![
             Entry {
                 t_ms: 0,
                 event: Event::PhaseStarted {
                     phase: "calm".into(),
-                    duration_ms: 2_000,
+                    duration_ms: 2_400,
                 },
             },
             Entry {
-                t_ms: 1_000,
+                t_ms: 0,
                 event: second(10, 10, 1_000),
             },
             Entry {
-                t_ms: 1_999,
+                t_ms: 1_000,
                 event: second(10, 10, 3_000),
             },
             Entry {
                 t_ms: 2_000,
+                event: second(10, 4, 90_000),
+            },
+            Entry {
+                t_ms: 2_400,
                 event: Event::PhaseStarted {
                     phase: "storm".into(),
                     duration_ms: 1_000,
                 },
-            },
-            Entry {
-                t_ms: 2_500,
-                event: second(10, 4, 90_000),
             },
         ];
         let figures = phase_figures(&entries);

@@ -27,4 +27,14 @@ impl Window {
     pub fn contains(&self, t_ms: u64) -> bool {
         (self.start_ms..self.end_ms).contains(&t_ms)
     }
+
+    /// Does the second of load `[t_ms, t_ms + 1000)` belong here? Load is recorded a
+    /// second at a time on the run's clock while phases start when they are carried out,
+    /// so a second can straddle two phases; it belongs to the one that holds its middle.
+    /// Every second is then judged in exactly one phase, and never more than half of it
+    /// in the wrong one (judged by its start, a second that began 190 ms before a heal
+    /// counted the heal's first 810 ms, and their errors, in the partition).
+    pub fn holds_second(&self, t_ms: u64) -> bool {
+        self.contains(t_ms + 500)
+    }
 }

@@ -99,8 +99,10 @@ pub(super) fn change_applied(
         );
         return Ok(verdict(false, detail, Vec::new(), Some(t)));
     }
+    // A second of load is before the heal when most of it is (see `Window::holds_second`).
+    let before_heal = |t: u64| t + 500 < heal.start_ms;
     let early_traffic = load_seconds(entries)
-        .find(|(t, s)| *t >= changed_at && *t < heal.start_ms && share(s) >= min_share);
+        .find(|(t, s)| *t >= changed_at && before_heal(*t) && share(s) >= min_share);
     if let Some((t, _)) = early_traffic {
         let detail = format!(
             "`{target}` already served the traffic at {}, before the heal at {}",
@@ -121,7 +123,7 @@ pub(super) fn change_applied(
     };
     let config_ms = config_t - heal.start_ms;
     let Some((switch_t, _)) =
-        load_seconds(entries).find(|(t, s)| *t >= heal.start_ms && share(s) >= min_share)
+        load_seconds(entries).find(|(t, s)| !before_heal(*t) && share(s) >= min_share)
     else {
         let detail = format!(
             "`{target}` never served {:.0}% of the traffic after the heal",

@@ -933,3 +933,52 @@ fn a_check_reads_the_samples_of_every_sidecar_it_judges_not_just_the_first() {
     let v = judged_on(drift(vec![s("envoy/region-svc")]), &ctx, &entries);
     assert_eq!(v.outcome, Outcome::Passed, "{}", v.detail);
 }
+
+/// A partition from 8.19 s to 20.19 s (phases start when carried out, off the load's
+/// whole seconds) with a change to v2 at 15 s, then a heal: the change is served from
+/// 20.5 s; 40 of the 50 requests of second `failed_in_second` fail.
+fn straddled(failed_in_second: u64) -> Vec<Entry> {
+    let mut run = Run {
+        entries: Vec::new(),
+    };
+    for (t, phase, duration_ms) in [(8_190, "partition", 12_000), (20_190, "heal", 12_000)] {
+        run.at(
+            t,
+            Event::PhaseStarted {
+                phase: phase.into(),
+                duration_ms,
+            },
+        );
+    }
+    run.at(
+        15_000,
+        Event::MeshChange {
+            description: "v2".into(),
+            version: "2".into(),
+            target: Some("v2".into()),
+            affects: vec!["client".into()],
+        },
+    );
+    for sec in 8..30u64 {
+        let ok = if sec == failed_in_second { 10 } else { 50 };
+        let switched = sec >= 20;
+        run.load(sec * 1000, ok, if switched { "v2" } else { "v1" });
+        run.sample(sec * 1000 + 500, true, if switched { "2" } else { "1" });
+    }
+    run.entries
+}
+
+#[test]
+fn a_second_of_load_is_judged_in_the_phase_that_holds_most_of_it() {
+    // The second from 20 s to 21 s is the heal's (it began 190 ms before it): its
+    // failure is not the partition's, nor is its traffic on v2 served before the heal.
+    let entries = straddled(20);
+    let v = judged_on(traffic(), &ctx(), &entries);
+    assert_eq!(v.outcome, Outcome::Passed, "{}", v.detail);
+    assert_eq!(v.measurement("requests").unwrap().value, 600.0);
+    let v = judged_on(applied(), &ctx(), &straddled(25));
+    assert_eq!(v.outcome, Outcome::Passed, "{}", v.detail);
+    // Negative control: failures in the partition's last second (19 s to 20 s) count.
+    let v = judged_on(traffic(), &ctx(), &straddled(19));
+    assert_eq!(v.outcome, Outcome::Failed, "{}", v.detail);
+}

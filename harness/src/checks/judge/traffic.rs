@@ -11,7 +11,7 @@ pub(super) fn flows(entries: &[Entry], phase: &str, min: f64) -> Judged {
     let w = phase_window(entries, phase)?;
     let (mut sent, mut ok, mut first_failure) = (0u64, 0u64, None);
     let mut errors: BTreeMap<&str, u64> = BTreeMap::new();
-    for (t, s) in load_seconds(entries).filter(|(t, _)| w.contains(*t)) {
+    for (t, s) in load_seconds(entries).filter(|(t, _)| w.holds_second(*t)) {
         sent += s.sent;
         ok += s.ok;
         for (kind, n) in &s.errors {
@@ -37,7 +37,7 @@ pub(super) fn flows(entries: &[Entry], phase: &str, min: f64) -> Judged {
     // The phase's latency: every second's histogram merged, nothing lost.
     let latency = crate::timeline::merge_latency(
         load_seconds(entries)
-            .filter(|(t, _)| w.contains(*t))
+            .filter(|(t, _)| w.holds_second(*t))
             .map(|(_, s)| s),
     );
     let mut measurements = vec![
